@@ -1,0 +1,403 @@
+//! The command line: one binary with subcommands for serving, migrating, configuration and
+//! accounts.
+//!
+//! Every subcommand takes `--config FILE`; settings then come from that file, `APP_…`
+//! environment variables and flags (see [`crate::config`]). Commands print results on standard
+//! output and logs on standard error. Passwords are read from a prompt, or from standard input
+//! when it is not a terminal, never from arguments (which other users can read from `ps`).
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, KeySpec, Settings};
+use crate::services::accounts::{AccountInput, AccountService, Email, Password, Username};
+use crate::startup::Application;
+use crate::store::{AccountKind, AccountRow, Store};
+
+/// integration-host: OAuth 1.0a integrations and access tokens for a Web API, compatible with
+/// Magento 2's Integration module.
+#[derive(Debug, Parser)]
+#[command(name = "integration-host", version, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (TOML). Environment variables APP_<SECTION>__<KEY> override it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "INTEGRATION_HOST_CONFIG"
+    )]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: migrate the database, create the first admin if there is none, serve.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Check or print the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage admin users.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Manage customers.
+    #[command(subcommand)]
+    Customer(CustomerCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, HOST:PORT (port 0 picks a free port). Overrides server.listen.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the configuration; report the first error with its key.
+    Check,
+    /// Print a commented template of every setting with its default.
+    PrintDefault,
+    /// Print a new random key, ID:BASE64, for crypto.secret_keys, crypto.lookup_key or
+    /// tokens.signing_keys.
+    GenerateKey {
+        /// Key id, 1-32 characters of A-Z a-z 0-9 . _ -
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin user; the password is prompted for (or read from standard input).
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        firstname: String,
+        #[arg(long, default_value = "")]
+        lastname: String,
+    },
+    /// Set an admin user's password (prompted for, or read from standard input).
+    Passwd { username: String },
+    /// Deactivate an admin user and revoke their tokens.
+    Disable { username: String },
+    /// Reactivate an admin user.
+    Enable { username: String },
+    /// List admin users.
+    List(ListArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomerCommand {
+    /// Create a customer; the password is prompted for (or read from standard input).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        firstname: String,
+        #[arg(long, default_value = "")]
+        lastname: String,
+    },
+    /// Deactivate a customer and revoke their tokens.
+    Disable { email: String },
+    /// Reactivate a customer.
+    Enable { email: String },
+    /// List customers.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Runs one parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut flags = Vec::new();
+    if let Command::Serve(ServeArgs {
+        listen: Some(listen),
+    }) = &cli.command
+    {
+        flags.push((
+            "server.listen",
+            "--listen",
+            toml::Value::String(listen.clone()),
+        ));
+    }
+    match &cli.command {
+        Command::Config(ConfigCommand::PrintDefault) => {
+            print!("{}", config::TEMPLATE);
+            return Ok(());
+        }
+        Command::Config(ConfigCommand::GenerateKey { id }) => {
+            let key = KeySpec::generate(id);
+            KeySpec::parse(&key.expose()).map_err(anyhow::Error::msg)?;
+            println!("{}", key.expose());
+            return Ok(());
+        }
+        _ => {}
+    }
+    let settings = config::load(cli.config.as_deref(), flags)?;
+    crate::telemetry::init(&settings.log);
+    match cli.command {
+        Command::Serve(_) => runtime()?.block_on(serve(settings)),
+        Command::Migrate => runtime()?.block_on(migrate(settings)),
+        Command::Config(ConfigCommand::Check) => check(&settings),
+        Command::Config(_) => unreachable!("handled before loading the configuration"),
+        Command::Admin(cmd) => runtime()?.block_on(admin(settings, cmd)),
+        Command::Customer(cmd) => runtime()?.block_on(customer(settings, cmd)),
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let mut app = Application::build(settings).await?;
+    if let Some(admin) = app.take_bootstrap_admin() {
+        println!(
+            "\n================================================================\n\
+             Created the first admin account.\n  username: {}\n  password: {}\n\
+             This password is shown only once. Change it with:\n  integration-host admin passwd {}\n\
+             ================================================================\n",
+            admin.username,
+            admin.password.expose(),
+            admin.username
+        );
+    }
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let url = settings.database_url();
+    let store = Store::connect(&url, &settings.database)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", url.redacted()))?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    let url = settings.database_url();
+    let store = Store::connect(&url, &settings.database)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", url.redacted()))?;
+    let report = store.migrate().await?;
+    if report.applied.is_empty() {
+        println!("database is up to date ({} migrations)", report.total);
+    } else {
+        for (version, description) in &report.applied {
+            println!("applied {version} {description}");
+        }
+        println!(
+            "applied {} migration(s); the database has {} in all",
+            report.applied.len(),
+            report.total
+        );
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn check(settings: &Settings) -> anyhow::Result<()> {
+    let url = settings.database_url();
+    let missing = crate::crypto::missing_keys(settings);
+    let keys = if missing.is_empty() {
+        "from the configuration".to_owned()
+    } else if url.is_sqlite() {
+        format!(
+            "{} from {} (generated on first start if missing)",
+            missing.join(", "),
+            settings.data_dir.join("keys.toml").display()
+        )
+    } else {
+        anyhow::bail!(
+            "configuration key `{}` is not set: with PostgreSQL every server process must share \
+             the same keys; create them with `integration-host config generate-key ID`",
+            missing.join("`, `")
+        );
+    };
+    println!("configuration OK");
+    println!("  listen:   {}", settings.server.listen);
+    println!("  base URL: {}", settings.server.base_url.as_str());
+    println!("  database: {}", url.redacted());
+    println!("  data dir: {}", settings.data_dir.display());
+    println!("  keys:     {keys}");
+    Ok(())
+}
+
+/// Reads a new password: prompted twice on a terminal, one line of standard input otherwise.
+fn read_new_password() -> anyhow::Result<Password> {
+    let raw = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password: ")?;
+        let second = rpassword::prompt_password("Repeat the password: ")?;
+        if first != second {
+            anyhow::bail!("the passwords differ");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
+    if raw.is_empty() {
+        anyhow::bail!("no password given (type it at the prompt or pipe it on standard input)");
+    }
+    Ok(Password::parse(&raw)?)
+}
+
+async fn admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> {
+    let service = AccountService::new(open_store(&settings).await?);
+    let kind = AccountKind::Admin;
+    match cmd {
+        AdminCommand::Create {
+            username,
+            email,
+            firstname,
+            lastname,
+        } => {
+            let input = AccountInput {
+                username: Some(Username::parse(&username)?),
+                email: Email::parse(&email)?,
+                firstname,
+                lastname,
+                password: read_new_password()?,
+            };
+            let id = service.create(kind, input).await?;
+            println!("created admin user {username} (id {id})");
+        }
+        AdminCommand::Passwd { username } => {
+            service.get(kind, &username).await?;
+            service
+                .set_password(kind, &username, read_new_password()?)
+                .await?;
+            println!("password of admin user {username} changed");
+        }
+        AdminCommand::Disable { username } => {
+            service.set_active(kind, &username, false).await?;
+            println!("admin user {username} disabled; their tokens are revoked");
+        }
+        AdminCommand::Enable { username } => {
+            service.set_active(kind, &username, true).await?;
+            println!("admin user {username} enabled");
+        }
+        AdminCommand::List(args) => print_accounts(&service.list(kind).await?, &args, "USERNAME"),
+    }
+    Ok(())
+}
+
+async fn customer(settings: Settings, cmd: CustomerCommand) -> anyhow::Result<()> {
+    let service = AccountService::new(open_store(&settings).await?);
+    let kind = AccountKind::Customer;
+    match cmd {
+        CustomerCommand::Create {
+            email,
+            firstname,
+            lastname,
+        } => {
+            let input = AccountInput {
+                username: None,
+                email: Email::parse(&email)?,
+                firstname,
+                lastname,
+                password: read_new_password()?,
+            };
+            let id = service.create(kind, input).await?;
+            println!("created customer {email} (id {id})");
+        }
+        CustomerCommand::Disable { email } => {
+            service.set_active(kind, &email, false).await?;
+            println!("customer {email} disabled; their tokens are revoked");
+        }
+        CustomerCommand::Enable { email } => {
+            service.set_active(kind, &email, true).await?;
+            println!("customer {email} enabled");
+        }
+        CustomerCommand::List(args) => print_accounts(&service.list(kind).await?, &args, "EMAIL"),
+    }
+    Ok(())
+}
+
+fn print_accounts(rows: &[AccountRow], args: &ListArgs, login_header: &str) {
+    if args.json {
+        for r in rows {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "id": r.id, "login": r.login, "email": r.email, "firstname": r.firstname,
+                    "lastname": r.lastname, "active": r.is_active, "created_at": r.created_at,
+                })
+            );
+        }
+        return;
+    }
+    println!(
+        "{:<6} {:<32} {:<32} {:<8} CREATED",
+        "ID", login_header, "NAME", "ACTIVE"
+    );
+    for r in rows {
+        let name = format!("{} {}", r.firstname, r.lastname);
+        println!(
+            "{:<6} {:<32} {:<32} {:<8} {}",
+            r.id,
+            r.login,
+            name.trim(),
+            if r.is_active { "yes" } else { "no" },
+            iso8601(r.created_at)
+        );
+    }
+}
+
+/// UTC date and time of a unix timestamp, `YYYY-MM-DDTHH:MM:SSZ`.
+///
+/// ```
+/// assert_eq!(integration_host::cli::iso8601(0), "1970-01-01T00:00:00Z");
+/// assert_eq!(integration_host::cli::iso8601(1_700_000_000), "2023-11-14T22:13:20Z");
+/// ```
+pub fn iso8601(ts: i64) -> String {
+    // Civil-from-days, after Howard Hinnant's algorithm.
+    let days = ts.div_euclid(86_400);
+    let secs = ts.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}

@@ -1,0 +1,501 @@
+//! Typed settings and where they come from.
+//!
+//! This module owns the configuration model of the server: built-in defaults, overridden by a TOML
+//! file, overridden by `APP_…` environment variables (`__` separates nesting levels, so
+//! `APP_SERVER__LISTEN` sets `server.listen`), overridden by command-line flags. Unknown keys and
+//! bad values are errors that name the key and where it came from. Values are parsed into domain
+//! types here (parse, don't validate), so the rest of the server never sees a malformed setting.
+//! The commented template printed by `config print-default` lives beside this file and is checked
+//! against [`Settings::default`] by a unit test, so the two cannot drift apart.
+
+mod types;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use types::{DatabaseUrl, JwtAlgorithm, KeySpec, ListenAddr, LogFormat, LogLevel, PublicUrl};
+
+/// The commented template of every setting with its default (`config print-default`).
+pub const TEMPLATE: &str = include_str!("template.toml");
+
+/// Prefix of environment variables that override settings.
+pub const ENV_PREFIX: &str = "APP_";
+
+/// Every setting of the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Folder for the embedded database, generated keys and caches.
+    pub data_dir: PathBuf,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub crypto: CryptoSettings,
+    pub tokens: TokenSettings,
+    pub log: LogSettings,
+}
+
+/// The HTTP listener and what the server says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: ListenAddr,
+    /// Public base URL, as integrators reach the server (sent as `store_base_url`).
+    pub base_url: PublicUrl,
+    /// Store code accepted in `/rest/<store>/V1/…` paths.
+    pub store_code: String,
+    /// Worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Largest request body accepted, in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// Largest request head (request line and headers) accepted, in bytes (431 above).
+    pub max_header_bytes: usize,
+    /// Seconds `/readyz` answers 503 after SIGTERM before the listener closes.
+    pub drain_seconds: u64,
+    /// Seconds in-flight requests get to finish once the listener closed.
+    pub shutdown_timeout_seconds: u64,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://…`; unset means `<data_dir>/integration-host.sqlite`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<DatabaseUrl>,
+    /// Largest number of open connections.
+    pub pool_size: u32,
+    /// Seconds to wait for a free connection before failing a request.
+    pub acquire_timeout_seconds: u64,
+    /// Milliseconds SQLite waits on a locked database before failing.
+    pub sqlite_busy_timeout_ms: u64,
+}
+
+/// Keys for secrets the server stores and must read back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CryptoSettings {
+    /// `"id:base64(32 bytes)"`, newest first: the first encrypts, all decrypt.
+    pub secret_keys: Vec<KeySpec>,
+    /// `"id:base64(32 bytes)"` keying the lookup hash of token values; never rotate it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookup_key: Option<KeySpec>,
+}
+
+/// Admin and customer bearer tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    pub algorithm: JwtAlgorithm,
+    /// `"kid:base64(≥32 bytes)"`, newest first: the first signs, all verify.
+    pub signing_keys: Vec<KeySpec>,
+    pub admin_lifetime_minutes: u32,
+    pub customer_lifetime_minutes: u32,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: LogLevel,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            crypto: CryptoSettings::default(),
+            tokens: TokenSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: ListenAddr::parse("127.0.0.1:8080").expect("valid default"),
+            base_url: PublicUrl::parse("http://127.0.0.1:8080/").expect("valid default"),
+            store_code: "default".into(),
+            workers: 0,
+            max_body_bytes: 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+            drain_seconds: 0,
+            shutdown_timeout_seconds: 30,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            pool_size: 16,
+            acquire_timeout_seconds: 5,
+            sqlite_busy_timeout_ms: 5000,
+        }
+    }
+}
+
+impl Default for CryptoSettings {
+    fn default() -> Self {
+        Self {
+            secret_keys: Vec::new(),
+            lookup_key: None,
+        }
+    }
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            algorithm: JwtAlgorithm::Hs256,
+            signing_keys: Vec::new(),
+            admin_lifetime_minutes: 60,
+            customer_lifetime_minutes: 60,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            level: LogLevel::parse("info").expect("valid default"),
+        }
+    }
+}
+
+impl Settings {
+    /// The database the settings point at, with the default applied.
+    pub fn database_url(&self) -> DatabaseUrl {
+        self.database
+            .url
+            .clone()
+            .unwrap_or_else(|| DatabaseUrl::Sqlite(self.data_dir.join("integration-host.sqlite")))
+    }
+}
+
+/// Where a setting's value came from, to name it in errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    Env(String),
+    Flag(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "in {}", p.display()),
+            Origin::Env(v) => write!(f, "from environment variable {v}"),
+            Origin::Flag(flag) => write!(f, "from flag {flag}"),
+        }
+    }
+}
+
+/// A configuration that cannot be used, naming the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("configuration key `{key}` ({origin}): {message}")]
+    Key {
+        key: String,
+        origin: String,
+        message: String,
+    },
+}
+
+/// Builds [`Settings`] from the layers, lowest first: defaults, file, environment, flags.
+#[derive(Debug, Default)]
+pub struct Loader {
+    table: toml::Table,
+    origins: BTreeMap<String, Origin>,
+}
+
+impl Loader {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Layers a TOML file on top.
+    pub fn file(mut self, path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let mut leaves = Vec::new();
+        collect_leaves(&table, "", &mut leaves);
+        for key in leaves {
+            self.origins.insert(key, Origin::File(path.to_owned()));
+        }
+        merge(&mut self.table, table);
+        Ok(self)
+    }
+
+    /// Layers `APP_…` variables from the given environment on top.
+    ///
+    /// A value is read as a TOML value when it parses as one (`8`, `true`, `["a"]`) and as a
+    /// plain string otherwise, so `APP_SERVER__LISTEN=0.0.0.0:80` needs no quotes.
+    pub fn env<I: IntoIterator<Item = (String, String)>>(mut self, vars: I) -> Self {
+        let mut vars: Vec<_> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.len() > ENV_PREFIX.len())
+            .collect();
+        vars.sort();
+        for (name, raw) in vars {
+            let path: Vec<String> = name[ENV_PREFIX.len()..]
+                .split("__")
+                .map(|s| s.to_ascii_lowercase())
+                .collect();
+            let value = parse_env_value(&raw);
+            self.origins.insert(path.join("."), Origin::Env(name));
+            set_path(&mut self.table, &path, value);
+        }
+        self
+    }
+
+    /// Layers one command-line flag on top.
+    pub fn flag(mut self, key: &str, flag: &'static str, value: toml::Value) -> Self {
+        let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+        self.origins.insert(key.to_owned(), Origin::Flag(flag));
+        set_path(&mut self.table, &path, value);
+        self
+    }
+
+    /// Checks and types the merged layers.
+    pub fn load(self) -> Result<Settings, ConfigError> {
+        let de = toml::Value::Table(self.table);
+        serde_path_to_error::deserialize::<_, Settings>(de).map_err(|err| {
+            let key = err.path().to_string();
+            let inner = err.into_inner();
+            let message = inner.message().to_owned();
+            let origin = self
+                .origins
+                .get(&key)
+                .map(ToString::to_string)
+                .unwrap_or_else(|| "default".to_owned());
+            ConfigError::Key {
+                key,
+                origin,
+                message,
+            }
+        })
+    }
+}
+
+/// Loads settings as the CLI does: optional file, then the process environment, then flags.
+pub fn load(
+    file: Option<&Path>,
+    flags: Vec<(&str, &'static str, toml::Value)>,
+) -> Result<Settings, ConfigError> {
+    let mut loader = Loader::new();
+    if let Some(path) = file {
+        loader = loader.file(path)?;
+    }
+    loader = loader.env(
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    );
+    for (key, flag, value) in flags {
+        loader = loader.flag(key, flag, value);
+    }
+    loader.load()
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    #[derive(Deserialize)]
+    struct Wrapper {
+        v: toml::Value,
+    }
+    match toml::from_str::<Wrapper>(&format!("v = {raw}")) {
+        Ok(w) => w.v,
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    let (last, parents) = path.split_last().expect("non-empty path");
+    let mut cur = table;
+    for part in parents {
+        let entry = cur
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        cur = entry.as_table_mut().expect("table");
+    }
+    cur.insert(last.clone(), value);
+}
+
+fn merge(base: &mut toml::Table, top: toml::Table) {
+    for (k, v) in top {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => merge(b, t),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn collect_leaves(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => collect_leaves(t, &key, out),
+            _ => out.push(key),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn key_error(err: ConfigError) -> (String, String, String) {
+        match err {
+            ConfigError::Key {
+                key,
+                origin,
+                message,
+            } => (key, origin, message),
+            other => panic!("expected a key error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn template_parses_to_the_defaults() {
+        let parsed: Settings = toml::from_str(TEMPLATE).expect("template parses");
+        assert_eq!(parsed, Settings::default());
+    }
+
+    #[test]
+    fn template_names_every_setting() {
+        // Every key of the defaults, plus the optional ones, appears in the template, active or
+        // commented out; and the template names no key that does not exist.
+        let mut expected = Vec::new();
+        let defaults = toml::Table::try_from(Settings::default()).unwrap();
+        collect_leaves(&defaults, "", &mut expected);
+        expected.extend(["database.url".into(), "crypto.lookup_key".into()]);
+        expected.sort();
+        let mut named = Vec::new();
+        let mut section = String::new();
+        for line in TEMPLATE.lines() {
+            let line = line.trim_start_matches('#').trim();
+            if line.starts_with('[') && line.ends_with(']') {
+                section = line[1..line.len() - 1].to_owned();
+            } else if let Some((k, _)) = line.split_once(" = ") {
+                if k.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                    named.push(if section.is_empty() {
+                        k.to_owned()
+                    } else {
+                        format!("{section}.{k}")
+                    });
+                }
+            }
+        }
+        named.sort();
+        named.dedup();
+        assert_eq!(named, expected);
+    }
+
+    #[test]
+    fn env_overrides_nest_with_double_underscore() {
+        let s = Loader::new()
+            .env(env(&[
+                ("APP_SERVER__LISTEN", "0.0.0.0:9000"),
+                ("APP_DATABASE__POOL_SIZE", "3"),
+                ("APP_DATA_DIR", "/var/lib/ih"),
+                ("OTHER", "ignored"),
+            ]))
+            .load()
+            .unwrap();
+        assert_eq!(s.server.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(s.database.pool_size, 3);
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/ih"));
+    }
+
+    #[test]
+    fn unknown_env_key_is_named_with_its_variable() {
+        let err = Loader::new()
+            .env(env(&[("APP_SERVER__LISTN", "x")]))
+            .load()
+            .unwrap_err();
+        let (key, origin, message) = key_error(err);
+        assert_eq!(key, "server.listn");
+        assert!(origin.contains("APP_SERVER__LISTN"), "{origin}");
+        assert!(message.contains("unknown field"), "{message}");
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_named() {
+        let dir = tempdir();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "colour = \"blue\"\n").unwrap();
+        let (key, origin, _) = key_error(Loader::new().file(&path).unwrap().load().unwrap_err());
+        assert_eq!(key, "colour");
+        assert!(origin.contains("c.toml"));
+    }
+
+    #[test]
+    fn bad_type_is_named() {
+        let dir = tempdir();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[database]\npool_size = \"many\"\n").unwrap();
+        let (key, _, message) = key_error(Loader::new().file(&path).unwrap().load().unwrap_err());
+        assert_eq!(key, "database.pool_size");
+        assert!(message.contains("invalid type"), "{message}");
+    }
+
+    #[test]
+    fn flags_win_over_env() {
+        let s = Loader::new()
+            .env(env(&[("APP_SERVER__LISTEN", "0.0.0.0:9000")]))
+            .flag(
+                "server.listen",
+                "--listen",
+                toml::Value::String("127.0.0.1:0".into()),
+            )
+            .load()
+            .unwrap();
+        assert_eq!(s.server.listen.port(), 0);
+    }
+
+    fn tempdir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "ih-config-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

@@ -1,0 +1,15 @@
+//! integration-host: a server that lets third-party services call a Web API with access tokens,
+//! compatible with Magento 2's Integration module where an integrator's client would notice.
+//!
+//! The crate is organised in rooms (see `DESIGN.md`): [`config`] types the settings, [`crypto`]
+//! keeps secrets, [`store`] holds all SQL, [`services`] hold the rules, [`web`] translates HTTP,
+//! [`startup`] assembles and runs the server, and [`cli`] is the command line.
+
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod services;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod web;

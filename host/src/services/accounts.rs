@@ -1,0 +1,293 @@
+//! Admin users and customers: creation, passwords, deactivation, the first admin.
+
+use std::fmt;
+
+use crate::crypto::{self, PasswordError};
+use crate::store::{AccountKind, AccountRow, NewAccount, Store, StoreError};
+
+/// An admin username: 1-40 characters, no spaces or control characters (Magento allows 40).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    /// ```
+    /// use integration_host::services::accounts::Username;
+    /// assert!(Username::parse("admin").is_ok());
+    /// assert!(Username::parse("a b").is_err());
+    /// assert!(Username::parse("").is_err());
+    /// ```
+    pub fn parse(s: &str) -> Result<Self, AccountError> {
+        let s = s.trim();
+        if s.is_empty()
+            || s.chars().count() > 40
+            || s.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(AccountError::Invalid(
+                "a username is 1-40 characters without spaces".into(),
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address: one `@`, a non-empty local part, a domain with a dot, at most 254 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    /// ```
+    /// use integration_host::services::accounts::Email;
+    /// assert!(Email::parse("jo@example.com").is_ok());
+    /// assert!(Email::parse("jo@localhost").is_err());
+    /// assert!(Email::parse("jo example.com").is_err());
+    /// ```
+    pub fn parse(s: &str) -> Result<Self, AccountError> {
+        let s = s.trim();
+        let valid = s.len() <= 254
+            && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+            && match s.split_once('@') {
+                Some((local, domain)) => {
+                    !local.is_empty()
+                        && !domain.contains('@')
+                        && domain.contains('.')
+                        && !domain.starts_with('.')
+                        && !domain.ends_with('.')
+                        && !domain.contains("..")
+                }
+                None => false,
+            };
+        if !valid {
+            return Err(AccountError::Invalid(format!(
+                "`{s}` is not a valid email address"
+            )));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A new password: 7 characters or more, with letters and digits (Magento's admin rule).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+impl Password {
+    /// ```
+    /// use integration_host::services::accounts::Password;
+    /// assert!(Password::parse("abc1234").is_ok());
+    /// assert!(Password::parse("abcdefgh").is_err());
+    /// assert!(Password::parse("a1").is_err());
+    /// ```
+    pub fn parse(s: &str) -> Result<Self, AccountError> {
+        if s.chars().count() < 7
+            || !s.chars().any(|c| c.is_alphabetic())
+            || !s.chars().any(|c| c.is_ascii_digit())
+        {
+            return Err(AccountError::Invalid(
+                "a password has at least 7 characters, with both letters and digits".into(),
+            ));
+        }
+        if s.len() > 256 {
+            return Err(AccountError::Invalid(
+                "a password has at most 256 bytes".into(),
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// A random password for a generated account (letters and digits, 20 characters).
+    pub fn generate() -> Self {
+        loop {
+            let s = crypto::random_string(20);
+            if let Ok(p) = Self::parse(&s) {
+                return p;
+            }
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why an account operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error("{0} does not exist")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+}
+
+/// The account that a fresh installation gets, with the password to print once.
+#[derive(Debug, Clone)]
+pub struct BootstrapAdmin {
+    pub username: String,
+    pub password: Password,
+}
+
+/// Admin users and customers.
+#[derive(Debug, Clone)]
+pub struct AccountService {
+    store: Store,
+}
+
+/// Details of a new account.
+#[derive(Debug, Clone)]
+pub struct AccountInput {
+    /// Admin username; ignored for customers, whose login is the email.
+    pub username: Option<Username>,
+    pub email: Email,
+    pub firstname: String,
+    pub lastname: String,
+    pub password: Password,
+}
+
+impl AccountService {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Creates an admin user (username required) or a customer. Returns the new id.
+    #[tracing::instrument(skip(self, input), fields(email = %input.email.as_str()))]
+    pub async fn create(
+        &self,
+        kind: AccountKind,
+        input: AccountInput,
+    ) -> Result<i64, AccountError> {
+        let hash = crypto::hash_password(input.password.expose().to_owned()).await?;
+        let login = match kind {
+            AccountKind::Admin => input
+                .username
+                .as_ref()
+                .ok_or_else(|| AccountError::Invalid("an admin user needs a username".into()))?
+                .as_str(),
+            AccountKind::Customer => input.email.as_str(),
+        };
+        let new = NewAccount {
+            login,
+            email: input.email.as_str(),
+            firstname: &input.firstname,
+            lastname: &input.lastname,
+            password_hash: &hash,
+        };
+        let id = match kind {
+            AccountKind::Admin => self.store.insert_admin(&new).await?,
+            AccountKind::Customer => self.store.insert_customer(&new).await?,
+        };
+        id.ok_or_else(|| AccountError::Exists(describe(kind, login)))
+    }
+
+    /// Finds an account by login, or says it does not exist.
+    pub async fn get(&self, kind: AccountKind, login: &str) -> Result<AccountRow, AccountError> {
+        self.store
+            .find_account(kind, login)
+            .await?
+            .ok_or_else(|| AccountError::NotFound(describe(kind, login)))
+    }
+
+    pub async fn list(&self, kind: AccountKind) -> Result<Vec<AccountRow>, AccountError> {
+        Ok(self.store.list_accounts(kind).await?)
+    }
+
+    /// Sets a new password.
+    #[tracing::instrument(skip(self, password))]
+    pub async fn set_password(
+        &self,
+        kind: AccountKind,
+        login: &str,
+        password: Password,
+    ) -> Result<(), AccountError> {
+        let account = self.get(kind, login).await?;
+        let hash = crypto::hash_password(password.expose().to_owned()).await?;
+        self.store
+            .set_password_hash(kind, account.id, &hash)
+            .await?;
+        Ok(())
+    }
+
+    /// Deactivates or reactivates an account; deactivation revokes its tokens (S-3.5).
+    #[tracing::instrument(skip(self))]
+    pub async fn set_active(
+        &self,
+        kind: AccountKind,
+        login: &str,
+        active: bool,
+    ) -> Result<(), AccountError> {
+        let account = self.get(kind, login).await?;
+        self.store
+            .set_account_active(kind, account.id, active)
+            .await?;
+        Ok(())
+    }
+
+    /// Checks a login and password: `Some(account)` when both match an active account.
+    pub async fn verify(
+        &self,
+        kind: AccountKind,
+        login: &str,
+        password: &str,
+    ) -> Result<Option<AccountRow>, AccountError> {
+        let Some(account) = self.store.find_account(kind, login).await? else {
+            return Ok(None);
+        };
+        let ok =
+            crypto::verify_password(password.to_owned(), account.password_hash.clone()).await?;
+        Ok((ok && account.is_active).then_some(account))
+    }
+
+    /// Creates the admin user `admin` with a random password when there is no admin user at
+    /// all. Returns the account to announce, or `None` when one existed. Safe when several
+    /// processes start at once: only one creates it.
+    pub async fn bootstrap_admin(&self) -> Result<Option<BootstrapAdmin>, AccountError> {
+        if !self
+            .store
+            .list_accounts(AccountKind::Admin)
+            .await?
+            .is_empty()
+        {
+            return Ok(None);
+        }
+        let password = Password::generate();
+        let hash = crypto::hash_password(password.expose().to_owned()).await?;
+        let created = self
+            .store
+            .insert_first_admin(&NewAccount {
+                login: "admin",
+                email: "admin@example.com",
+                firstname: "Admin",
+                lastname: "User",
+                password_hash: &hash,
+            })
+            .await?;
+        Ok(created.map(|_| BootstrapAdmin {
+            username: "admin".into(),
+            password,
+        }))
+    }
+}
+
+fn describe(kind: AccountKind, login: &str) -> String {
+    match kind {
+        AccountKind::Admin => format!("admin user `{login}`"),
+        AccountKind::Customer => format!("customer `{login}`"),
+    }
+}

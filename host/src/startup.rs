@@ -1,0 +1,155 @@
+//! Building and running the server: `Application::build(settings)`, `port()`,
+//! `run_until_stopped()`.
+//!
+//! Build connects the database, applies migrations, resolves the keys, creates the first admin
+//! account on an empty database, and binds the listener (port 0 picks a free one). Run serves
+//! until SIGTERM or SIGINT, then answers `/readyz` with 503 for `server.drain_seconds`, closes
+//! the listener and gives in-flight requests `server.shutdown_timeout_seconds` to finish.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer};
+
+use crate::config::Settings;
+use crate::crypto;
+use crate::services::accounts::{AccountService, BootstrapAdmin};
+use crate::store::{MigrationReport, Store};
+use crate::web::{self, AppState};
+
+type Data<T> = actix_web::web::Data<T>;
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: Data<AppState>,
+    bootstrap_admin: Option<BootstrapAdmin>,
+    migrations: MigrationReport,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Connects, migrates, resolves keys, bootstraps the first admin, and binds.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let url = settings.database_url();
+        tracing::info!(database = %url.redacted(), "connecting to the database");
+        let store = Store::connect(&url, &settings.database)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", url.redacted()))?;
+        let migrations = store.migrate().await?;
+        for (version, description) in &migrations.applied {
+            tracing::info!(version, description = %description, "migration applied");
+        }
+        let keys = crypto::resolve_keys(&settings)?;
+        if let Some(path) = &keys.generated {
+            tracing::warn!(
+                path = %path.display(),
+                "no keys configured: generated new keys for this local SQLite setup; keep the file secret and back it up with the database"
+            );
+        }
+        let bootstrap_admin = AccountService::new(store.clone()).bootstrap_admin().await?;
+        if let Some(admin) = &bootstrap_admin {
+            tracing::warn!(username = %admin.username, "created the first admin account; its password is printed once on standard output");
+        }
+
+        let listen = &settings.server.listen;
+        let listener = TcpListener::bind((listen.host(), listen.port()))
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr()?;
+        let port = addr.port();
+
+        let state = Data::new(AppState {
+            settings: Arc::new(settings.clone()),
+            store,
+            keys,
+            metrics: web::metrics::Metrics::new(),
+            draining: Arc::new(AtomicBool::new(false)),
+        });
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(web::observe))
+                .configure(web::configure(app_state.clone()))
+        })
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_timeout_seconds)
+        .listen(listener)?;
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let server = server.run();
+        tracing::info!(address = %addr, port, "listening on http://{addr}");
+        Ok(Self {
+            port,
+            server,
+            state,
+            bootstrap_admin,
+            migrations,
+        })
+    }
+
+    /// The bound port (the chosen one when configured with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The database this server uses.
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// The first admin account, when this start created it; its password is shown only here.
+    pub fn take_bootstrap_admin(&mut self) -> Option<BootstrapAdmin> {
+        self.bootstrap_admin.take()
+    }
+
+    /// What the start-up migration did.
+    pub fn migrations(&self) -> &MigrationReport {
+        &self.migrations
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains and stops gracefully.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let draining = self.state.draining.clone();
+        let drain = Duration::from_secs(self.state.settings.server.drain_seconds);
+        let stopper = tokio::spawn(async move {
+            wait_for_signal().await;
+            draining.store(true, Ordering::SeqCst);
+            tracing::info!(
+                drain_seconds = drain.as_secs(),
+                "shutdown requested: draining"
+            );
+            tokio::time::sleep(drain).await;
+            tracing::info!("closing the listener; finishing in-flight requests");
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        stopper.abort();
+        self.state.store.close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,281 @@
+//! Admin users and customers: the accounts that sign in for bearer tokens.
+
+use super::{Backend, Store, StoreError, now, on_pool};
+
+/// Which kind of account a query is about. The discriminants are Magento's user types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    Admin = 2,
+    Customer = 3,
+}
+
+/// An admin user or customer as stored. `login` is the admin username or the customer email.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AccountRow {
+    pub id: i64,
+    pub login: String,
+    pub email: String,
+    pub firstname: String,
+    pub lastname: String,
+    pub password_hash: String,
+    pub is_active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A new account; the password is already hashed.
+#[derive(Debug, Clone)]
+pub struct NewAccount<'a> {
+    pub login: &'a str,
+    pub email: &'a str,
+    pub firstname: &'a str,
+    pub lastname: &'a str,
+    pub password_hash: &'a str,
+}
+
+impl Store {
+    /// Inserts an admin user tied to the Administrators role; `None` when the username is taken.
+    pub async fn insert_admin(&self, new: &NewAccount<'_>) -> Result<Option<i64>, StoreError> {
+        let t = now();
+        let id: Option<i64> = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO admin_user (username, email, firstname, lastname, password_hash, is_active, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6)
+                 ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(new.login)
+            .bind(new.email)
+            .bind(new.firstname)
+            .bind(new.lastname)
+            .bind(new.password_hash)
+            .bind(t)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = id {
+                sqlx::query(
+                    "INSERT INTO authorization_role (parent_id, role_type, user_id, user_type, role_name)
+                     SELECT id, 'U', $1, 2, $2 FROM authorization_role
+                     WHERE role_type = 'G' AND role_name = 'Administrators'",
+                )
+                .bind(id)
+                .bind(new.login)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            id
+        });
+        Ok(id)
+    }
+
+    /// Inserts the first admin user, only when there is none yet (atomic across processes).
+    /// Returns the new id, or `None` when an admin already existed.
+    pub async fn insert_first_admin(
+        &self,
+        new: &NewAccount<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        // The table lock (PostgreSQL) or the write transaction (SQLite) makes "none yet, so
+        // insert" one step when several processes start at once.
+        let t = now();
+        let id: Option<i64> = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            if self.backend() == Backend::Postgres {
+                sqlx::query("LOCK TABLE admin_user IN SHARE ROW EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO admin_user (username, email, firstname, lastname, password_hash, is_active, created_at, updated_at)
+                 SELECT $1, $2, $3, $4, $5, TRUE, $6, $6
+                 WHERE NOT EXISTS (SELECT 1 FROM admin_user)
+                 RETURNING id",
+            )
+            .bind(new.login)
+            .bind(new.email)
+            .bind(new.firstname)
+            .bind(new.lastname)
+            .bind(new.password_hash)
+            .bind(t)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = id {
+                sqlx::query(
+                    "INSERT INTO authorization_role (parent_id, role_type, user_id, user_type, role_name)
+                     SELECT id, 'U', $1, 2, $2 FROM authorization_role
+                     WHERE role_type = 'G' AND role_name = 'Administrators'",
+                )
+                .bind(id)
+                .bind(new.login)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            id
+        });
+        Ok(id)
+    }
+
+    /// Inserts a customer; `None` when the email is taken.
+    pub async fn insert_customer(&self, new: &NewAccount<'_>) -> Result<Option<i64>, StoreError> {
+        let t = now();
+        let id = on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "INSERT INTO customer (email, firstname, lastname, password_hash, is_active, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, TRUE, $5, $5)
+                 ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(new.email)
+            .bind(new.firstname)
+            .bind(new.lastname)
+            .bind(new.password_hash)
+            .bind(t)
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(id)
+    }
+
+    /// Finds an account by login (admin username or customer email), case-insensitively.
+    pub async fn find_account(
+        &self,
+        kind: AccountKind,
+        login: &str,
+    ) -> Result<Option<AccountRow>, StoreError> {
+        let row = on_pool!(self, |p| match kind {
+            AccountKind::Admin => {
+                sqlx::query_as::<_, AccountRow>(
+                    "SELECT id, username AS login, email, firstname, lastname, password_hash, is_active, created_at, updated_at
+                     FROM admin_user WHERE lower(username) = lower($1)",
+                )
+                .bind(login)
+                .fetch_optional(p)
+                .await?
+            }
+            AccountKind::Customer => {
+                sqlx::query_as::<_, AccountRow>(
+                    "SELECT id, email AS login, email, firstname, lastname, password_hash, is_active, created_at, updated_at
+                     FROM customer WHERE lower(email) = lower($1)",
+                )
+                .bind(login)
+                .fetch_optional(p)
+                .await?
+            }
+        });
+        Ok(row)
+    }
+
+    /// Every account of a kind, oldest first.
+    pub async fn list_accounts(&self, kind: AccountKind) -> Result<Vec<AccountRow>, StoreError> {
+        let rows = on_pool!(self, |p| match kind {
+            AccountKind::Admin => {
+                sqlx::query_as::<_, AccountRow>(
+                    "SELECT id, username AS login, email, firstname, lastname, password_hash, is_active, created_at, updated_at
+                     FROM admin_user ORDER BY id",
+                )
+                .fetch_all(p)
+                .await?
+            }
+            AccountKind::Customer => {
+                sqlx::query_as::<_, AccountRow>(
+                    "SELECT id, email AS login, email, firstname, lastname, password_hash, is_active, created_at, updated_at
+                     FROM customer ORDER BY id",
+                )
+                .fetch_all(p)
+                .await?
+            }
+        });
+        Ok(rows)
+    }
+
+    /// Replaces an account's password hash. Returns whether the account exists.
+    pub async fn set_password_hash(
+        &self,
+        kind: AccountKind,
+        id: i64,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = match kind {
+            AccountKind::Admin => {
+                "UPDATE admin_user SET password_hash = $1, updated_at = $2 WHERE id = $3"
+            }
+            AccountKind::Customer => {
+                "UPDATE customer SET password_hash = $1, updated_at = $2 WHERE id = $3"
+            }
+        };
+        let n = on_pool!(self, |p| sqlx::query(sql)
+            .bind(hash)
+            .bind(now())
+            .bind(id)
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Activates or deactivates an account. Deactivating also revokes its tokens in the same
+    /// transaction: bearer tokens issued until now are refused, stored tokens are deleted.
+    /// Returns whether the account exists.
+    pub async fn set_account_active(
+        &self,
+        kind: AccountKind,
+        id: i64,
+        active: bool,
+    ) -> Result<bool, StoreError> {
+        let (update, delete_tokens) = match kind {
+            AccountKind::Admin => (
+                "UPDATE admin_user SET is_active = $1, updated_at = $2 WHERE id = $3",
+                "DELETE FROM oauth_token WHERE admin_id = $1",
+            ),
+            AccountKind::Customer => (
+                "UPDATE customer SET is_active = $1, updated_at = $2 WHERE id = $3",
+                "DELETE FROM oauth_token WHERE customer_id = $1",
+            ),
+        };
+        let t = now();
+        let found = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(update)
+                .bind(active)
+                .bind(t)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 1 && !active {
+                sqlx::query(delete_tokens)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO jwt_auth_revoked (user_type, user_id, revoke_before) VALUES ($1, $2, $3)
+                     ON CONFLICT (user_type, user_id) DO UPDATE SET revoke_before = excluded.revoke_before",
+                )
+                .bind(kind as i64)
+                .bind(id)
+                .bind(t)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            n == 1
+        });
+        Ok(found)
+    }
+
+    /// The time before which tokens of this account are refused, if it was ever revoked.
+    pub async fn revoked_before(
+        &self,
+        kind: AccountKind,
+        id: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let v = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT revoke_before FROM jwt_auth_revoked WHERE user_type = $1 AND user_id = $2"
+        )
+        .bind(kind as i64)
+        .bind(id)
+        .fetch_optional(p)
+        .await?);
+        Ok(v)
+    }
+}

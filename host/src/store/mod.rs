@@ -1,0 +1,254 @@
+//! All SQL of the server, behind one repository API for SQLite and PostgreSQL.
+//!
+//! This module owns the connection pool, the migrations (one tree per backend under
+//! `migrations/`) and every query. The rest of the server calls typed methods on [`Store`] and
+//! never sees a backend. Queries are written once with `$n` placeholders, which both drivers
+//! understand, and run on whichever pool is configured through [`on_pool!`]; where the dialects
+//! differ, the method says so and holds both statements.
+
+mod accounts;
+
+use std::path::PathBuf;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection as _, Row as _};
+
+pub use accounts::{AccountKind, AccountRow, NewAccount};
+
+use crate::config::{DatabaseSettings, DatabaseUrl};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator =
+    sqlx::migrate!("src/store/migrations/postgres");
+
+/// Runs `$body` with `$p` bound to the concrete pool, whichever backend it is.
+macro_rules! on_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($p) => $body,
+            $crate::store::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Which database engine a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A failure of the database or of the data in it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the SQLite database file {0} is gone or was replaced")]
+    FileGone(PathBuf),
+    #[error("database did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+impl StoreError {
+    /// Whether the failure is a unique-constraint violation (a duplicate name, key or nonce).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+/// The identity of the SQLite file when it was opened, to notice it being deleted or replaced.
+#[derive(Debug, Clone)]
+struct SqliteFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+/// The database: a connection pool and every query the server runs.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: Pool,
+    sqlite_file: Option<SqliteFile>,
+}
+
+/// What [`Store::migrate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Versions and descriptions applied by this run, oldest first.
+    pub applied: Vec<(i64, String)>,
+    /// Number of migrations the schema now has.
+    pub total: usize,
+}
+
+/// Current time as UTC unix seconds, the unit of every timestamp column.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens a pool on the configured database; an SQLite file and its folder are created.
+    pub async fn connect(
+        url: &DatabaseUrl,
+        settings: &DatabaseSettings,
+    ) -> Result<Self, StoreError> {
+        let acquire = Duration::from_secs(settings.acquire_timeout_seconds.max(1));
+        match url {
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+                            e.kind(),
+                            format!("cannot create database folder {}: {e}", dir.display()),
+                        )))
+                    })?;
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_millis(settings.sqlite_busy_timeout_ms))
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(settings.pool_size.max(1))
+                    .acquire_timeout(acquire)
+                    .connect_with(options)
+                    .await?;
+                let meta = std::fs::metadata(path).map_err(sqlx::Error::Io)?;
+                use std::os::unix::fs::MetadataExt as _;
+                Ok(Self {
+                    pool: Pool::Sqlite(pool),
+                    sqlite_file: Some(SqliteFile {
+                        path: path.clone(),
+                        dev: meta.dev(),
+                        ino: meta.ino(),
+                    }),
+                })
+            }
+            DatabaseUrl::Postgres(url) => {
+                let options = PgConnectOptions::from_str(url)?.application_name("integration-host");
+                let pool = PgPoolOptions::new()
+                    .max_connections(settings.pool_size.max(1))
+                    .acquire_timeout(acquire)
+                    .connect_with(options)
+                    .await?;
+                Ok(Self {
+                    pool: Pool::Postgres(pool),
+                    sqlite_file: None,
+                })
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies pending migrations. Safe when several processes migrate one PostgreSQL database
+    /// at once: the migrator holds an advisory lock, on a connection of its own that is closed
+    /// afterwards, so a failed run cannot leave the lock on a pooled connection.
+    pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        let migrator = match self.backend() {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let before = self.applied_versions().await?;
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                let mut conn = p.acquire().await?.detach();
+                let result = migrator.run(&mut conn).await;
+                conn.close().await.ok();
+                result?;
+            }
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await?.detach();
+                let result = migrator.run(&mut conn).await;
+                conn.close().await.ok();
+                result?;
+            }
+        }
+        let after = self.applied_versions().await?;
+        let applied = migrator
+            .iter()
+            .filter(|m| after.contains(&m.version) && !before.contains(&m.version))
+            .map(|m| (m.version, m.description.to_string()))
+            .collect();
+        Ok(MigrationReport {
+            applied,
+            total: after.len(),
+        })
+    }
+
+    /// Versions recorded in the migrations table (empty before the first migration).
+    async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {
+        let exists: bool = on_pool!(self, |p| {
+            let sql = match self.backend() {
+                Backend::Sqlite => {
+                    "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+                }
+                Backend::Postgres => "SELECT to_regclass('_sqlx_migrations') IS NOT NULL",
+            };
+            sqlx::query_scalar(sql).fetch_one(p).await?
+        });
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<i64> = on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+            )
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Checks that the database answers (within `timeout`) and, for SQLite, that the file the
+    /// server opened is still the one at its path: writing on after the file was deleted would
+    /// lose everything at the next start.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
+        if let Some(file) = &self.sqlite_file {
+            use std::os::unix::fs::MetadataExt as _;
+            match std::fs::metadata(&file.path) {
+                Ok(m) if m.dev() == file.dev && m.ino() == file.ino => {}
+                _ => return Err(StoreError::FileGone(file.path.clone())),
+            }
+        }
+        let query = async {
+            let one: i64 = on_pool!(self, |p| sqlx::query("SELECT 1")
+                .fetch_one(p)
+                .await?
+                .try_get::<i64, _>(0)?);
+            Ok::<_, StoreError>(one)
+        };
+        match tokio::time::timeout(timeout, query).await {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(StoreError::Timeout(timeout)),
+        }
+    }
+
+    /// Closes every connection; later queries fail.
+    pub async fn close(&self) {
+        on_pool!(self, |p| p.close().await)
+    }
+}

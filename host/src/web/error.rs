@@ -1,0 +1,124 @@
+//! The REST error shape, defined once: `{"message", "parameters"}` as Magento's Web API answers.
+//!
+//! Every REST route answers errors through [`RestError`]. Messages use Magento's `%name`
+//! placeholders with the values in `parameters`, so existing clients that render them keep
+//! working. Unexpected failures answer 500 with a report id and log the cause under that id;
+//! the cause itself never reaches the client.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The JSON body of an error answer.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ErrorBody {
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<ErrorBody>>,
+}
+
+/// An error answered in the REST error shape.
+#[derive(Debug, thiserror::Error)]
+pub enum RestError {
+    /// A refusal the client should see as it is.
+    #[error("{}", .body.message)]
+    Client { status: StatusCode, body: ErrorBody },
+    /// A failure of the server; the client gets a report id, the log gets the cause.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl RestError {
+    /// An error with a plain message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        RestError::Client {
+            status,
+            body: ErrorBody {
+                message: message.into(),
+                parameters: None,
+                errors: None,
+            },
+        }
+    }
+
+    /// An error whose message has `%name` placeholders filled from `parameters`.
+    pub fn with_parameters(
+        status: StatusCode,
+        message: impl Into<String>,
+        parameters: &[(&str, &str)],
+    ) -> Self {
+        let map: Map<String, Value> = parameters
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+            .collect();
+        RestError::Client {
+            status,
+            body: ErrorBody {
+                message: message.into(),
+                parameters: Some(Value::Object(map)),
+                errors: None,
+            },
+        }
+    }
+
+    pub fn not_found_route() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "Request does not match any route.")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "The request method is not allowed for this route.",
+        )
+    }
+}
+
+impl ResponseError for RestError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            RestError::Client { status, .. } => *status,
+            RestError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            RestError::Client { status, body } => HttpResponse::build(*status).json(body),
+            RestError::Unexpected(cause) => {
+                let report = crate::crypto::random_string(12);
+                tracing::error!(report_id = %report, error = ?cause, "unexpected error");
+                HttpResponse::InternalServerError().json(ErrorBody {
+                    message: format!(
+                        "Internal Error. Details are available in the server log. Report ID: webapi-{report}"
+                    ),
+                    parameters: None,
+                    errors: None,
+                })
+            }
+        }
+    }
+}
+
+/// Maps body-extractor failures (JSON, form, raw payload) to the REST shape with clear 4xx codes.
+pub fn payload_error(err: actix_web::error::Error, limit: usize) -> actix_web::Error {
+    let status = err.as_response_error().status_code();
+    let rest = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => RestError::with_parameters(
+            status,
+            "The request body is larger than %limit bytes.",
+            &[("limit", &limit.to_string())],
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            RestError::new(status, "The request's Content-Type is not supported here.")
+        }
+        _ => RestError::with_parameters(
+            StatusCode::BAD_REQUEST,
+            "The request body could not be read: %reason",
+            &[("reason", &err.to_string())],
+        ),
+    };
+    rest.into()
+}
