@@ -1,1 +1,465 @@
+//! Test support: the real server on port 0 with a fresh database per test, and the built binary.
+//!
+//! The backend comes from the environment: with `TEST_DATABASE_URL` set to a PostgreSQL URL
+//! (an account allowed to create databases), every test gets a database of its own on that
+//! server; without it, every test gets an SQLite file in a temporary folder. The test script
+//! runs the whole suite once each way.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use integration_host::config::{DatabaseUrl, KeySpec, ListenAddr, Settings};
+use integration_host::services::accounts::BootstrapAdmin;
+use integration_host::startup::Application;
+use integration_host::store::Store;
+use sqlx::Connection as _;
+
+/// The PostgreSQL server URL to create test databases on, if the suite runs on PostgreSQL.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// A fresh database for one test, dropped with it (PostgreSQL) or with its folder (SQLite).
+#[derive(Debug)]
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    /// PostgreSQL: the server URL and the database name.
+    pub postgres: Option<(String, String)>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        match postgres_server() {
+            Some(server) => {
+                let name = format!("ih_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&server)
+                    .await
+                    .expect("connect to the test PostgreSQL server");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                conn.close().await.ok();
+                let url = database_on(&server, &name);
+                TestDb {
+                    url: DatabaseUrl::parse(&url).expect("valid URL"),
+                    postgres: Some((server, name)),
+                    dir,
+                }
+            }
+            None => TestDb {
+                url: DatabaseUrl::Sqlite(dir.path().join("data/integration-host.sqlite")),
+                postgres: None,
+                dir,
+            },
+        }
+    }
+
+    /// The URL as a string, for configuration files.
+    pub fn url_string(&self) -> String {
+        self.url.clone().into()
+    }
+
+    /// Makes the database unreachable: drops it (PostgreSQL, closing every connection) or
+    /// deletes the file (SQLite).
+    pub async fn destroy(&self) {
+        match &self.postgres {
+            Some((server, name)) => {
+                let mut conn = sqlx::PgConnection::connect(server).await.expect("connect");
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .expect("drop test database");
+            }
+            None => {
+                if let DatabaseUrl::Sqlite(path) = &self.url {
+                    std::fs::remove_file(path).expect("delete database file");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((server, name)) = self.postgres.take() {
+            // Best effort, off the test's runtime, which may be shutting down.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&server).await.ok()?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+fn database_on(server: &str, name: &str) -> String {
+    let mut url = url::Url::parse(server).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.into()
+}
+
+/// Settings for a test server on `db`: port 0, keys set (PostgreSQL requires them), quiet.
+pub fn test_settings(db: &TestDb) -> Settings {
+    let mut s = Settings::default();
+    s.data_dir = db.dir.path().join("data");
+    s.server.listen = ListenAddr::parse("127.0.0.1:0").unwrap();
+    s.server.workers = 2;
+    s.database.url = Some(db.url.clone());
+    s.database.pool_size = 4;
+    s.crypto.secret_keys = vec![KeySpec::generate("k1")];
+    s.crypto.lookup_key = Some(KeySpec::generate("lookup"));
+    s.tokens.signing_keys = vec![KeySpec::generate("t1")];
+    s
+}
+
+/// A running server for one test.
+#[derive(Debug)]
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub bootstrap_admin: Option<BootstrapAdmin>,
+    pub settings: Settings,
+    pub db: TestDb,
+}
+
+/// Starts the server on a fresh database with the test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the server on a fresh database after `adjust` changed the test settings.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = TestDb::new().await;
+    let mut settings = test_settings(&db);
+    adjust(&mut settings);
+    spawn_on(db, settings).await
+}
+
+/// Starts the server on an existing test database.
+pub async fn spawn_on(db: TestDb, settings: Settings) -> TestApp {
+    let mut app = Application::build(settings.clone())
+        .await
+        .expect("the server builds");
+    let port = app.port();
+    let store = app.store().clone();
+    let bootstrap_admin = app.take_bootstrap_admin();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        store,
+        bootstrap_admin,
+        settings,
+        db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+/// The `integration-host` binary of this build, built on first use. A missing binary fails the
+/// test; it never skips it.
+pub fn binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/deps/<test>")
+            .to_owned();
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace).args([
+            "build",
+            "--quiet",
+            "-p",
+            "integration-host",
+            "--bin",
+            "integration-host",
+        ]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(
+            status.success(),
+            "building the integration-host binary failed"
+        );
+        let bin = profile_dir.join("integration-host");
+        assert!(bin.exists(), "{} is missing after the build", bin.display());
+        bin
+    })
+}
+
+/// A configuration folder for running the binary against one test database.
+#[derive(Debug)]
+pub struct CliEnv {
+    pub db: TestDb,
+    pub config: PathBuf,
+}
+
+impl CliEnv {
+    /// A fresh database and a configuration file pointing at it. With PostgreSQL the file
+    /// carries keys, as production must.
+    pub async fn new() -> Self {
+        let db = TestDb::new().await;
+        Self::on(db)
+    }
+
+    pub fn on(db: TestDb) -> Self {
+        let config = db.dir.path().join("config.toml");
+        let data_dir = db.dir.path().join("data");
+        let mut text = format!(
+            "data_dir = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n[database]\nurl = {:?}\npool_size = 4\n[log]\nlevel = \"info\"\nformat = \"json\"\n",
+            data_dir.display().to_string(),
+            db.url_string()
+        );
+        if db.postgres.is_some() {
+            text.push_str(&format!(
+                "[crypto]\nsecret_keys = [{:?}]\nlookup_key = {:?}\n[tokens]\nsigning_keys = [{:?}]\n",
+                KeySpec::generate("k1").expose(),
+                KeySpec::generate("lookup").expose(),
+                KeySpec::generate("t1").expose()
+            ));
+        }
+        std::fs::write(&config, text).expect("write config");
+        Self { db, config }
+    }
+
+    /// Runs the binary with `--config` and `args`, feeding `stdin`; waits for it to exit.
+    pub fn run(&self, args: &[&str], stdin: &str) -> Output {
+        run_binary(&self.config, args, stdin, &[])
+    }
+
+    /// Opens the test database as the server would.
+    pub async fn store(&self) -> Store {
+        let s = integration_host::config::DatabaseSettings::default();
+        Store::connect(&self.db.url, &s).await.expect("open store")
+    }
+}
+
+/// Runs the binary with a configuration file, extra environment, and standard input.
+pub fn run_binary(config: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+    use std::io::Write as _;
+    let mut cmd = Command::new(binary());
+    cmd.arg("--config").arg(config).args(args);
+    cmd.env_remove("INTEGRATION_HOST_CONFIG");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("APP_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start integration-host");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).ok();
+    child.wait_with_output().expect("wait for integration-host")
+}
+
+/// Text of standard output and error, for assertion messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "status: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The binary running `serve`, with its output captured.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub port: u16,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts `integration-host --config CONFIG serve ARGS` and waits until it listens.
+    pub fn start(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead as _;
+        use std::sync::{Arc, Mutex};
+        let mut cmd = Command::new(binary());
+        cmd.arg("--config").arg(config).arg("serve").args(args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("APP_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start integration-host serve");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        for (pipe, buf) in [
+            (
+                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+                stdout.clone(),
+            ),
+            (Box::new(child.stderr.take().unwrap()), stderr.clone()),
+        ] {
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    let mut b = buf.lock().unwrap();
+                    b.push_str(&line);
+                    b.push('\n');
+                }
+            });
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let port = loop {
+            if let Some(port) = find_port(&stderr.lock().unwrap()) {
+                break port;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(200));
+                panic!(
+                    "integration-host serve exited with {status} before listening:\n{}\n{}",
+                    stdout.lock().unwrap(),
+                    stderr.lock().unwrap()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "integration-host serve did not listen within 60 s:\n{}",
+                stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Self {
+            child,
+            port,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).expect("send SIGTERM");
+    }
+
+    /// Waits up to `limit` for the process to exit; returns its status.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not exit within {limit:?}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (SIGTERM) and waits for it.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate();
+        self.wait_exit(Duration::from_secs(30))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The port from the server's "listening" log line (JSON or text).
+fn find_port(log: &str) -> Option<u16> {
+    log.lines()
+        .filter(|l| l.contains("listening on http://"))
+        .find_map(|l| {
+            let rest = &l[l.find("listening on http://")? + "listening on http://".len()..];
+            let addr: String = rest
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '"')
+                .collect();
+            addr.rsplit(':').next()?.parse().ok()
+        })
+}
+
+/// Runs a scalar `SELECT` directly on the test database, bypassing the server: for tests that
+/// must read what is really stored.
+pub async fn raw_scalar_i64(db: &TestDb, sql: &str) -> Result<i64, sqlx::Error> {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match &db.url {
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn =
+                sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+            let v: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await?;
+            conn.close().await.ok();
+            Ok(v)
+        }
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            let v: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await?;
+            conn.close().await.ok();
+            Ok(v)
+        }
+    }
+}

@@ -1,1 +1,9 @@
-fn main() {}
+//! End-to-end tests of integration-host: the real server and the real binary, on SQLite or
+//! PostgreSQL (see `tests/lib.rs`).
+
+mod bootstrap;
+mod cli;
+mod config;
+mod health;
+mod migrations;
+mod shutdown;

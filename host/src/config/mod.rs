@@ -74,7 +74,7 @@ pub struct DatabaseSettings {
 }
 
 /// Keys for secrets the server stores and must read back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CryptoSettings {
     /// `"id:base64(32 bytes)"`, newest first: the first encrypts, all decrypt.
@@ -138,15 +138,6 @@ impl Default for DatabaseSettings {
             pool_size: 16,
             acquire_timeout_seconds: 5,
             sqlite_busy_timeout_ms: 5000,
-        }
-    }
-}
-
-impl Default for CryptoSettings {
-    fn default() -> Self {
-        Self {
-            secret_keys: Vec::new(),
-            lookup_key: None,
         }
     }
 }
@@ -412,14 +403,14 @@ mod tests {
             let line = line.trim_start_matches('#').trim();
             if line.starts_with('[') && line.ends_with(']') {
                 section = line[1..line.len() - 1].to_owned();
-            } else if let Some((k, _)) = line.split_once(" = ") {
-                if k.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
-                    named.push(if section.is_empty() {
-                        k.to_owned()
-                    } else {
-                        format!("{section}.{k}")
-                    });
-                }
+            } else if let Some((k, _)) = line.split_once(" = ")
+                && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            {
+                named.push(if section.is_empty() {
+                    k.to_owned()
+                } else {
+                    format!("{section}.{k}")
+                });
             }
         }
         named.sort();

@@ -16,7 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection as _, Row as _};
+use sqlx::Connection as _;
 
 pub use accounts::{AccountKind, AccountRow, NewAccount};
 
@@ -102,6 +102,25 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Takes an exclusive lock on `<path>.migrate-lock`, waiting on a blocking thread.
+async fn lock_file(path: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".migrate-lock");
+    let lock_path = PathBuf::from(name);
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| StoreError::Database(sqlx::Error::Io(std::io::Error::other(e))))?
+    .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))
+}
+
 impl Store {
     /// Opens a pool on the configured database; an SQLite file and its folder are created.
     pub async fn connect(
@@ -175,6 +194,12 @@ impl Store {
         let before = self.applied_versions().await?;
         match &self.pool {
             Pool::Sqlite(p) => {
+                // SQLite has no advisory lock: processes sharing the file take an exclusive
+                // lock on a file beside it instead, released when the handle drops.
+                let _guard = match &self.sqlite_file {
+                    Some(file) => Some(lock_file(&file.path).await?),
+                    None => None,
+                };
                 let mut conn = p.acquire().await?.detach();
                 let result = migrator.run(&mut conn).await;
                 conn.close().await.ok();
@@ -235,14 +260,11 @@ impl Store {
             }
         }
         let query = async {
-            let one: i64 = on_pool!(self, |p| sqlx::query("SELECT 1")
-                .fetch_one(p)
-                .await?
-                .try_get::<i64, _>(0)?);
-            Ok::<_, StoreError>(one)
+            on_pool!(self, |p| sqlx::query("SELECT 1").execute(p).await.map(|_| ())?);
+            Ok::<_, StoreError>(())
         };
         match tokio::time::timeout(timeout, query).await {
-            Ok(result) => result.map(|_| ()),
+            Ok(result) => result,
             Err(_) => Err(StoreError::Timeout(timeout)),
         }
     }

@@ -1,0 +1,272 @@
+//! Account commands run as an operator runs them: the built binary, passwords on standard input.
+
+use integration_host::services::accounts::AccountService;
+use integration_host::store::AccountKind;
+use integration_host_tests::{CliEnv, show};
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}", show(out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(out: &std::process::Output) -> String {
+    assert!(!out.status.success(), "expected a failure: {}", show(out));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn admin_create_list_passwd_disable_enable() {
+    let env = CliEnv::new().await;
+    let out = env.run(
+        &[
+            "admin",
+            "create",
+            "--username",
+            "jane",
+            "--email",
+            "jane@example.com",
+            "--firstname",
+            "Jane",
+            "--lastname",
+            "Doe",
+        ],
+        "s3cret-pass\n",
+    );
+    assert!(ok(&out).contains("created admin user jane"));
+
+    let accounts = AccountService::new(env.store().await);
+    assert!(
+        accounts
+            .verify(AccountKind::Admin, "jane", "s3cret-pass")
+            .await
+            .unwrap()
+            .is_some(),
+        "the password from standard input works"
+    );
+
+    let list = ok(&env.run(&["admin", "list"], ""));
+    assert!(list.contains("jane") && list.contains("Jane Doe"), "{list}");
+    let json = ok(&env.run(&["admin", "list", "--json"], ""));
+    let row: serde_json::Value = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["login"] == "jane")
+        .expect("jane listed");
+    assert_eq!(row["active"], true);
+    assert!(
+        row.get("password_hash").is_none(),
+        "hashes are never listed"
+    );
+
+    ok(&env.run(&["admin", "passwd", "jane"], "n3w-password\n"));
+    assert!(
+        accounts
+            .verify(AccountKind::Admin, "jane", "s3cret-pass")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        accounts
+            .verify(AccountKind::Admin, "jane", "n3w-password")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let out = ok(&env.run(&["admin", "disable", "jane"], ""));
+    assert!(out.contains("disabled"));
+    assert!(
+        accounts
+            .verify(AccountKind::Admin, "jane", "n3w-password")
+            .await
+            .unwrap()
+            .is_none(),
+        "a disabled admin cannot sign in"
+    );
+    let jane = accounts.get(AccountKind::Admin, "jane").await.unwrap();
+    let store = env.store().await;
+    assert!(
+        store
+            .revoked_before(AccountKind::Admin, jane.id)
+            .await
+            .unwrap()
+            .is_some(),
+        "disabling revokes the admin's tokens"
+    );
+    let json = ok(&env.run(&["admin", "list", "--json"], ""));
+    assert!(json.contains(r#""active":false"#), "{json}");
+
+    ok(&env.run(&["admin", "enable", "jane"], ""));
+    assert!(
+        accounts
+            .verify(AccountKind::Admin, "jane", "n3w-password")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn admin_refusals_are_clear() {
+    let env = CliEnv::new().await;
+    let create = [
+        "admin",
+        "create",
+        "--username",
+        "sam",
+        "--email",
+        "sam@example.com",
+    ];
+    ok(&env.run(&create, "passw0rd!\n"));
+
+    let err = fails(&env.run(&create, "passw0rd!\n"));
+    assert!(err.contains("admin user `sam` already exists"), "{err}");
+    // Usernames are unique regardless of case.
+    let err = fails(&env.run(
+        &[
+            "admin",
+            "create",
+            "--username",
+            "SAM",
+            "--email",
+            "other@example.com",
+        ],
+        "passw0rd!\n",
+    ));
+    assert!(err.contains("already exists"), "{err}");
+
+    let err = fails(&env.run(
+        &[
+            "admin",
+            "create",
+            "--username",
+            "weak",
+            "--email",
+            "w@example.com",
+        ],
+        "short\n",
+    ));
+    assert!(err.contains("at least 7 characters"), "{err}");
+
+    let err = fails(&env.run(
+        &[
+            "admin",
+            "create",
+            "--username",
+            "nomail",
+            "--email",
+            "not-an-email",
+        ],
+        "passw0rd!\n",
+    ));
+    assert!(err.contains("not a valid email"), "{err}");
+
+    let err = fails(&env.run(
+        &[
+            "admin",
+            "create",
+            "--username",
+            "empty",
+            "--email",
+            "e@example.com",
+        ],
+        "",
+    ));
+    assert!(err.contains("no password given"), "{err}");
+
+    let err = fails(&env.run(&["admin", "passwd", "ghost"], "passw0rd!\n"));
+    assert!(err.contains("admin user `ghost` does not exist"), "{err}");
+    let err = fails(&env.run(&["admin", "disable", "ghost"], ""));
+    assert!(err.contains("does not exist"), "{err}");
+
+    // There is no way to pass a password as an argument.
+    let err = fails(&env.run(
+        &[
+            "admin",
+            "create",
+            "--username",
+            "x",
+            "--email",
+            "x@example.com",
+            "--password",
+            "passw0rd!",
+        ],
+        "",
+    ));
+    assert!(err.contains("unexpected argument '--password'"), "{err}");
+}
+
+#[tokio::test]
+async fn customer_create_list_disable_enable() {
+    let env = CliEnv::new().await;
+    let out = ok(&env.run(
+        &[
+            "customer",
+            "create",
+            "--email",
+            "Roni@Example.com",
+            "--firstname",
+            "Roni",
+            "--lastname",
+            "Cost",
+        ],
+        "roni-pass1\r\n",
+    ));
+    assert!(out.contains("created customer Roni@Example.com"), "{out}");
+
+    let err = fails(&env.run(
+        &["customer", "create", "--email", "roni@example.com"],
+        "roni-pass1\n",
+    ));
+    assert!(
+        err.contains("already exists"),
+        "emails are unique regardless of case: {err}"
+    );
+
+    let accounts = AccountService::new(env.store().await);
+    // Login by email, case-insensitive; the CRLF of the input is not part of the password.
+    assert!(
+        accounts
+            .verify(AccountKind::Customer, "roni@example.com", "roni-pass1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let list = ok(&env.run(&["customer", "list"], ""));
+    assert!(
+        list.contains("Roni@Example.com") && list.contains("Roni Cost"),
+        "{list}"
+    );
+
+    ok(&env.run(&["customer", "disable", "roni@example.com"], ""));
+    assert!(
+        accounts
+            .verify(AccountKind::Customer, "roni@example.com", "roni-pass1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let roni = accounts
+        .get(AccountKind::Customer, "roni@example.com")
+        .await
+        .unwrap();
+    assert!(!roni.is_active);
+    assert!(
+        env.store()
+            .await
+            .revoked_before(AccountKind::Customer, roni.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    ok(&env.run(&["customer", "enable", "roni@example.com"], ""));
+    assert!(
+        accounts
+            .verify(AccountKind::Customer, "roni@example.com", "roni-pass1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
