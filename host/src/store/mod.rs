@@ -12,11 +12,11 @@ use std::path::PathBuf;
 use std::str::FromStr as _;
 use std::time::Duration;
 
+use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::Connection as _;
 
 pub use accounts::{AccountKind, AccountRow, NewAccount};
 
@@ -260,7 +260,10 @@ impl Store {
             }
         }
         let query = async {
-            on_pool!(self, |p| sqlx::query("SELECT 1").execute(p).await.map(|_| ())?);
+            on_pool!(self, |p| sqlx::query("SELECT 1")
+                .execute(p)
+                .await
+                .map(|_| ())?);
             Ok::<_, StoreError>(())
         };
         match tokio::time::timeout(timeout, query).await {
