@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod oauth;
 pub mod services;
 pub mod startup;
 pub mod store;

@@ -1,0 +1,154 @@
+//! The signature base string and HMAC signatures (RFC 5849 sections 3.4.1 to 3.4.2).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, Mac};
+
+use super::percent_encode;
+
+/// A signature method this server can check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureMethod {
+    HmacSha1,
+    HmacSha256,
+}
+
+impl SignatureMethod {
+    /// Parses the `oauth_signature_method` value (exact, upper-case, as clients send it).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "HMAC-SHA1" => Some(Self::HmacSha1),
+            "HMAC-SHA256" => Some(Self::HmacSha256),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HmacSha1 => "HMAC-SHA1",
+            Self::HmacSha256 => "HMAC-SHA256",
+        }
+    }
+}
+
+/// The base string URI: scheme and host in lower case, the port only when not the scheme's
+/// default, the path as sent, no query or fragment (section 3.4.1.2).
+///
+/// ```
+/// use integration_host::oauth::base_string_uri;
+/// let u = url::Url::parse("HTTPS://Shop.Example:443/rest/V1/x?a=1").unwrap();
+/// assert_eq!(base_string_uri(&u), "https://shop.example/rest/V1/x");
+/// ```
+pub fn base_string_uri(url: &url::Url) -> String {
+    // `url` already lower-cases scheme and host and drops the scheme's default port.
+    let mut out = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
+    if let Some(port) = url.port() {
+        out.push(':');
+        out.push_str(&port.to_string());
+    }
+    out.push_str(url.path());
+    out
+}
+
+/// The normalised parameter string (section 3.4.1.3.2): names and values percent-encoded,
+/// sorted by name then value in byte order, duplicates kept, joined with `&`. The caller
+/// passes every parameter but `oauth_signature` and `realm`.
+pub fn normalize_parameters(params: &[(String, String)]) -> String {
+    let mut encoded: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (percent_encode(k), percent_encode(v)))
+        .collect();
+    encoded.sort();
+    let mut out = String::with_capacity(encoded.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+    for (i, (k, v)) in encoded.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out
+}
+
+/// The signature base string: `METHOD&enc(base URI)&enc(normalised parameters)`.
+///
+/// ```
+/// use integration_host::oauth::base_string;
+/// let u = url::Url::parse("http://example.com/r?b=2").unwrap();
+/// let params = vec![("b".to_owned(), "2".to_owned()), ("a".to_owned(), "x y".to_owned())];
+/// assert_eq!(base_string("get", &u, &params), "GET&http%3A%2F%2Fexample.com%2Fr&a%3Dx%2520y%26b%3D2");
+/// ```
+pub fn base_string(method: &str, url: &url::Url, params: &[(String, String)]) -> String {
+    format!(
+        "{}&{}&{}",
+        method.to_ascii_uppercase(),
+        percent_encode(&base_string_uri(url)),
+        percent_encode(&normalize_parameters(params))
+    )
+}
+
+fn signing_key(consumer_secret: &str, token_secret: &str) -> String {
+    format!(
+        "{}&{}",
+        percent_encode(consumer_secret),
+        percent_encode(token_secret)
+    )
+}
+
+fn mac_bytes(method: SignatureMethod, key: &[u8], data: &[u8]) -> Vec<u8> {
+    match method {
+        SignatureMethod::HmacSha1 => {
+            let mut m = <Hmac<sha1::Sha1> as Mac>::new_from_slice(key).expect("any key length");
+            m.update(data);
+            m.finalize().into_bytes().to_vec()
+        }
+        SignatureMethod::HmacSha256 => {
+            let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("any key length");
+            m.update(data);
+            m.finalize().into_bytes().to_vec()
+        }
+    }
+}
+
+/// The base64 signature of `base` with the consumer and token secrets (section 3.4.2).
+pub fn sign(
+    method: SignatureMethod,
+    consumer_secret: &str,
+    token_secret: &str,
+    base: &str,
+) -> String {
+    B64.encode(mac_bytes(
+        method,
+        signing_key(consumer_secret, token_secret).as_bytes(),
+        base.as_bytes(),
+    ))
+}
+
+/// Whether `signature` (base64, as sent) is the signature of `base`; compared in constant time.
+pub fn verify(
+    method: SignatureMethod,
+    consumer_secret: &str,
+    token_secret: &str,
+    base: &str,
+    signature: &str,
+) -> bool {
+    let Ok(given) = B64.decode(signature.trim()) else {
+        return false;
+    };
+    let key = signing_key(consumer_secret, token_secret);
+    match method {
+        SignatureMethod::HmacSha1 => {
+            let mut m =
+                <Hmac<sha1::Sha1> as Mac>::new_from_slice(key.as_bytes()).expect("any key length");
+            m.update(base.as_bytes());
+            m.verify_slice(&given).is_ok()
+        }
+        SignatureMethod::HmacSha256 => {
+            let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_bytes())
+                .expect("any key length");
+            m.update(base.as_bytes());
+            m.verify_slice(&given).is_ok()
+        }
+    }
+}
