@@ -1,6 +1,8 @@
 # Shared helpers for the entry-point scripts. Source it; do not run it.
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+say() {
+  if [ -t 2 ]; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi
+}
 
 # Runs apt-get as root (directly, or through sudo when available).
 apt_install() {

@@ -78,3 +78,40 @@ async fn migrate_command_applies_then_reports_up_to_date() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("database is up to date"), "{stdout}");
 }
+
+#[tokio::test]
+async fn two_migrate_processes_at_once_both_succeed_and_one_applies() {
+    let env = CliEnv::new().await;
+    let spawn = || {
+        std::process::Command::new(integration_host_tests::binary())
+            .arg("--config")
+            .arg(&env.config)
+            .arg("migrate")
+            .output()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    });
+    assert!(a.status.success(), "{}", show(&a));
+    assert!(b.status.success(), "{}", show(&b));
+    let outputs = [
+        String::from_utf8_lossy(&a.stdout).into_owned(),
+        String::from_utf8_lossy(&b.stdout).into_owned(),
+    ];
+    // One applied the migrations; the other waited for the lock and found nothing to do.
+    assert_eq!(
+        outputs
+            .iter()
+            .filter(|o| o.contains("applied 1 initial"))
+            .count(),
+        1,
+        "{outputs:?}"
+    );
+    assert_eq!(
+        outputs.iter().filter(|o| o.contains("up to date")).count(),
+        1,
+        "{outputs:?}"
+    );
+}

@@ -102,10 +102,14 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Takes an exclusive lock on `<path>.migrate-lock`, waiting on a blocking thread.
+/// Advisory lock key under which PostgreSQL processes take turns at migrating.
+const MIGRATION_LOCK_KEY: i64 = 0x0069_682d_6d69_6772;
+
+/// Takes an exclusive lock on `<path>.lock` (the SQLite database path), waiting on a blocking
+/// thread. Processes sharing one SQLite file use it to take turns at opening and migrating.
 async fn lock_file(path: &std::path::Path) -> Result<std::fs::File, StoreError> {
     let mut name = path.as_os_str().to_owned();
-    name.push(".migrate-lock");
+    name.push(".lock");
     let lock_path = PathBuf::from(name);
     tokio::task::spawn_blocking(move || {
         let file = std::fs::OpenOptions::new()
@@ -145,11 +149,15 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_millis(settings.sqlite_busy_timeout_ms))
                     .foreign_keys(true);
+                // Switching a new file to WAL needs an exclusive lock that SQLite does not wait
+                // for: processes opening one new file at once take turns through the lock file.
+                let guard = lock_file(path).await?;
                 let pool = SqlitePoolOptions::new()
                     .max_connections(settings.pool_size.max(1))
                     .acquire_timeout(acquire)
                     .connect_with(options)
                     .await?;
+                drop(guard);
                 let meta = std::fs::metadata(path).map_err(sqlx::Error::Io)?;
                 use std::os::unix::fs::MetadataExt as _;
                 Ok(Self {
@@ -183,36 +191,76 @@ impl Store {
         }
     }
 
-    /// Applies pending migrations. Safe when several processes migrate one PostgreSQL database
-    /// at once: the migrator holds an advisory lock, on a connection of its own that is closed
-    /// afterwards, so a failed run cannot leave the lock on a pooled connection.
+    /// Applies pending migrations and reports which. Safe when several processes migrate one
+    /// database at once: PostgreSQL processes take an advisory lock, SQLite processes a lock
+    /// file, and the report is read under that lock, so exactly one process reports applying
+    /// each migration. The PostgreSQL lock lives on a connection of its own that is closed
+    /// afterwards, so a failed run cannot leave it held on a pooled connection.
     pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {
-        let migrator = match self.backend() {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        let before = self.applied_versions().await?;
-        match &self.pool {
+        // On one connection: the versions applied before, the migrator's run, those after.
+        macro_rules! run_on {
+            ($conn:expr, $migrator:expr, $exists:expr) => {{
+                let conn = $conn;
+                let mut versions = Vec::new();
+                for run in [false, true] {
+                    if run {
+                        $migrator.run(&mut *conn).await?;
+                    }
+                    let exists: bool = sqlx::query_scalar($exists).fetch_one(&mut *conn).await?;
+                    let applied: Vec<i64> = if exists {
+                        sqlx::query_scalar(
+                            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+                        )
+                        .fetch_all(&mut *conn)
+                        .await?
+                    } else {
+                        Vec::new()
+                    };
+                    versions.push(applied);
+                }
+                let after = versions.pop().expect("two readings");
+                let before = versions.pop().expect("two readings");
+                Ok::<_, StoreError>((before, after))
+            }};
+        }
+        let (migrator, result) = match &self.pool {
             Pool::Sqlite(p) => {
-                // SQLite has no advisory lock: processes sharing the file take an exclusive
-                // lock on a file beside it instead, released when the handle drops.
                 let _guard = match &self.sqlite_file {
                     Some(file) => Some(lock_file(&file.path).await?),
                     None => None,
                 };
                 let mut conn = p.acquire().await?.detach();
-                let result = migrator.run(&mut conn).await;
+                let result = async {
+                    run_on!(
+                        &mut conn,
+                        SQLITE_MIGRATIONS,
+                        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+                    )
+                }
+                .await;
                 conn.close().await.ok();
-                result?;
+                (&SQLITE_MIGRATIONS, result)
             }
             Pool::Postgres(p) => {
                 let mut conn = p.acquire().await?.detach();
-                let result = migrator.run(&mut conn).await;
+                let result = async {
+                    sqlx::query("SELECT pg_advisory_lock($1)")
+                        .bind(MIGRATION_LOCK_KEY)
+                        .execute(&mut conn)
+                        .await?;
+                    run_on!(
+                        &mut conn,
+                        POSTGRES_MIGRATIONS,
+                        "SELECT to_regclass('_sqlx_migrations') IS NOT NULL"
+                    )
+                }
+                .await;
+                // Closing the session releases the advisory lock.
                 conn.close().await.ok();
-                result?;
+                (&POSTGRES_MIGRATIONS, result)
             }
-        }
-        let after = self.applied_versions().await?;
+        };
+        let (before, after) = result?;
         let applied = migrator
             .iter()
             .filter(|m| after.contains(&m.version) && !before.contains(&m.version))
@@ -222,30 +270,6 @@ impl Store {
             applied,
             total: after.len(),
         })
-    }
-
-    /// Versions recorded in the migrations table (empty before the first migration).
-    async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {
-        let exists: bool = on_pool!(self, |p| {
-            let sql = match self.backend() {
-                Backend::Sqlite => {
-                    "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
-                }
-                Backend::Postgres => "SELECT to_regclass('_sqlx_migrations') IS NOT NULL",
-            };
-            sqlx::query_scalar(sql).fetch_one(p).await?
-        });
-        if !exists {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<i64> = on_pool!(self, |p| {
-            sqlx::query_scalar(
-                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
-            )
-            .fetch_all(p)
-            .await?
-        });
-        Ok(rows)
     }
 
     /// Checks that the database answers (within `timeout`) and, for SQLite, that the file the
