@@ -139,6 +139,7 @@ pub struct TestApp {
     pub port: u16,
     pub client: reqwest::Client,
     pub store: Store,
+    pub integrations: integration_host::services::integration::IntegrationService,
     pub bootstrap_admin: Option<BootstrapAdmin>,
     pub settings: Settings,
     pub db: TestDb,
@@ -164,6 +165,7 @@ pub async fn spawn_on(db: TestDb, settings: Settings) -> TestApp {
         .expect("the server builds");
     let port = app.port();
     let store = app.store().clone();
+    let integrations = app.integrations().clone();
     let bootstrap_admin = app.take_bootstrap_admin();
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -175,6 +177,7 @@ pub async fn spawn_on(db: TestDb, settings: Settings) -> TestApp {
             .build()
             .unwrap(),
         store,
+        integrations,
         bootstrap_admin,
         settings,
         db,
@@ -461,5 +464,128 @@ pub async fn raw_scalar_i64(db: &TestDb, sql: &str) -> Result<i64, sqlx::Error> 
             conn.close().await.ok();
             Ok(v)
         }
+    }
+}
+
+/// Signs a request as an OAuth 1.0a client would and returns the `Authorization` header value.
+/// `extra` holds protocol parameters beyond the standard ones (`oauth_token`, `oauth_verifier`,
+/// `oauth_callback`); `form` the body parameters, which are signed too.
+#[allow(clippy::too_many_arguments)]
+pub fn oauth_header(
+    method: &str,
+    url: &str,
+    consumer_key: &str,
+    consumer_secret: &str,
+    token_secret: &str,
+    extra: &[(&str, &str)],
+    form: &[(&str, &str)],
+    nonce: &str,
+    timestamp: i64,
+) -> String {
+    use integration_host::oauth;
+    let mut protocol: Vec<(String, String)> = vec![
+        ("oauth_consumer_key".into(), consumer_key.into()),
+        ("oauth_nonce".into(), nonce.into()),
+        ("oauth_signature_method".into(), "HMAC-SHA256".into()),
+        ("oauth_timestamp".into(), timestamp.to_string()),
+        ("oauth_version".into(), "1.0".into()),
+    ];
+    protocol.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let parsed = url::Url::parse(url).unwrap();
+    let mut signed = protocol.clone();
+    signed.extend(
+        parsed
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned())),
+    );
+    signed.extend(form.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let base = oauth::base_string(method, &parsed, &signed);
+    let signature = oauth::sign(
+        oauth::SignatureMethod::HmacSha256,
+        consumer_secret,
+        token_secret,
+        &base,
+    );
+    protocol.push(("oauth_signature".into(), signature));
+    let fields: Vec<String> = protocol
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}=\"{}\"",
+                oauth::percent_encode(k),
+                oauth::percent_encode(v)
+            )
+        })
+        .collect();
+    format!("OAuth {}", fields.join(", "))
+}
+
+/// Current time, unix seconds.
+pub fn unix_now() -> i64 {
+    integration_host::store::now()
+}
+
+/// The form posts a [`Recorder`] received, oldest first.
+pub type Posts = std::sync::Arc<std::sync::Mutex<Vec<Vec<(String, String)>>>>;
+
+/// A local HTTP endpoint that records the form posts it receives, as an integrator's
+/// activation endpoint would; answers with `status`.
+#[derive(Debug)]
+pub struct Recorder {
+    pub url: String,
+    pub posts: Posts,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Recorder {
+    pub async fn start(status: u16) -> Self {
+        use actix_web::{App, HttpResponse, HttpServer, web};
+        let posts: Posts = Default::default();
+        let recorded = posts.clone();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(move || {
+            let recorded = recorded.clone();
+            App::new().default_service(web::to(move |body: web::Bytes| {
+                let recorded = recorded.clone();
+                async move {
+                    let form: Vec<(String, String)> = form_urlencoded::parse(&body)
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect();
+                    recorded.lock().unwrap().push(form);
+                    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                        .finish()
+                }
+            }))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            url: format!("http://127.0.0.1:{port}/activate"),
+            posts,
+            handle,
+        }
+    }
+
+    /// The last post's value of `name`.
+    pub fn field(&self, name: &str) -> Option<String> {
+        let posts = self.posts.lock().unwrap();
+        posts
+            .last()?
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        drop(handle.stop(false));
     }
 }

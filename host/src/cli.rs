@@ -14,6 +14,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, KeySpec, Settings};
 use crate::services::accounts::{AccountInput, AccountService, Email, Password, Username};
+use crate::services::integration::{
+    Activation, EndpointUrl, Integration, IntegrationInput, IntegrationName, IntegrationService,
+    SetupType,
+};
+use crate::services::oauth::{OauthService, ServiceError};
 use crate::startup::Application;
 use crate::store::{AccountKind, AccountRow, Store};
 
@@ -50,6 +55,51 @@ pub enum Command {
     /// Manage customers.
     #[command(subcommand)]
     Customer(CustomerCommand),
+    /// Manage integrations.
+    #[command(subcommand)]
+    Integration(IntegrationCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IntegrationCommand {
+    /// List integrations.
+    List(ListArgs),
+    /// Show one integration (by name or id); secrets only with --show-secrets.
+    Show {
+        integration: String,
+        /// Also print the consumer secret and the access token and its secret.
+        #[arg(long)]
+        show_secrets: bool,
+    },
+    /// Create an integration.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Endpoint that receives the OAuth credentials on activation.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Page the admin is sent to after activation, to sign in to the integrator.
+        #[arg(long)]
+        identity_link: Option<String>,
+    },
+    /// Activate an integration: run the token exchange with its endpoint, or mint its tokens.
+    Activate {
+        integration: String,
+        /// Print the minted access token and secrets.
+        #[arg(long)]
+        show_secrets: bool,
+    },
+    /// Replace an integration's tokens (the consumer key and secret stay).
+    Reauthorize {
+        integration: String,
+        /// Print the minted access token and secrets.
+        #[arg(long)]
+        show_secrets: bool,
+    },
+    /// Delete an integration with its consumer, tokens, nonces and permissions.
+    Delete { integration: String },
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +225,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(_) => unreachable!("handled before loading the configuration"),
         Command::Admin(cmd) => runtime()?.block_on(admin(settings, cmd)),
         Command::Customer(cmd) => runtime()?.block_on(customer(settings, cmd)),
+        Command::Integration(cmd) => runtime()?.block_on(integration(settings, cmd)),
     }
 }
 
@@ -341,6 +392,177 @@ async fn customer(settings: Settings, cmd: CustomerCommand) -> anyhow::Result<()
             println!("customer {email} enabled");
         }
         CustomerCommand::List(args) => print_accounts(&service.list(kind).await?, &args, "EMAIL"),
+    }
+    Ok(())
+}
+
+async fn integration_services(
+    settings: &Settings,
+) -> anyhow::Result<(IntegrationService, OauthService)> {
+    let store = open_store(settings).await?;
+    let keys = std::sync::Arc::new(crate::crypto::resolve_keys(settings)?);
+    let oauth = OauthService::new(
+        store.clone(),
+        keys,
+        settings.oauth.clone(),
+        settings.server.base_url.clone(),
+    );
+    Ok((IntegrationService::new(store, oauth.clone()), oauth))
+}
+
+async fn find_integration(
+    service: &IntegrationService,
+    which: &str,
+) -> anyhow::Result<Integration> {
+    if let Some(found) = service.find_by_name(which).await? {
+        return Ok(found);
+    }
+    match which.parse::<i64>() {
+        Ok(id) => Ok(service.get(id).await?),
+        Err(_) => anyhow::bail!("integration `{which}` does not exist"),
+    }
+}
+
+fn optional<T>(
+    value: Option<String>,
+    parse: impl Fn(&str) -> Result<T, ServiceError>,
+) -> anyhow::Result<Option<T>> {
+    Ok(match value.filter(|v| !v.trim().is_empty()) {
+        Some(v) => Some(parse(&v)?),
+        None => None,
+    })
+}
+
+async fn print_secrets(oauth: &OauthService, integration: &Integration) -> anyhow::Result<()> {
+    let consumer = oauth.load_consumer(integration.consumer_id).await?;
+    println!("consumer key:        {}", consumer.key);
+    println!("consumer secret:     {}", consumer.secret);
+    match oauth.get_access_token(integration.consumer_id).await? {
+        Some(pair) => {
+            println!("access token:        {}", pair.token);
+            println!("access token secret: {}", pair.secret);
+        }
+        None => println!("access token:        (none yet)"),
+    }
+    Ok(())
+}
+
+async fn integration(settings: Settings, cmd: IntegrationCommand) -> anyhow::Result<()> {
+    let (service, oauth) = integration_services(&settings).await?;
+    match cmd {
+        IntegrationCommand::List(args) => {
+            let all = service.list().await?;
+            if args.json {
+                for i in &all {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "id": i.id, "name": i.name, "email": i.email, "endpoint": i.endpoint,
+                            "identity_link_url": i.identity_link_url, "status": i.status.label(),
+                            "setup_type": if i.setup_type == SetupType::Config { "config" } else { "manual" },
+                        })
+                    );
+                }
+            } else {
+                println!(
+                    "{:<6} {:<32} {:<9} {:<7} ENDPOINT",
+                    "ID", "NAME", "STATUS", "SETUP"
+                );
+                for i in &all {
+                    println!(
+                        "{:<6} {:<32} {:<9} {:<7} {}",
+                        i.id,
+                        i.name,
+                        i.status.label(),
+                        if i.setup_type == SetupType::Config {
+                            "config"
+                        } else {
+                            "manual"
+                        },
+                        i.endpoint
+                    );
+                }
+            }
+        }
+        IntegrationCommand::Show {
+            integration,
+            show_secrets,
+        } => {
+            let i = find_integration(&service, &integration).await?;
+            let consumer = oauth.load_consumer(i.consumer_id).await?;
+            println!("id:                  {}", i.id);
+            println!("name:                {}", i.name);
+            println!("email:               {}", i.email);
+            println!("endpoint:            {}", i.endpoint);
+            println!("identity link URL:   {}", i.identity_link_url);
+            println!("status:              {}", i.status.label());
+            println!("created:             {}", iso8601(i.created_at));
+            if show_secrets {
+                print_secrets(&oauth, &i).await?;
+            } else {
+                println!("consumer key:        {}", consumer.key);
+                println!("(secrets hidden; add --show-secrets to print them)");
+            }
+        }
+        IntegrationCommand::Create {
+            name,
+            email,
+            endpoint,
+            identity_link,
+        } => {
+            let input = IntegrationInput {
+                name: IntegrationName::parse(&name)?,
+                email: optional(email, |e| {
+                    Email::parse(e).map_err(|e| ServiceError::Invalid(e.to_string()))
+                })?,
+                endpoint: optional(endpoint, EndpointUrl::parse)?,
+                identity_link_url: optional(identity_link, EndpointUrl::parse)?,
+                setup_type: SetupType::Manual,
+            };
+            let created = service.create(input).await?;
+            println!("created integration {} (id {})", created.name, created.id);
+        }
+        IntegrationCommand::Activate {
+            integration,
+            show_secrets,
+        } => activate(&service, &oauth, &integration, false, show_secrets).await?,
+        IntegrationCommand::Reauthorize {
+            integration,
+            show_secrets,
+        } => activate(&service, &oauth, &integration, true, show_secrets).await?,
+        IntegrationCommand::Delete { integration } => {
+            let i = find_integration(&service, &integration).await?;
+            service.delete(i.id).await?;
+            println!("deleted integration {} (id {})", i.name, i.id);
+        }
+    }
+    Ok(())
+}
+
+async fn activate(
+    service: &IntegrationService,
+    oauth: &OauthService,
+    integration: &str,
+    reauthorize: bool,
+    show_secrets: bool,
+) -> anyhow::Result<()> {
+    let i = find_integration(service, integration).await?;
+    match service.activate(i.id, reauthorize).await? {
+        Activation::IdentityLink(link) => {
+            println!(
+                "credentials posted to {}; the integrator now exchanges its tokens.",
+                i.endpoint
+            );
+            println!("identity link: {link}");
+        }
+        Activation::Minted => {
+            println!("integration {} is active with a new access token", i.name);
+            if show_secrets {
+                print_secrets(oauth, &i).await?;
+            } else {
+                println!("(add --show-secrets to print the tokens)");
+            }
+        }
     }
     Ok(())
 }

@@ -18,6 +18,8 @@ use actix_web::{App, HttpServer};
 use crate::config::Settings;
 use crate::crypto;
 use crate::services::accounts::{AccountService, BootstrapAdmin};
+use crate::services::integration::IntegrationService;
+use crate::services::oauth::OauthService;
 use crate::store::{MigrationReport, Store};
 use crate::web::{self, AppState};
 
@@ -70,10 +72,20 @@ impl Application {
         let addr = listener.local_addr()?;
         let port = addr.port();
 
+        let keys = Arc::new(keys);
+        let oauth = OauthService::new(
+            store.clone(),
+            keys.clone(),
+            settings.oauth.clone(),
+            settings.server.base_url.clone(),
+        );
+        let integrations = IntegrationService::new(store.clone(), oauth.clone());
         let state = Data::new(AppState {
             settings: Arc::new(settings.clone()),
             store,
             keys,
+            oauth,
+            integrations,
             metrics: web::metrics::Metrics::new(),
             draining: Arc::new(AtomicBool::new(false)),
         });
@@ -108,6 +120,11 @@ impl Application {
     /// The database this server uses.
     pub fn store(&self) -> &Store {
         &self.state.store
+    }
+
+    /// The integration service this server uses.
+    pub fn integrations(&self) -> &IntegrationService {
+        &self.state.integrations
     }
 
     /// The first admin account, when this start created it; its password is shown only here.

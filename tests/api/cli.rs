@@ -270,3 +270,80 @@ async fn customer_create_list_disable_enable() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn integration_create_show_activate_reauthorize_delete() {
+    let env = CliEnv::new().await;
+    let out = ok(&env.run(
+        &[
+            "integration",
+            "create",
+            "--name",
+            "Shop Sync",
+            "--email",
+            "ops@partner.example",
+        ],
+        "",
+    ));
+    assert!(out.contains("created integration Shop Sync"), "{out}");
+    let err = fails(&env.run(&["integration", "create", "--name", "shop sync"], ""));
+    assert!(
+        err.contains("Integration with name 'shop sync' exists."),
+        "{err}"
+    );
+    let err = fails(&env.run(
+        &[
+            "integration",
+            "create",
+            "--name",
+            "Bad",
+            "--endpoint",
+            "ftp://x/",
+        ],
+        "",
+    ));
+    assert!(err.contains("must be an http: or https: URL"), "{err}");
+
+    let list = ok(&env.run(&["integration", "list"], ""));
+    assert!(
+        list.contains("Shop Sync") && list.contains("Inactive"),
+        "{list}"
+    );
+
+    let out = ok(&env.run(&["integration", "activate", "Shop Sync"], ""));
+    assert!(out.contains("is active"), "{out}");
+    let err = fails(&env.run(&["integration", "activate", "Shop Sync"], ""));
+    assert!(err.contains("already active"), "{err}");
+
+    let shown = ok(&env.run(&["integration", "show", "shop sync"], ""));
+    assert!(shown.contains("status:              Active"), "{shown}");
+    assert!(shown.contains("consumer key:"), "{shown}");
+    assert!(!shown.contains("consumer secret:") && !shown.contains("access token:"));
+    let secrets = ok(&env.run(&["integration", "show", "Shop Sync", "--show-secrets"], ""));
+    let line = |name: &str| {
+        secrets
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or_else(|| panic!("{name} missing: {secrets}"))
+            .to_owned()
+    };
+    let first_token = line("access token:");
+    assert_eq!(first_token.len(), 32);
+    assert_eq!(line("consumer secret:").len(), 32);
+
+    ok(&env.run(&["integration", "reauthorize", "Shop Sync"], ""));
+    let again = ok(&env.run(&["integration", "show", "Shop Sync", "--show-secrets"], ""));
+    assert!(
+        !again.contains(&first_token),
+        "reauthorize replaces the access token"
+    );
+    assert!(
+        again.contains(&line("consumer secret:")),
+        "reauthorize keeps the consumer secret"
+    );
+
+    ok(&env.run(&["integration", "delete", "Shop Sync"], ""));
+    let err = fails(&env.run(&["integration", "show", "Shop Sync"], ""));
+    assert!(err.contains("does not exist"), "{err}");
+}

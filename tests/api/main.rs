@@ -4,6 +4,7 @@
 mod bootstrap;
 mod cli;
 mod config;
+mod handshake;
 mod health;
 mod migrations;
 mod shutdown;

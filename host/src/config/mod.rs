@@ -34,6 +34,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub crypto: CryptoSettings,
     pub tokens: TokenSettings,
+    pub oauth: OauthSettings,
     pub log: LogSettings,
 }
 
@@ -95,6 +96,38 @@ pub struct TokenSettings {
     pub customer_lifetime_minutes: u32,
 }
 
+/// OAuth 1.0a for integrations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OauthSettings {
+    /// Seconds after activation during which the integrator may exchange tokens.
+    pub consumer_exchange_window_seconds: u64,
+    /// Largest difference, either way, between `oauth_timestamp` and the server clock.
+    pub timestamp_window_seconds: u64,
+    /// Accept HMAC-SHA1 signatures (Magento 2.4.4+ refuses them; older clients send them).
+    pub allow_hmac_sha1: bool,
+    /// Seconds the activation POST to an integration endpoint may take.
+    pub endpoint_timeout_seconds: u64,
+    /// Follow redirects answered by an integration endpoint.
+    pub endpoint_follow_redirects: bool,
+    /// Reconstruct the signed URL from `Forwarded` / `X-Forwarded-Proto` / `X-Forwarded-Host`
+    /// (only behind a proxy that sets them).
+    pub trust_forwarded_headers: bool,
+}
+
+impl Default for OauthSettings {
+    fn default() -> Self {
+        Self {
+            consumer_exchange_window_seconds: 300,
+            timestamp_window_seconds: 600,
+            allow_hmac_sha1: false,
+            endpoint_timeout_seconds: 5,
+            endpoint_follow_redirects: false,
+            trust_forwarded_headers: false,
+        }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -111,6 +144,7 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             crypto: CryptoSettings::default(),
             tokens: TokenSettings::default(),
+            oauth: OauthSettings::default(),
             log: LogSettings::default(),
         }
     }

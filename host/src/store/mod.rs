@@ -7,6 +7,7 @@
 //! differ, the method says so and holds both statements.
 
 mod accounts;
+mod integrations;
 
 use std::path::PathBuf;
 use std::str::FromStr as _;
@@ -19,6 +20,9 @@ use sqlx::sqlite::{
 };
 
 pub use accounts::{AccountKind, AccountRow, NewAccount};
+pub use integrations::{
+    ConsumerRow, IntegrationFields, IntegrationRow, NewConsumer, SealedToken, TokenRow,
+};
 
 use crate::config::{DatabaseSettings, DatabaseUrl};
 

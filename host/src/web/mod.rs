@@ -8,6 +8,7 @@
 pub mod error;
 mod health;
 pub mod metrics;
+pub mod oauth;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -31,8 +32,10 @@ use error::RestError;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub store: Store,
-    pub keys: KeyMaterial,
+    pub keys: Arc<KeyMaterial>,
     pub metrics: metrics::Metrics,
+    pub oauth: crate::services::oauth::OauthService,
+    pub integrations: crate::services::integration::IntegrationService,
     /// Set once shutdown began: `/readyz` answers 503 from then on.
     pub draining: Arc<AtomicBool>,
 }
@@ -62,6 +65,11 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .service(get_only("/livez", health::livez))
             .service(get_only("/readyz", health::readyz))
             .service(get_only("/metrics", health::metrics))
+            .route(
+                "/oauth/token/request",
+                web::route().to(oauth::request_token),
+            )
+            .route("/oauth/token/access", web::route().to(oauth::access_token))
             .default_service(web::to(|| async {
                 RestError::not_found_route().error_response()
             }));

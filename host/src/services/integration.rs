@@ -1,0 +1,342 @@
+//! Integrations: Magento's `IntegrationServiceInterface`, and their activation.
+//!
+//! An integration owns one OAuth consumer, created with it (random 32-character key and
+//! secret). Activation either runs the token exchange with the integrator's endpoint (both the
+//! endpoint and the identity link URL set) or mints the access token here.
+
+use std::fmt;
+
+use super::accounts::Email;
+use super::oauth::{OauthService, ServiceError};
+use crate::crypto;
+use crate::store::{IntegrationFields, IntegrationRow, NewConsumer, Store};
+
+/// Integration status, as Magento numbers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Inactive = 0,
+    Active = 1,
+    /// Changed by its configuration file: the merchant must approve it again.
+    Reset = 2,
+}
+
+impl Status {
+    pub fn from_code(code: i64) -> Self {
+        match code {
+            1 => Status::Active,
+            2 => Status::Reset,
+            _ => Status::Inactive,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Inactive => "Inactive",
+            Status::Active => "Active",
+            Status::Reset => "Reset",
+        }
+    }
+}
+
+/// Where an integration comes from: the admin (manual) or a configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupType {
+    Manual = 0,
+    Config = 1,
+}
+
+/// An integration name: 1-255 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationName(String);
+
+impl IntegrationName {
+    /// ```
+    /// use integration_host::services::integration::IntegrationName;
+    /// assert_eq!(IntegrationName::parse("  Shop Sync ").unwrap().as_str(), "Shop Sync");
+    /// assert!(IntegrationName::parse(" ").is_err());
+    /// ```
+    pub fn parse(s: &str) -> Result<Self, ServiceError> {
+        let s = s.trim();
+        if s.is_empty() || s.chars().count() > 255 || s.chars().any(char::is_control) {
+            return Err(ServiceError::Invalid(
+                "an integration name is 1-255 characters".into(),
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An absolute `http:` or `https:` URL with a host (endpoint or identity link).
+#[derive(Clone, PartialEq, Eq)]
+pub struct EndpointUrl(url::Url);
+
+impl EndpointUrl {
+    /// ```
+    /// use integration_host::services::integration::EndpointUrl;
+    /// assert!(EndpointUrl::parse("https://partner.example/activate").is_ok());
+    /// assert!(EndpointUrl::parse("javascript:alert(1)").is_err());
+    /// assert!(EndpointUrl::parse("/relative").is_err());
+    /// ```
+    pub fn parse(s: &str) -> Result<Self, ServiceError> {
+        let url = url::Url::parse(s.trim())
+            .map_err(|_| ServiceError::Invalid(format!("`{s}` is not an absolute URL")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(ServiceError::Invalid(format!(
+                "`{s}` must be an http: or https: URL with a host"
+            )));
+        }
+        Ok(Self(url))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+
+    /// Whether the URL is plain `http:` (shown as "not secure").
+    pub fn is_insecure(&self) -> bool {
+        self.0.scheme() == "http"
+    }
+}
+
+impl fmt::Debug for EndpointUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+/// What an integration is made of, checked.
+#[derive(Debug, Clone)]
+pub struct IntegrationInput {
+    pub name: IntegrationName,
+    pub email: Option<Email>,
+    pub endpoint: Option<EndpointUrl>,
+    pub identity_link_url: Option<EndpointUrl>,
+    pub setup_type: SetupType,
+}
+
+/// An integration as the services answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Integration {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub endpoint: String,
+    pub identity_link_url: String,
+    pub status: Status,
+    pub consumer_id: i64,
+    pub setup_type: SetupType,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<IntegrationRow> for Integration {
+    fn from(r: IntegrationRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            email: r.email,
+            endpoint: r.endpoint,
+            identity_link_url: r.identity_link_url,
+            status: Status::from_code(r.status),
+            consumer_id: r.consumer_id.unwrap_or_default(),
+            setup_type: if r.setup_type == 1 {
+                SetupType::Config
+            } else {
+                SetupType::Manual
+            },
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// What activation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activation {
+    /// The credentials were posted to the endpoint; send the admin to this identity-link URL
+    /// (with `oauth_consumer_key` and `success_call_back`). The integration becomes active when
+    /// the integrator exchanges its request token for the access token.
+    IdentityLink(String),
+    /// No exchange: the access token was minted here and the integration is active.
+    Minted,
+}
+
+/// Magento's IntegrationService.
+#[derive(Debug, Clone)]
+pub struct IntegrationService {
+    store: Store,
+    oauth: OauthService,
+}
+
+impl IntegrationService {
+    pub fn new(store: Store, oauth: OauthService) -> Self {
+        Self { store, oauth }
+    }
+
+    fn fields(input: &IntegrationInput) -> IntegrationFields<'_> {
+        IntegrationFields {
+            name: input.name.as_str(),
+            email: input.email.as_ref().map(Email::as_str).unwrap_or(""),
+            endpoint: input
+                .endpoint
+                .as_ref()
+                .map(EndpointUrl::as_str)
+                .unwrap_or(""),
+            identity_link_url: input
+                .identity_link_url
+                .as_ref()
+                .map(EndpointUrl::as_str)
+                .unwrap_or(""),
+            setup_type: input.setup_type as i64,
+        }
+    }
+
+    /// Creates an integration with its consumer. Names are unique regardless of case.
+    #[tracing::instrument(skip(self, input), fields(name = %input.name.as_str()))]
+    pub async fn create(&self, input: IntegrationInput) -> Result<Integration, ServiceError> {
+        let key = crypto::random_token();
+        let secret = crypto::random_token();
+        let sealed = self.oauth.seal_consumer_secret(&secret);
+        let fields = Self::fields(&input);
+        let row = self
+            .store
+            .insert_integration(
+                &fields,
+                &NewConsumer {
+                    key: &key,
+                    secret: &sealed,
+                    callback_url: fields.endpoint,
+                },
+            )
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Conflict(format!(
+                    "Integration with name '{}' exists.",
+                    input.name.as_str()
+                ))
+            })?;
+        Ok(row.into())
+    }
+
+    /// Changes an integration's fields (its consumer and tokens stay).
+    pub async fn update(
+        &self,
+        id: i64,
+        input: IntegrationInput,
+    ) -> Result<Integration, ServiceError> {
+        match self
+            .store
+            .update_integration(id, &Self::fields(&input))
+            .await
+        {
+            Ok(Some(row)) => Ok(row.into()),
+            Ok(None) => Err(not_found(id)),
+            Err(e) if e.is_unique_violation() => Err(ServiceError::Conflict(format!(
+                "Integration with name '{}' exists.",
+                input.name.as_str()
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get(&self, id: i64) -> Result<Integration, ServiceError> {
+        self.store
+            .integration_by_id(id)
+            .await?
+            .map(Into::into)
+            .ok_or_else(|| not_found(id))
+    }
+
+    pub async fn find_by_name(&self, name: &str) -> Result<Option<Integration>, ServiceError> {
+        Ok(self.store.integration_by_name(name).await?.map(Into::into))
+    }
+
+    pub async fn find_by_consumer_id(
+        &self,
+        consumer_id: i64,
+    ) -> Result<Option<Integration>, ServiceError> {
+        Ok(self
+            .store
+            .integration_by_consumer(consumer_id)
+            .await?
+            .map(Into::into))
+    }
+
+    /// The integration of a consumer, only when it is active.
+    pub async fn find_active_by_consumer_id(
+        &self,
+        consumer_id: i64,
+    ) -> Result<Option<Integration>, ServiceError> {
+        Ok(self
+            .find_by_consumer_id(consumer_id)
+            .await?
+            .filter(|i| i.status == Status::Active))
+    }
+
+    pub async fn list(&self) -> Result<Vec<Integration>, ServiceError> {
+        Ok(self
+            .store
+            .list_integrations()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Deletes an integration with its consumer, tokens, nonces and ACL role.
+    pub async fn delete(&self, id: i64) -> Result<Integration, ServiceError> {
+        let integration = self.get(id).await?;
+        self.store.delete_integration(id).await?;
+        Ok(integration)
+    }
+
+    /// Activates (or, with `reauthorize`, re-activates with new tokens) an integration.
+    #[tracing::instrument(skip(self))]
+    pub async fn activate(&self, id: i64, reauthorize: bool) -> Result<Activation, ServiceError> {
+        let integration = self.get(id).await?;
+        if !reauthorize && integration.status == Status::Active {
+            return Err(ServiceError::Invalid(format!(
+                "integration `{}` is already active; reauthorize it to replace its tokens",
+                integration.name
+            )));
+        }
+        self.oauth
+            .delete_integration_token(integration.consumer_id)
+            .await?;
+        self.store
+            .set_integration_status(id, Status::Inactive as i64)
+            .await?;
+        if !integration.endpoint.is_empty() && !integration.identity_link_url.is_empty() {
+            self.oauth
+                .post_to_consumer(integration.consumer_id, &integration.endpoint)
+                .await?;
+            let consumer = self.oauth.load_consumer(integration.consumer_id).await?;
+            let mut link = url::Url::parse(&integration.identity_link_url)
+                .map_err(|_| ServiceError::Invalid("the identity link URL is invalid".into()))?;
+            link.query_pairs_mut()
+                .append_pair("oauth_consumer_key", &consumer.key)
+                .append_pair("success_call_back", &self.oauth.success_callback_url(id));
+            Ok(Activation::IdentityLink(link.into()))
+        } else {
+            self.oauth
+                .create_access_token(integration.consumer_id, true)
+                .await?;
+            self.store
+                .set_integration_status(id, Status::Active as i64)
+                .await?;
+            Ok(Activation::Minted)
+        }
+    }
+}
+
+fn not_found(id: i64) -> ServiceError {
+    ServiceError::NotFound(format!("The integration with ID \"{id}\" doesn't exist."))
+}

@@ -1,0 +1,464 @@
+//! Integrations, their OAuth consumers, tokens and nonces.
+
+use super::{Store, StoreError, now, on_pool};
+
+/// An integration row joined with its consumer's key.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct IntegrationRow {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub endpoint: String,
+    pub identity_link_url: String,
+    pub status: i64,
+    pub consumer_id: Option<i64>,
+    pub setup_type: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// An OAuth consumer; `secret` is sealed.
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ConsumerRow {
+    pub id: i64,
+    pub name: String,
+    pub key: String,
+    pub secret: Vec<u8>,
+    pub callback_url: Option<String>,
+    pub rejected_callback_url: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for ConsumerRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerRow")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An OAuth token; `token`, `secret` and `verifier` are sealed.
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TokenRow {
+    pub id: i64,
+    pub consumer_id: Option<i64>,
+    pub admin_id: Option<i64>,
+    pub customer_id: Option<i64>,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub token: Vec<u8>,
+    pub secret: Vec<u8>,
+    pub verifier: Option<Vec<u8>>,
+    pub callback_url: String,
+    pub revoked: bool,
+    pub authorized: bool,
+    pub user_type: Option<i64>,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for TokenRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRow")
+            .field("id", &self.id)
+            .field("consumer_id", &self.consumer_id)
+            .field("kind", &self.kind)
+            .field("revoked", &self.revoked)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a new or changed integration holds.
+#[derive(Debug, Clone)]
+pub struct IntegrationFields<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub endpoint: &'a str,
+    pub identity_link_url: &'a str,
+    pub setup_type: i64,
+}
+
+/// A new consumer: key in clear (it is public), secret sealed.
+#[derive(Debug, Clone)]
+pub struct NewConsumer<'a> {
+    pub key: &'a str,
+    pub secret: &'a [u8],
+    pub callback_url: &'a str,
+}
+
+/// Token values to store: lookup hash plus sealed value, secret and verifier.
+#[derive(Debug, Clone)]
+pub struct SealedToken {
+    pub kind: &'static str,
+    pub token_hash: Vec<u8>,
+    pub token: Vec<u8>,
+    pub secret: Vec<u8>,
+    pub verifier: Option<Vec<u8>>,
+    pub callback_url: String,
+}
+
+macro_rules! integration_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT id, name, email, endpoint, identity_link_url, status, consumer_id, setup_type, created_at, updated_at FROM integration ",
+            $where
+        )
+    };
+}
+
+macro_rules! token_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT id, consumer_id, admin_id, customer_id, type, token, secret, verifier, callback_url, revoked, authorized, user_type, created_at FROM oauth_token ",
+            $where
+        )
+    };
+}
+
+impl Store {
+    /// Creates an integration and its consumer in one transaction. `None` when the name is
+    /// taken (case-insensitively).
+    pub async fn insert_integration(
+        &self,
+        fields: &IntegrationFields<'_>,
+        consumer: &NewConsumer<'_>,
+    ) -> Result<Option<IntegrationRow>, StoreError> {
+        let t = now();
+        let row = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO integration (name, email, endpoint, identity_link_url, status, consumer_id, setup_type, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 0, NULL, $5, $6, $6)
+                 ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(fields.name)
+            .bind(fields.email)
+            .bind(fields.endpoint)
+            .bind(fields.identity_link_url)
+            .bind(fields.setup_type)
+            .bind(t)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match id {
+                None => None,
+                Some(id) => {
+                    let consumer_id: i64 = sqlx::query_scalar(
+                        r#"INSERT INTO oauth_consumer (name, "key", secret, callback_url, rejected_callback_url, created_at, updated_at)
+                           VALUES ($1, $2, $3, $4, '', $5, $5) RETURNING id"#,
+                    )
+                    .bind(format!("Integration{id}"))
+                    .bind(consumer.key)
+                    .bind(consumer.secret)
+                    .bind(consumer.callback_url)
+                    .bind(t)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let row = sqlx::query_as::<_, IntegrationRow>(
+                        "UPDATE integration SET consumer_id = $1 WHERE id = $2
+                         RETURNING id, name, email, endpoint, identity_link_url, status, consumer_id, setup_type, created_at, updated_at",
+                    )
+                    .bind(consumer_id)
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Some(row)
+                }
+            }
+        });
+        Ok(row)
+    }
+
+    /// Changes an integration's fields; the consumer's callback URL follows the endpoint.
+    /// `Ok(None)` when it does not exist; a name clash is a unique violation.
+    pub async fn update_integration(
+        &self,
+        id: i64,
+        fields: &IntegrationFields<'_>,
+    ) -> Result<Option<IntegrationRow>, StoreError> {
+        let t = now();
+        let row = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let row = sqlx::query_as::<_, IntegrationRow>(
+                "UPDATE integration SET name = $1, email = $2, endpoint = $3, identity_link_url = $4, setup_type = $5, updated_at = $6
+                 WHERE id = $7
+                 RETURNING id, name, email, endpoint, identity_link_url, status, consumer_id, setup_type, created_at, updated_at",
+            )
+            .bind(fields.name)
+            .bind(fields.email)
+            .bind(fields.endpoint)
+            .bind(fields.identity_link_url)
+            .bind(fields.setup_type)
+            .bind(t)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(r) = &row {
+                sqlx::query("UPDATE oauth_consumer SET callback_url = $1 WHERE id = $2")
+                    .bind(fields.endpoint)
+                    .bind(r.consumer_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            row
+        });
+        Ok(row)
+    }
+
+    /// Sets an integration's status (0 inactive, 1 active, 2 reset).
+    pub async fn set_integration_status(&self, id: i64, status: i64) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |p| sqlx::query(
+            "UPDATE integration SET status = $1, updated_at = $2 WHERE id = $3"
+        )
+        .bind(status)
+        .bind(now())
+        .bind(id)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
+    }
+
+    pub async fn integration_by_id(&self, id: i64) -> Result<Option<IntegrationRow>, StoreError> {
+        let row = on_pool!(self, |p| sqlx::query_as::<_, IntegrationRow>(
+            integration_select!("WHERE id = $1")
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await?);
+        Ok(row)
+    }
+
+    /// Finds an integration by name, case-insensitively.
+    pub async fn integration_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<IntegrationRow>, StoreError> {
+        let row = on_pool!(self, |p| sqlx::query_as::<_, IntegrationRow>(
+            integration_select!("WHERE lower(name) = lower($1)")
+        )
+        .bind(name)
+        .fetch_optional(p)
+        .await?);
+        Ok(row)
+    }
+
+    pub async fn integration_by_consumer(
+        &self,
+        consumer_id: i64,
+    ) -> Result<Option<IntegrationRow>, StoreError> {
+        let row = on_pool!(self, |p| sqlx::query_as::<_, IntegrationRow>(
+            integration_select!("WHERE consumer_id = $1")
+        )
+        .bind(consumer_id)
+        .fetch_optional(p)
+        .await?);
+        Ok(row)
+    }
+
+    /// Every integration, by name.
+    pub async fn list_integrations(&self) -> Result<Vec<IntegrationRow>, StoreError> {
+        let rows = on_pool!(self, |p| sqlx::query_as::<_, IntegrationRow>(
+            integration_select!("ORDER BY lower(name)")
+        )
+        .fetch_all(p)
+        .await?);
+        Ok(rows)
+    }
+
+    /// Deletes an integration with its consumer (tokens and nonces cascade) and its ACL role.
+    pub async fn delete_integration(&self, id: i64) -> Result<bool, StoreError> {
+        let found = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let consumer: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT consumer_id FROM integration WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(consumer) = consumer {
+                sqlx::query("DELETE FROM authorization_role WHERE user_type = 1 AND user_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM integration WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(c) = consumer {
+                    sqlx::query("DELETE FROM oauth_consumer WHERE id = $1")
+                        .bind(c)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            consumer.is_some()
+        });
+        Ok(found)
+    }
+
+    pub async fn consumer_by_id(&self, id: i64) -> Result<Option<ConsumerRow>, StoreError> {
+        let row = on_pool!(self, |p| {
+            sqlx::query_as::<_, ConsumerRow>(
+            r#"SELECT id, name, "key" AS key, secret, callback_url, rejected_callback_url, created_at, updated_at
+               FROM oauth_consumer WHERE id = $1"#
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await?
+        });
+        Ok(row)
+    }
+
+    pub async fn consumer_by_key(&self, key: &str) -> Result<Option<ConsumerRow>, StoreError> {
+        let row = on_pool!(self, |p| {
+            sqlx::query_as::<_, ConsumerRow>(
+            r#"SELECT id, name, "key" AS key, secret, callback_url, rejected_callback_url, created_at, updated_at
+               FROM oauth_consumer WHERE "key" = $1"#
+        )
+        .bind(key)
+        .fetch_optional(p)
+        .await?
+        });
+        Ok(row)
+    }
+
+    /// Opens the consumer's token-exchange window from now (Magento measures it from
+    /// `updated_at`).
+    pub async fn touch_consumer(&self, id: i64) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE oauth_consumer SET updated_at = $1 WHERE id = $2"
+        )
+        .bind(now())
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|_| ())?);
+        Ok(())
+    }
+
+    /// The integration token (user type 1) of a consumer, if any.
+    pub async fn integration_token(
+        &self,
+        consumer_id: i64,
+    ) -> Result<Option<TokenRow>, StoreError> {
+        let row = on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(token_select!(
+            "WHERE consumer_id = $1 AND user_type = 1 ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(consumer_id)
+        .fetch_optional(p)
+        .await?);
+        Ok(row)
+    }
+
+    /// Finds a token by the lookup hash of its value.
+    pub async fn token_by_hash(&self, hash: &[u8]) -> Result<Option<TokenRow>, StoreError> {
+        let row = on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(token_select!(
+            "WHERE token_hash = $1"
+        ))
+        .bind(hash)
+        .fetch_optional(p)
+        .await?);
+        Ok(row)
+    }
+
+    /// Replaces a consumer's integration token with `token` (deleting any other), in one
+    /// transaction. Returns the new row id.
+    pub async fn replace_integration_token(
+        &self,
+        consumer_id: i64,
+        token: &SealedToken,
+    ) -> Result<i64, StoreError> {
+        let t = now();
+        let id = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query("DELETE FROM oauth_token WHERE consumer_id = $1 AND user_type = 1")
+                .bind(consumer_id)
+                .execute(&mut *tx)
+                .await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO oauth_token (consumer_id, type, token_hash, token, secret, verifier, callback_url, revoked, authorized, user_type, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, FALSE, 1, $8) RETURNING id",
+            )
+            .bind(consumer_id)
+            .bind(token.kind)
+            .bind(&token.token_hash)
+            .bind(&token.token)
+            .bind(&token.secret)
+            .bind(&token.verifier)
+            .bind(&token.callback_url)
+            .bind(t)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            id
+        });
+        Ok(id)
+    }
+
+    /// Moves a token row from `from_kind` to `token`'s kind with new values, only if it still
+    /// has `from_kind` (so two concurrent exchanges cannot both succeed). Returns whether it
+    /// moved.
+    pub async fn advance_token(
+        &self,
+        id: i64,
+        from_kind: &str,
+        token: &SealedToken,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |p| {
+            sqlx::query(
+            "UPDATE oauth_token SET type = $1, token_hash = $2, token = $3, secret = $4, callback_url = $5,
+                    authorized = $6, created_at = $7
+             WHERE id = $8 AND type = $9"
+        )
+        .bind(token.kind)
+        .bind(&token.token_hash)
+        .bind(&token.token)
+        .bind(&token.secret)
+        .bind(&token.callback_url)
+        .bind(token.kind == "access")
+        .bind(now())
+        .bind(id)
+        .bind(from_kind)
+        .execute(p)
+        .await?
+        .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// Deletes a consumer's integration tokens. Returns how many.
+    pub async fn delete_integration_tokens(&self, consumer_id: i64) -> Result<u64, StoreError> {
+        let n = on_pool!(self, |p| sqlx::query(
+            "DELETE FROM oauth_token WHERE consumer_id = $1 AND user_type = 1"
+        )
+        .bind(consumer_id)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(n)
+    }
+
+    /// Records a nonce for a consumer. `false` when this consumer already used it: the unique
+    /// key makes the check and the insert one atomic step, across processes too.
+    pub async fn insert_nonce(
+        &self,
+        consumer_id: i64,
+        nonce: &str,
+        timestamp: i64,
+    ) -> Result<bool, StoreError> {
+        let inserted: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(
+            "INSERT INTO oauth_nonce (nonce, timestamp, consumer_id) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING RETURNING consumer_id"
+        )
+        .bind(nonce)
+        .bind(timestamp)
+        .bind(consumer_id)
+        .fetch_optional(p)
+        .await?);
+        Ok(inserted.is_some())
+    }
+}

@@ -1,0 +1,129 @@
+//! `/oauth/token/request` and `/oauth/token/access`: form-encoded answers, `oauth_problem`
+//! errors, any HTTP method (as Magento accepts).
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::AppState;
+use crate::oauth;
+use crate::services::oauth::{OauthError, SignedRequest, TokenPair};
+
+/// The URL the client signed: scheme and host as the client addressed the server (from the
+/// forwarding headers only when configured to trust them), path and query as received.
+pub fn signed_url(req: &HttpRequest, trust_forwarded: bool) -> Option<url::Url> {
+    let (scheme, host) = if trust_forwarded {
+        let info = req.connection_info();
+        (info.scheme().to_owned(), info.host().to_owned())
+    } else {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))?;
+        ("http".to_owned(), host)
+    };
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    url::Url::parse(&format!("{scheme}://{host}{path_and_query}")).ok()
+}
+
+/// Reads a request's OAuth parameters, or answers the protocol's input error.
+pub fn signed_request(
+    req: &HttpRequest,
+    body: &[u8],
+    trust_forwarded: bool,
+) -> Result<SignedRequest, OauthError> {
+    let url = signed_url(req, trust_forwarded)
+        .ok_or_else(|| OauthError::input("The request URL cannot be determined"))?;
+    let authorization = match req.headers().get(header::AUTHORIZATION) {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| OauthError::input("The Authorization header is not valid text"))?,
+        ),
+        None => None,
+    };
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let params = oauth::collect(&url, authorization, content_type, body)
+        .map_err(|e| OauthError::input(e.to_string()))?;
+    Ok(SignedRequest {
+        method: req.method().as_str().to_owned(),
+        url,
+        params,
+    })
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// The `oauth_problem` answer of a refusal.
+pub fn problem(err: &OauthError) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(err.status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    // Internal errors carry Magento's `internal_error&message=…` form, already encoded.
+    let body = if err.status >= 500 {
+        format!("oauth_problem={}", err.problem)
+    } else {
+        form(&[("oauth_problem", &err.problem)])
+    };
+    HttpResponse::build(status)
+        .content_type("application/x-www-form-urlencoded; charset=utf-8")
+        .body(body)
+}
+
+fn tokens(pair: &TokenPair, confirmed: bool) -> HttpResponse {
+    let mut pairs = vec![
+        ("oauth_token", pair.token.as_str()),
+        ("oauth_token_secret", pair.secret.as_str()),
+    ];
+    if confirmed {
+        pairs.push(("oauth_callback_confirmed", "true"));
+    }
+    HttpResponse::Ok()
+        .content_type("application/x-www-form-urlencoded; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(form(&pairs))
+}
+
+/// Any method on `/oauth/token/request`.
+pub async fn request_token(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let trust = state.settings.oauth.trust_forwarded_headers;
+    let signed = match signed_request(&req, &body, trust) {
+        Ok(s) => s,
+        Err(e) => return problem(&e),
+    };
+    match state.oauth.request_token(&signed).await {
+        Ok(pair) => tokens(&pair, true),
+        Err(e) => problem(&e),
+    }
+}
+
+/// Any method on `/oauth/token/access`.
+pub async fn access_token(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let trust = state.settings.oauth.trust_forwarded_headers;
+    let signed = match signed_request(&req, &body, trust) {
+        Ok(s) => s,
+        Err(e) => return problem(&e),
+    };
+    match state.oauth.access_token(&signed).await {
+        Ok(pair) => tokens(&pair, false),
+        Err(e) => problem(&e),
+    }
+}
