@@ -438,7 +438,8 @@ mod tests {
             if line.starts_with('[') && line.ends_with(']') {
                 section = line[1..line.len() - 1].to_owned();
             } else if let Some((k, _)) = line.split_once(" = ")
-                && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                && k.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             {
                 named.push(if section.is_empty() {
                     k.to_owned()
