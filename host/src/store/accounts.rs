@@ -33,6 +33,12 @@ pub struct NewAccount<'a> {
     pub password_hash: &'a str,
 }
 
+/// Ties a new admin user (`$1` id, `$2` username) to the Administrators group role.
+const ADMIN_ROLE: &str =
+    "INSERT INTO authorization_role (parent_id, role_type, user_id, user_type, role_name)
+     SELECT id, 'U', $1, 2, $2 FROM authorization_role
+     WHERE role_type = 'G' AND role_name = 'Administrators'";
+
 impl Store {
     /// Inserts an admin user tied to the Administrators role; `None` when the username is taken.
     pub async fn insert_admin(&self, new: &NewAccount<'_>) -> Result<Option<i64>, StoreError> {
@@ -53,15 +59,11 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(id) = id {
-                sqlx::query(
-                    "INSERT INTO authorization_role (parent_id, role_type, user_id, user_type, role_name)
-                     SELECT id, 'U', $1, 2, $2 FROM authorization_role
-                     WHERE role_type = 'G' AND role_name = 'Administrators'",
-                )
-                .bind(id)
-                .bind(new.login)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(ADMIN_ROLE)
+                    .bind(id)
+                    .bind(new.login)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             id
@@ -100,15 +102,11 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(id) = id {
-                sqlx::query(
-                    "INSERT INTO authorization_role (parent_id, role_type, user_id, user_type, role_name)
-                     SELECT id, 'U', $1, 2, $2 FROM authorization_role
-                     WHERE role_type = 'G' AND role_name = 'Administrators'",
-                )
-                .bind(id)
-                .bind(new.login)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(ADMIN_ROLE)
+                    .bind(id)
+                    .bind(new.login)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             id

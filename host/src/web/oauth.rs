@@ -94,8 +94,15 @@ fn tokens(pair: &TokenPair, confirmed: bool) -> HttpResponse {
         .body(form(&pairs))
 }
 
-/// Any method on `/oauth/token/request`.
-pub async fn request_token(
+/// The two token exchanges, which differ only in the service call and the answer.
+#[derive(Debug, Clone, Copy)]
+enum Exchange {
+    Request,
+    Access,
+}
+
+async fn exchange(
+    step: Exchange,
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -105,10 +112,23 @@ pub async fn request_token(
         Ok(s) => s,
         Err(e) => return problem(&e),
     };
-    match state.oauth.request_token(&signed).await {
-        Ok(pair) => tokens(&pair, true),
+    let result = match step {
+        Exchange::Request => state.oauth.request_token(&signed).await,
+        Exchange::Access => state.oauth.access_token(&signed).await,
+    };
+    match result {
+        Ok(pair) => tokens(&pair, matches!(step, Exchange::Request)),
         Err(e) => problem(&e),
     }
+}
+
+/// Any method on `/oauth/token/request`.
+pub async fn request_token(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    exchange(Exchange::Request, req, body, state).await
 }
 
 /// Any method on `/oauth/token/access`.
@@ -117,13 +137,5 @@ pub async fn access_token(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let trust = state.settings.oauth.trust_forwarded_headers;
-    let signed = match signed_request(&req, &body, trust) {
-        Ok(s) => s,
-        Err(e) => return problem(&e),
-    };
-    match state.oauth.access_token(&signed).await {
-        Ok(pair) => tokens(&pair, false),
-        Err(e) => problem(&e),
-    }
+    exchange(Exchange::Access, req, body, state).await
 }
