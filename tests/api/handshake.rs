@@ -88,11 +88,11 @@ fn nonce() -> String {
     integration_host::crypto::random_string(16)
 }
 
-async fn request_token(app: &TestApp, c: &Credentials) -> (String, String) {
-    let url = app.url("/oauth/token/request");
-    let header = oauth_header(
+/// A correctly signed request-token header with a fresh nonce and the current time.
+fn fresh_request_header(url: &str, c: &Credentials) -> String {
+    oauth_header(
         "POST",
-        &url,
+        url,
         &c.key,
         &c.secret,
         "",
@@ -100,7 +100,12 @@ async fn request_token(app: &TestApp, c: &Credentials) -> (String, String) {
         &[],
         &nonce(),
         unix_now(),
-    );
+    )
+}
+
+async fn request_token(app: &TestApp, c: &Credentials) -> (String, String) {
+    let url = app.url("/oauth/token/request");
+    let header = fresh_request_header(&url, c);
     let (status, body) = post_signed(app, "/oauth/token/request", header).await;
     assert_eq!(status, 200, "{body}");
     let form = parse_form(&body);
@@ -382,17 +387,7 @@ async fn errors_follow_magentos_catalogue() {
         (401, "Verifier is not the correct length")
     );
     // A second request token is refused: the verifier token was used.
-    let header = oauth_header(
-        "POST",
-        &url,
-        &c.key,
-        &c.secret,
-        "",
-        &[],
-        &[],
-        &nonce(),
-        unix_now(),
-    );
+    let header = fresh_request_header(&url, &c);
     let (status, body) = post_signed(&app, "/oauth/token/request", header).await;
     assert_eq!(
         (status, get(&parse_form(&body), "oauth_problem")),
@@ -444,17 +439,7 @@ async fn an_expired_exchange_window_is_refused() {
     let c = activate(&app, &recorder).await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let url = app.url("/oauth/token/request");
-    let header = oauth_header(
-        "POST",
-        &url,
-        &c.key,
-        &c.secret,
-        "",
-        &[],
-        &[],
-        &nonce(),
-        unix_now(),
-    );
+    let header = fresh_request_header(&url, &c);
     let (status, body) = post_signed(&app, "/oauth/token/request", header).await;
     assert_eq!(
         (status, get(&parse_form(&body), "oauth_problem")),
