@@ -12,13 +12,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::acl::Grants;
 use crate::config::{self, KeySpec, Settings};
+use crate::declarative;
 use crate::services::accounts::{AccountInput, AccountService, Email, Password, Username};
 use crate::services::integration::{
-    Activation, EndpointUrl, Integration, IntegrationInput, IntegrationName, IntegrationService,
-    SetupType,
+    Activation, Integration, IntegrationForm, IntegrationInput, IntegrationService, SetupType,
 };
-use crate::services::oauth::{OauthService, ServiceError};
+use crate::services::oauth::OauthService;
 use crate::startup::Application;
 use crate::store::{AccountKind, AccountRow, Store};
 
@@ -83,6 +84,12 @@ pub enum IntegrationCommand {
         /// Page the admin is sent to after activation, to sign in to the integrator.
         #[arg(long)]
         identity_link: Option<String>,
+        /// An ACL resource to grant (its ancestors come with it); repeat for several.
+        #[arg(long = "resource", value_name = "RESOURCE_ID")]
+        resources: Vec<String>,
+        /// Grant every resource (Magento_Backend::all).
+        #[arg(long, conflicts_with = "resources")]
+        all_resources: bool,
     },
     /// Activate an integration: run the token exchange with its endpoint, or mint its tokens.
     Activate {
@@ -100,6 +107,11 @@ pub enum IntegrationCommand {
     },
     /// Delete an integration with its consumer, tokens, nonces and permissions.
     Delete { integration: String },
+    /// Sync the declarative integration files of `integrations.directories` now: create new
+    /// ones, reset changed ones, delete removed ones. A bad file changes nothing.
+    Sync,
+    /// Print the ACL resource tree an integration can be granted.
+    Resources,
 }
 
 #[derive(Debug, Args)]
@@ -401,13 +413,8 @@ async fn integration_services(
 ) -> anyhow::Result<(IntegrationService, OauthService)> {
     let store = open_store(settings).await?;
     let keys = std::sync::Arc::new(crate::crypto::resolve_keys(settings)?);
-    let oauth = OauthService::new(
-        store.clone(),
-        keys,
-        settings.oauth.clone(),
-        settings.server.base_url.clone(),
-    );
-    Ok((IntegrationService::new(store, oauth.clone()), oauth))
+    let services = crate::services::Services::build(store, keys, settings)?;
+    Ok((services.integrations, services.oauth))
 }
 
 async fn find_integration(
@@ -421,16 +428,6 @@ async fn find_integration(
         Ok(id) => Ok(service.get(id).await?),
         Err(_) => anyhow::bail!("integration `{which}` does not exist"),
     }
-}
-
-fn optional<T>(
-    value: Option<String>,
-    parse: impl Fn(&str) -> Result<T, ServiceError>,
-) -> anyhow::Result<Option<T>> {
-    Ok(match value.filter(|v| !v.trim().is_empty()) {
-        Some(v) => Some(parse(&v)?),
-        None => None,
-    })
 }
 
 async fn print_secrets(oauth: &OauthService, integration: &Integration) -> anyhow::Result<()> {
@@ -496,6 +493,24 @@ async fn integration(settings: Settings, cmd: IntegrationCommand) -> anyhow::Res
             println!("endpoint:            {}", i.endpoint);
             println!("identity link URL:   {}", i.identity_link_url);
             println!("status:              {}", i.status.label());
+            println!(
+                "setup:               {}",
+                if i.is_config() {
+                    "config (read-only)"
+                } else {
+                    "manual"
+                }
+            );
+            let resources = match service.selected_resources(i.id).await? {
+                Grants::All => "all".to_owned(),
+                Grants::Some(set) if set.is_empty() => "(none)".to_owned(),
+                Grants::Some(set) => set
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            println!("resources:           {resources}");
             println!("created:             {}", iso8601(i.created_at));
             if show_secrets {
                 print_secrets(&oauth, &i).await?;
@@ -509,18 +524,53 @@ async fn integration(settings: Settings, cmd: IntegrationCommand) -> anyhow::Res
             email,
             endpoint,
             identity_link,
+            resources,
+            all_resources,
         } => {
-            let input = IntegrationInput {
-                name: IntegrationName::parse(&name)?,
-                email: optional(email, |e| {
-                    Email::parse(e).map_err(|e| ServiceError::Invalid(e.to_string()))
-                })?,
-                endpoint: optional(endpoint, EndpointUrl::parse)?,
-                identity_link_url: optional(identity_link, EndpointUrl::parse)?,
-                setup_type: SetupType::Manual,
+            let form = IntegrationForm {
+                name,
+                email,
+                endpoint,
+                identity_link_url: identity_link,
+                all_resources,
+                resources,
             };
+            let input = IntegrationInput::parse(&form, SetupType::Manual)
+                .map_err(|e| anyhow::anyhow!("--{}: {e}", e.field.replace('_', "-")))?;
             let created = service.create(input).await?;
             println!("created integration {} (id {})", created.name, created.id);
+        }
+        IntegrationCommand::Sync => {
+            if settings.integrations.directories.is_empty() {
+                anyhow::bail!(
+                    "no folders to sync: set integrations.directories (or APP_INTEGRATIONS__DIRECTORIES)"
+                );
+            }
+            let report =
+                declarative::sync_directories(&service, &settings.integrations.directories)
+                    .await
+                    .map_err(|e| match e {
+                        declarative::SyncError::Definitions(_) => {
+                            anyhow::anyhow!("{e}\nnothing was changed")
+                        }
+                        other => other.into(),
+                    })?;
+            for (what, names) in [
+                ("created", &report.created),
+                ("updated and reset", &report.updated),
+                ("removed", &report.removed),
+                ("unchanged", &report.unchanged),
+            ] {
+                for n in names {
+                    println!("{what}: {n}");
+                }
+            }
+            println!("sync done: {report}");
+        }
+        IntegrationCommand::Resources => {
+            for (depth, r) in service.authorization().tree().walk() {
+                println!("{}{} ({})", "  ".repeat(depth), r.id, r.title);
+            }
         }
         IntegrationCommand::Activate {
             integration,

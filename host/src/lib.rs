@@ -2,12 +2,14 @@
 //! compatible with Magento 2's Integration module where an integrator's client would notice.
 //!
 //! The crate is organised in rooms (see `DESIGN.md`): [`config`] types the settings, [`crypto`]
-//! keeps secrets, [`store`] holds all SQL, [`services`] hold the rules, [`web`] translates HTTP,
+//! keeps secrets, [`acl`] knows the resource tree, [`store`] holds all SQL, [`services`] hold the rules, [`web`] translates HTTP,
 //! [`startup`] assembles and runs the server, and [`cli`] is the command line.
 
+pub mod acl;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod declarative;
 pub mod oauth;
 pub mod services;
 pub mod startup;

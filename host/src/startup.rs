@@ -17,9 +17,10 @@ use actix_web::{App, HttpServer};
 
 use crate::config::Settings;
 use crate::crypto;
+use crate::declarative;
+use crate::services::Services;
 use crate::services::accounts::{AccountService, BootstrapAdmin};
 use crate::services::integration::IntegrationService;
-use crate::services::oauth::OauthService;
 use crate::store::{MigrationReport, Store};
 use crate::web::{self, AppState};
 
@@ -73,13 +74,32 @@ impl Application {
         let port = addr.port();
 
         let keys = Arc::new(keys);
-        let oauth = OauthService::new(
-            store.clone(),
-            keys.clone(),
-            settings.oauth.clone(),
-            settings.server.base_url.clone(),
-        );
-        let integrations = IntegrationService::new(store.clone(), oauth.clone());
+        let services = Services::build(store.clone(), keys.clone(), &settings)?;
+        if !settings.integrations.directories.is_empty() {
+            match declarative::sync_directories(
+                &services.integrations,
+                &settings.integrations.directories,
+            )
+            .await
+            {
+                Ok(report) => tracing::info!(
+                    created = ?report.created,
+                    updated = ?report.updated,
+                    removed = ?report.removed,
+                    unchanged = report.unchanged.len(),
+                    "declarative integrations synced: {report}"
+                ),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "declarative integrations not synced; nothing was changed"
+                ),
+            }
+        }
+        let Services {
+            oauth,
+            integrations,
+            ..
+        } = services;
         let state = Data::new(AppState {
             settings: Arc::new(settings.clone()),
             store,

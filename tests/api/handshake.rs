@@ -16,6 +16,9 @@ fn input(name: &str, endpoint: Option<&str>, link: Option<&str>) -> IntegrationI
         endpoint: endpoint.map(|u| EndpointUrl::parse(u).unwrap()),
         identity_link_url: link.map(|u| EndpointUrl::parse(u).unwrap()),
         setup_type: SetupType::Manual,
+        all_resources: false,
+        resources: vec!["Magento_Integration::integrations".into()],
+        config_hash: String::new(),
     }
 }
 

@@ -35,7 +35,27 @@ pub struct Settings {
     pub crypto: CryptoSettings,
     pub tokens: TokenSettings,
     pub oauth: OauthSettings,
+    pub acl: AclSettings,
+    pub integrations: IntegrationSettings,
     pub log: LogSettings,
+}
+
+/// The ACL resource tree.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AclSettings {
+    /// A resource tree file replacing the built-in tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources_file: Option<PathBuf>,
+}
+
+/// Declarative integrations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntegrationSettings {
+    /// Folders whose `*.toml` files declare integrations, synced at start and by
+    /// `integration sync`.
+    pub directories: Vec<PathBuf>,
 }
 
 /// The HTTP listener and what the server says about itself.
@@ -113,6 +133,8 @@ pub struct OauthSettings {
     /// Reconstruct the signed URL from `Forwarded` / `X-Forwarded-Proto` / `X-Forwarded-Host`
     /// (only behind a proxy that sets them).
     pub trust_forwarded_headers: bool,
+    /// Accept integration access tokens as `Authorization: Bearer` (Magento 2.4.4+: off).
+    pub allow_integration_bearer: bool,
 }
 
 impl Default for OauthSettings {
@@ -124,6 +146,7 @@ impl Default for OauthSettings {
             endpoint_timeout_seconds: 5,
             endpoint_follow_redirects: false,
             trust_forwarded_headers: false,
+            allow_integration_bearer: false,
         }
     }
 }
@@ -145,6 +168,8 @@ impl Default for Settings {
             crypto: CryptoSettings::default(),
             tokens: TokenSettings::default(),
             oauth: OauthSettings::default(),
+            acl: AclSettings::default(),
+            integrations: IntegrationSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -343,6 +368,39 @@ pub fn load(
     loader.load()
 }
 
+/// Parses a TOML document into `T`; an error names the offending key (`a.b[2].c`, empty for a
+/// syntax error) and says what is wrong with it. Used by every TOML file the server reads.
+pub fn parse_toml_at_key<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, (String, String)> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let at = e
+            .span()
+            .map(|s| {
+                let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                format!("line {line}: ")
+            })
+            .unwrap_or_default();
+        (String::new(), format!("{at}{}", e.message()))
+    })?;
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let mut key = e.path().to_string();
+        let message = e.into_inner().message().to_owned();
+        // A missing field is reported at its table; name the field itself.
+        if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|r| r.strip_suffix('`'))
+        {
+            key = if key == "." || key.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{key}.{field}")
+            };
+        }
+        (key, message)
+    })
+}
+
 fn parse_env_value(raw: &str) -> toml::Value {
     #[derive(Deserialize)]
     struct Wrapper {
@@ -429,7 +487,11 @@ mod tests {
         let mut expected = Vec::new();
         let defaults = toml::Table::try_from(Settings::default()).unwrap();
         collect_leaves(&defaults, "", &mut expected);
-        expected.extend(["database.url".into(), "crypto.lookup_key".into()]);
+        expected.extend([
+            "database.url".into(),
+            "crypto.lookup_key".into(),
+            "acl.resources_file".into(),
+        ]);
         expected.sort();
         let mut named = Vec::new();
         let mut section = String::new();

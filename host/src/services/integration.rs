@@ -7,7 +7,9 @@
 use std::fmt;
 
 use super::accounts::Email;
-use super::oauth::{OauthService, ServiceError};
+use super::authorization::{AuthorizationService, Principal};
+use super::oauth::{FieldError, OauthService, ServiceError};
+use crate::acl::Grants;
 use crate::crypto;
 use crate::store::{IntegrationFields, IntegrationRow, NewConsumer, Store};
 
@@ -112,6 +114,18 @@ impl fmt::Debug for EndpointUrl {
     }
 }
 
+/// What an integration is made of, as a client sends it (REST, CLI, a definition file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntegrationForm {
+    pub name: String,
+    pub email: Option<String>,
+    pub endpoint: Option<String>,
+    pub identity_link_url: Option<String>,
+    pub all_resources: bool,
+    pub resources: Vec<String>,
+}
+
 /// What an integration is made of, checked.
 #[derive(Debug, Clone)]
 pub struct IntegrationInput {
@@ -120,6 +134,53 @@ pub struct IntegrationInput {
     pub endpoint: Option<EndpointUrl>,
     pub identity_link_url: Option<EndpointUrl>,
     pub setup_type: SetupType,
+    /// Grant every resource (`Magento_Backend::all`).
+    pub all_resources: bool,
+    /// Resources to grant (their ancestors are added); ignored with `all_resources`.
+    pub resources: Vec<String>,
+    /// Fingerprint of the definition of a config integration; empty for manual ones.
+    pub config_hash: String,
+}
+
+impl IntegrationInput {
+    /// Checks a form field by field; the first bad field is named. Empty optional fields
+    /// count as absent.
+    pub fn parse(form: &IntegrationForm, setup_type: SetupType) -> Result<Self, FieldError> {
+        fn url(field: &'static str, v: &Option<String>) -> Result<Option<EndpointUrl>, FieldError> {
+            match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(v) => EndpointUrl::parse(v)
+                    .map(Some)
+                    .map_err(|e| FieldError::invalid(field, v, e.to_string())),
+            }
+        }
+        if form.name.trim().is_empty() {
+            return Err(FieldError::required("name"));
+        }
+        let name = IntegrationName::parse(&form.name)
+            .map_err(|e| FieldError::invalid("name", &form.name, e.to_string()))?;
+        let email = match form
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            None => None,
+            Some(v) => {
+                Some(Email::parse(v).map_err(|e| FieldError::invalid("email", v, e.to_string()))?)
+            }
+        };
+        Ok(Self {
+            name,
+            email,
+            endpoint: url("endpoint", &form.endpoint)?,
+            identity_link_url: url("identity_link_url", &form.identity_link_url)?,
+            setup_type,
+            all_resources: form.all_resources,
+            resources: form.resources.clone(),
+            config_hash: String::new(),
+        })
+    }
 }
 
 /// An integration as the services answer it.
@@ -133,8 +194,16 @@ pub struct Integration {
     pub status: Status,
     pub consumer_id: i64,
     pub setup_type: SetupType,
+    pub config_hash: String,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl Integration {
+    /// Whether it comes from a configuration file (read-only outside the sync).
+    pub fn is_config(&self) -> bool {
+        self.setup_type == SetupType::Config
+    }
 }
 
 impl From<IntegrationRow> for Integration {
@@ -152,6 +221,7 @@ impl From<IntegrationRow> for Integration {
             } else {
                 SetupType::Manual
             },
+            config_hash: r.config_hash,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -174,14 +244,23 @@ pub enum Activation {
 pub struct IntegrationService {
     store: Store,
     oauth: OauthService,
+    authorization: AuthorizationService,
 }
 
 impl IntegrationService {
-    pub fn new(store: Store, oauth: OauthService) -> Self {
-        Self { store, oauth }
+    pub fn new(store: Store, oauth: OauthService, authorization: AuthorizationService) -> Self {
+        Self {
+            store,
+            oauth,
+            authorization,
+        }
     }
 
-    fn fields(input: &IntegrationInput) -> IntegrationFields<'_> {
+    pub fn authorization(&self) -> &AuthorizationService {
+        &self.authorization
+    }
+
+    fn fields<'a>(input: &'a IntegrationInput, rules: &'a [String]) -> IntegrationFields<'a> {
         IntegrationFields {
             name: input.name.as_str(),
             email: input.email.as_ref().map(Email::as_str).unwrap_or(""),
@@ -196,16 +275,27 @@ impl IntegrationService {
                 .map(EndpointUrl::as_str)
                 .unwrap_or(""),
             setup_type: input.setup_type as i64,
+            rules,
+            config_hash: &input.config_hash,
         }
     }
 
-    /// Creates an integration with its consumer. Names are unique regardless of case.
+    fn rules(&self, input: &IntegrationInput) -> Result<Vec<String>, ServiceError> {
+        Ok(self
+            .authorization
+            .resolve(input.all_resources, &input.resources)?
+            .to_rules())
+    }
+
+    /// Creates an integration with its consumer and permissions, in one transaction. Names
+    /// are unique regardless of case; unknown resources are refused.
     #[tracing::instrument(skip(self, input), fields(name = %input.name.as_str()))]
     pub async fn create(&self, input: IntegrationInput) -> Result<Integration, ServiceError> {
+        let rules = self.rules(&input)?;
         let key = crypto::random_token();
         let secret = crypto::random_token();
         let sealed = self.oauth.seal_consumer_secret(&secret);
-        let fields = Self::fields(&input);
+        let fields = Self::fields(&input, &rules);
         let row = self
             .store
             .insert_integration(
@@ -226,15 +316,40 @@ impl IntegrationService {
         Ok(row.into())
     }
 
-    /// Changes an integration's fields (its consumer and tokens stay).
+    /// Changes a manual integration's fields and permissions (its consumer and tokens stay).
+    /// Config integrations are read-only: their files change them.
     pub async fn update(
         &self,
         id: i64,
         input: IntegrationInput,
     ) -> Result<Integration, ServiceError> {
+        let current = self.get(id).await?;
+        if current.is_config() {
+            return Err(read_only(&current));
+        }
+        self.write(id, input, false).await
+    }
+
+    /// Applies a changed definition to a config integration: fields and permissions
+    /// replaced, tokens deleted and status reset (2), in one transaction.
+    pub(crate) async fn reset_from_config(
+        &self,
+        id: i64,
+        input: IntegrationInput,
+    ) -> Result<Integration, ServiceError> {
+        self.write(id, input, true).await
+    }
+
+    async fn write(
+        &self,
+        id: i64,
+        input: IntegrationInput,
+        reset: bool,
+    ) -> Result<Integration, ServiceError> {
+        let rules = self.rules(&input)?;
         match self
             .store
-            .update_integration(id, &Self::fields(&input))
+            .update_integration(id, &Self::fields(&input, &rules), reset)
             .await
         {
             Ok(Some(row)) => Ok(row.into()),
@@ -291,11 +406,41 @@ impl IntegrationService {
             .collect())
     }
 
-    /// Deletes an integration with its consumer, tokens, nonces and ACL role.
+    /// Deletes a manual integration with its consumer, tokens, nonces and ACL role. Config
+    /// integrations are removed by removing their definition.
     pub async fn delete(&self, id: i64) -> Result<Integration, ServiceError> {
         let integration = self.get(id).await?;
+        if integration.is_config() {
+            return Err(ServiceError::Invalid(format!(
+                "The integration '{}' is declared in a configuration file: remove it there to delete it.",
+                integration.name
+            )));
+        }
         self.store.delete_integration(id).await?;
         Ok(integration)
+    }
+
+    /// Deletes any integration (the sync removing a definition).
+    pub(crate) async fn delete_any(&self, id: i64) -> Result<bool, ServiceError> {
+        Ok(self.store.delete_integration(id).await?)
+    }
+
+    /// The principal of a consumer that authenticated: its integration when active (with
+    /// its grants), otherwise a guest, as Magento's `OauthUserContext` decides.
+    pub async fn principal(&self, consumer_id: i64) -> Result<Principal, ServiceError> {
+        match self.find_active_by_consumer_id(consumer_id).await? {
+            Some(i) => Ok(Principal::Integration {
+                id: i.id,
+                consumer_id,
+                grants: self.authorization.selected_resources(i.id).await?,
+            }),
+            None => Ok(Principal::Guest),
+        }
+    }
+
+    /// The resources an integration was granted.
+    pub async fn selected_resources(&self, id: i64) -> Result<Grants, ServiceError> {
+        self.authorization.selected_resources(id).await
     }
 
     /// Activates (or, with `reauthorize`, re-activates with new tokens) an integration.
@@ -335,6 +480,13 @@ impl IntegrationService {
             Ok(Activation::Minted)
         }
     }
+}
+
+fn read_only(integration: &Integration) -> ServiceError {
+    ServiceError::Invalid(format!(
+        "The integration '{}' is declared in a configuration file and cannot be changed here.",
+        integration.name
+    ))
 }
 
 fn not_found(id: i64) -> ServiceError {

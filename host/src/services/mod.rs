@@ -2,8 +2,53 @@
 //!
 //! Routes and CLI commands both call these services; services call the [`crate::store`] and
 //! never speak HTTP. Each submodule owns one family: accounts (admin users and customers),
-//! integrations, and OAuth (consumers, tokens, the handshake).
+//! integrations, their ACL permissions, and OAuth (consumers, tokens, the handshake, signed
+//! requests).
 
 pub mod accounts;
+pub mod authorization;
 pub mod integration;
 pub mod oauth;
+
+use std::sync::Arc;
+
+use crate::acl::ResourceTree;
+use crate::config::Settings;
+use crate::crypto::KeyMaterial;
+use crate::store::Store;
+
+/// Every service, wired once for the server and the CLI alike.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub oauth: oauth::OauthService,
+    pub integrations: integration::IntegrationService,
+    pub tree: Arc<ResourceTree>,
+}
+
+impl Services {
+    /// Builds the services; the ACL tree comes from `acl.resources_file` or the built-in one.
+    pub fn build(
+        store: Store,
+        keys: Arc<KeyMaterial>,
+        settings: &Settings,
+    ) -> anyhow::Result<Self> {
+        let tree = Arc::new(match &settings.acl.resources_file {
+            Some(path) => ResourceTree::load(path)?,
+            None => ResourceTree::builtin(),
+        });
+        let oauth = oauth::OauthService::new(
+            store.clone(),
+            keys,
+            settings.oauth.clone(),
+            settings.server.base_url.clone(),
+        );
+        let authorization = authorization::AuthorizationService::new(store.clone(), tree.clone());
+        let integrations =
+            integration::IntegrationService::new(store, oauth.clone(), authorization);
+        Ok(Self {
+            oauth,
+            integrations,
+            tree,
+        })
+    }
+}

@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq as _;
 use crate::config::{OauthSettings, PublicUrl};
 use crate::crypto::{self, KeyMaterial};
 use crate::oauth::{Collected, SignatureMethod};
-use crate::store::{ConsumerRow, SealedToken, Store, StoreError, TokenRow, now};
+use crate::store::{ConsumerRow, NonceWriter, SealedToken, Store, StoreError, TokenRow, now};
 
 const CONSUMER_SECRET: &str = "oauth_consumer.secret";
 const TOKEN_VALUE: &str = "oauth_token.token";
@@ -30,6 +30,9 @@ const MAX_NONCE: usize = 64;
 pub enum ServiceError {
     #[error("{0}")]
     Invalid(String),
+    /// One input field is missing or invalid.
+    #[error(transparent)]
+    Field(#[from] FieldError),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -41,6 +44,34 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("a stored secret cannot be read: {0}")]
     Crypto(#[from] crypto::SecretBoxError),
+}
+
+/// A missing or invalid input field, named as the client sent it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    pub field: &'static str,
+    /// The offending value; `None` when the field is missing.
+    pub value: Option<String>,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn required(field: &'static str) -> Self {
+        Self {
+            field,
+            value: None,
+            reason: "is required".into(),
+        }
+    }
+
+    pub fn invalid(field: &'static str, value: &str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            value: Some(value.to_owned()),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// An OAuth refusal, answered as `oauth_problem=<problem>` with `status`.
@@ -125,6 +156,7 @@ pub struct OauthService {
     settings: OauthSettings,
     base_url: PublicUrl,
     http: reqwest::Client,
+    nonces: NonceWriter,
 }
 
 impl OauthService {
@@ -148,6 +180,7 @@ impl OauthService {
             .build()
             .expect("the HTTP client builds");
         Self {
+            nonces: NonceWriter::spawn(store.clone()),
             store,
             keys,
             settings,
@@ -172,6 +205,36 @@ impl OauthService {
             key: row.key,
             updated_at: row.updated_at,
         })
+    }
+
+    /// Creates a consumer on its own (Magento's `createConsumer`), with a random key and
+    /// secret; integrations create theirs with them.
+    pub async fn create_consumer(&self, name: &str) -> Result<Consumer, ServiceError> {
+        let key = crypto::random_token();
+        let secret = crypto::random_token();
+        let sealed = self.seal_consumer_secret(&secret);
+        let row = self.store.insert_consumer(name, &key, &sealed).await?;
+        Ok(Consumer {
+            id: row.id,
+            key,
+            secret,
+            updated_at: row.updated_at,
+        })
+    }
+
+    /// Deletes a consumer with its tokens and nonces (Magento's `deleteConsumer`). The
+    /// integration owning it is deleted with it, so that nothing is left half-linked.
+    pub async fn delete_consumer(&self, id: i64) -> Result<Consumer, ServiceError> {
+        let consumer = self.load_consumer(id).await?;
+        match self.store.integration_by_consumer(id).await? {
+            Some(integration) => {
+                self.store.delete_integration(integration.id).await?;
+            }
+            None => {
+                self.store.delete_consumer(id).await?;
+            }
+        }
+        Ok(consumer)
     }
 
     /// Loads a consumer by id.
@@ -446,6 +509,55 @@ impl OauthService {
         Ok(pair)
     }
 
+    /// A signed Web API request (Magento's `validateAccessTokenRequest`): the protocol checks,
+    /// then the access token (it must exist, belong to the consumer, be an access token and
+    /// not be revoked), the signature with the token's secret, and last the nonce. Answers the
+    /// consumer id.
+    pub async fn authenticate(&self, req: &SignedRequest) -> Result<i64, OauthError> {
+        let (consumer, method, timestamp, nonce) = self.check_common(req, &["oauth_token"]).await?;
+        let token = self.find_token(&req.params.protocol["oauth_token"]).await?;
+        if token.consumer_id != Some(consumer.id) {
+            return Err(OauthError::auth(
+                "Token is not associated with the specified consumer",
+            ));
+        }
+        if token.kind != "access" {
+            return Err(OauthError::auth("Token is not an access token"));
+        }
+        if token.revoked {
+            return Err(OauthError::auth("Access token has been revoked"));
+        }
+        let secret = self
+            .keys
+            .secret_box
+            .open_string(TOKEN_SECRET, &token.secret)
+            .map_err(OauthError::internal)?;
+        self.check_signature(req, method, &consumer.secret, &secret)?;
+        self.use_nonce(&consumer, nonce, timestamp).await?;
+        Ok(consumer.id)
+    }
+
+    /// An integration access token presented as `Authorization: Bearer`: the consumer id when
+    /// it is a live access token of an integration. Callers accept this only when
+    /// `oauth.allow_integration_bearer` is set.
+    pub async fn bearer_consumer(&self, value: &str) -> Result<Option<i64>, ServiceError> {
+        if value.len() != LENGTH {
+            return Ok(None);
+        }
+        let token = self
+            .store
+            .token_by_hash(&self.keys.lookup.hash(TOKEN_LOOKUP, value))
+            .await?;
+        Ok(token
+            .filter(|t| t.kind == "access" && !t.revoked && t.user_type == Some(1))
+            .and_then(|t| t.consumer_id))
+    }
+
+    /// Whether bearer use of integration tokens is enabled.
+    pub fn allows_integration_bearer(&self) -> bool {
+        self.settings.allow_integration_bearer
+    }
+
     async fn find_token(&self, value: &str) -> Result<TokenRow, OauthError> {
         if value.len() != LENGTH {
             return Err(OauthError::auth("Token is not the correct length"));
@@ -563,8 +675,8 @@ impl OauthService {
         timestamp: i64,
     ) -> Result<(), OauthError> {
         let fresh = self
-            .store
-            .insert_nonce(consumer.id, nonce, timestamp)
+            .nonces
+            .record(consumer.id, nonce, timestamp)
             .await
             .map_err(OauthError::internal)?;
         if fresh {

@@ -1,5 +1,6 @@
 //! Integrations, their OAuth consumers, tokens and nonces.
 
+use super::acl::write_integration_rules;
 use super::{Store, StoreError, now, on_pool};
 
 /// An integration row joined with its consumer's key.
@@ -13,6 +14,7 @@ pub struct IntegrationRow {
     pub status: i64,
     pub consumer_id: Option<i64>,
     pub setup_type: i64,
+    pub config_hash: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -78,6 +80,10 @@ pub struct IntegrationFields<'a> {
     pub endpoint: &'a str,
     pub identity_link_url: &'a str,
     pub setup_type: i64,
+    /// ACL rules (allowed resources, ancestors included, or `Magento_Backend::all`).
+    pub rules: &'a [String],
+    /// Fingerprint of the definition of a config integration; empty for manual ones.
+    pub config_hash: &'a str,
 }
 
 /// A new consumer: key in clear (it is public), secret sealed.
@@ -99,10 +105,18 @@ pub struct SealedToken {
     pub callback_url: String,
 }
 
+macro_rules! integration_columns {
+    () => {
+        "id, name, email, endpoint, identity_link_url, status, consumer_id, setup_type, config_hash, created_at, updated_at"
+    };
+}
+
 macro_rules! integration_select {
     ($where:literal) => {
         concat!(
-            "SELECT id, name, email, endpoint, identity_link_url, status, consumer_id, setup_type, created_at, updated_at FROM integration ",
+            "SELECT ",
+            integration_columns!(),
+            " FROM integration ",
             $where
         )
     };
@@ -129,8 +143,8 @@ impl Store {
         let row = on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO integration (name, email, endpoint, identity_link_url, status, consumer_id, setup_type, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 0, NULL, $5, $6, $6)
+                "INSERT INTO integration (name, email, endpoint, identity_link_url, status, consumer_id, setup_type, config_hash, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 0, NULL, $5, $6, $7, $7)
                  ON CONFLICT DO NOTHING RETURNING id",
             )
             .bind(fields.name)
@@ -138,6 +152,7 @@ impl Store {
             .bind(fields.endpoint)
             .bind(fields.identity_link_url)
             .bind(fields.setup_type)
+            .bind(fields.config_hash)
             .bind(t)
             .fetch_optional(&mut *tx)
             .await?;
@@ -155,14 +170,15 @@ impl Store {
                     .bind(t)
                     .fetch_one(&mut *tx)
                     .await?;
-                    let row = sqlx::query_as::<_, IntegrationRow>(
-                        "UPDATE integration SET consumer_id = $1 WHERE id = $2
-                         RETURNING id, name, email, endpoint, identity_link_url, status, consumer_id, setup_type, created_at, updated_at",
-                    )
+                    let row = sqlx::query_as::<_, IntegrationRow>(concat!(
+                        "UPDATE integration SET consumer_id = $1 WHERE id = $2 RETURNING ",
+                        integration_columns!()
+                    ))
                     .bind(consumer_id)
                     .bind(id)
                     .fetch_one(&mut *tx)
                     .await?;
+                    write_integration_rules!(tx, id, fields.rules);
                     tx.commit().await?;
                     Some(row)
                 }
@@ -173,24 +189,31 @@ impl Store {
 
     /// Changes an integration's fields; the consumer's callback URL follows the endpoint.
     /// `Ok(None)` when it does not exist; a name clash is a unique violation.
+    ///
+    /// With `reset` (a config integration whose definition changed), its integration tokens
+    /// are deleted and its status becomes 2 in the same transaction, so the merchant must
+    /// approve it again.
     pub async fn update_integration(
         &self,
         id: i64,
         fields: &IntegrationFields<'_>,
+        reset: bool,
     ) -> Result<Option<IntegrationRow>, StoreError> {
         let t = now();
         let row = on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            let row = sqlx::query_as::<_, IntegrationRow>(
-                "UPDATE integration SET name = $1, email = $2, endpoint = $3, identity_link_url = $4, setup_type = $5, updated_at = $6
-                 WHERE id = $7
-                 RETURNING id, name, email, endpoint, identity_link_url, status, consumer_id, setup_type, created_at, updated_at",
-            )
+            let row = sqlx::query_as::<_, IntegrationRow>(concat!(
+                "UPDATE integration SET name = $1, email = $2, endpoint = $3, identity_link_url = $4, setup_type = $5,
+                        config_hash = $6, updated_at = $7
+                 WHERE id = $8 RETURNING ",
+                integration_columns!()
+            ))
             .bind(fields.name)
             .bind(fields.email)
             .bind(fields.endpoint)
             .bind(fields.identity_link_url)
             .bind(fields.setup_type)
+            .bind(fields.config_hash)
             .bind(t)
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -201,7 +224,26 @@ impl Store {
                     .bind(r.consumer_id)
                     .execute(&mut *tx)
                     .await?;
+                write_integration_rules!(tx, id, fields.rules);
             }
+            let row = match row {
+                Some(r) if reset => {
+                    sqlx::query("DELETE FROM oauth_token WHERE consumer_id = $1 AND user_type = 1")
+                        .bind(r.consumer_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    Some(
+                        sqlx::query_as::<_, IntegrationRow>(concat!(
+                            "UPDATE integration SET status = 2 WHERE id = $1 RETURNING ",
+                            integration_columns!()
+                        ))
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?,
+                    )
+                }
+                other => other,
+            };
             tx.commit().await?;
             row
         });
@@ -298,6 +340,41 @@ impl Store {
             consumer.is_some()
         });
         Ok(found)
+    }
+
+    /// Inserts a consumer that no integration owns (yet).
+    pub async fn insert_consumer(
+        &self,
+        name: &str,
+        key: &str,
+        sealed_secret: &[u8],
+    ) -> Result<ConsumerRow, StoreError> {
+        let row = on_pool!(self, |p| {
+            sqlx::query_as::<_, ConsumerRow>(
+            r#"INSERT INTO oauth_consumer (name, "key", secret, callback_url, rejected_callback_url, created_at, updated_at)
+               VALUES ($1, $2, $3, NULL, '', $4, $4)
+               RETURNING id, name, "key" AS key, secret, callback_url, rejected_callback_url, created_at, updated_at"#
+        )
+        .bind(name)
+        .bind(key)
+        .bind(sealed_secret)
+        .bind(now())
+        .fetch_one(p)
+        .await?
+        });
+        Ok(row)
+    }
+
+    /// Deletes a consumer that no integration owns (its tokens and nonces cascade).
+    pub async fn delete_consumer(&self, id: i64) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |p| sqlx::query(
+            "DELETE FROM oauth_consumer WHERE id = $1"
+        )
+        .bind(id)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
     }
 
     pub async fn consumer_by_id(&self, id: i64) -> Result<Option<ConsumerRow>, StoreError> {

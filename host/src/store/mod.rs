@@ -7,7 +7,9 @@
 //! differ, the method says so and holds both statements.
 
 mod accounts;
+mod acl;
 mod integrations;
+mod nonces;
 
 use std::path::PathBuf;
 use std::str::FromStr as _;
@@ -23,6 +25,7 @@ pub use accounts::{AccountKind, AccountRow, NewAccount};
 pub use integrations::{
     ConsumerRow, IntegrationFields, IntegrationRow, NewConsumer, SealedToken, TokenRow,
 };
+pub use nonces::NonceWriter;
 
 use crate::config::{DatabaseSettings, DatabaseUrl};
 
@@ -65,6 +68,9 @@ pub enum StoreError {
     FileGone(PathBuf),
     #[error("database did not answer within {0:?}")]
     Timeout(Duration),
+    /// A failure shared by every request of one batched write.
+    #[error("database error: {0}")]
+    Batch(String),
 }
 
 impl StoreError {

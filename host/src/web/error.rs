@@ -10,13 +10,15 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// The JSON body of an error answer.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// The JSON body of an error answer: a message with `%name` placeholders and their values.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub parameters: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub errors: Option<Vec<ErrorBody>>,
 }
 

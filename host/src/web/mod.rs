@@ -9,6 +9,7 @@ pub mod error;
 mod health;
 pub mod metrics;
 pub mod oauth;
+pub mod rest;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -70,6 +71,10 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 web::route().to(oauth::request_token),
             )
             .route("/oauth/token/access", web::route().to(oauth::access_token))
+            .service(get_only("/rest/schema", rest::schema))
+            .service(get_only("/rest/{store}/schema", rest::schema))
+            .service(web::scope("/rest/V1").configure(rest::routes))
+            .service(web::scope("/rest/{store}/V1").configure(rest::routes))
             .default_service(web::to(|| async {
                 RestError::not_found_route().error_response()
             }));

@@ -1,0 +1,108 @@
+//! Magento's `AuthorizationServiceInterface` for integrations: grant, grant all, remove, and
+//! read back the selected resources.
+//!
+//! Requested resources are checked against the [`ResourceTree`] and expanded with their
+//! ancestors before they are stored; an unknown resource is refused by name and nothing is
+//! written.
+
+use std::sync::Arc;
+
+use super::oauth::{FieldError, ServiceError};
+use crate::acl::{Grants, ResourceTree};
+use crate::store::Store;
+
+/// Who made a request, with what they were granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// No credentials, or credentials that name no one: holds `anonymous` only.
+    Guest,
+    /// An active integration, by a signed request or (when enabled) its bearer token.
+    Integration {
+        id: i64,
+        consumer_id: i64,
+        grants: Grants,
+    },
+}
+
+impl Principal {
+    /// Whether every one of `required` is granted.
+    pub fn allows<'a>(&self, required: impl IntoIterator<Item = &'a str>) -> bool {
+        match self {
+            Principal::Guest => Grants::none().allows(required),
+            Principal::Integration { grants, .. } => grants.allows(required),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthorizationService {
+    store: Store,
+    tree: Arc<ResourceTree>,
+}
+
+impl AuthorizationService {
+    pub fn new(store: Store, tree: Arc<ResourceTree>) -> Self {
+        Self { store, tree }
+    }
+
+    pub fn tree(&self) -> &ResourceTree {
+        &self.tree
+    }
+
+    /// Checks and expands a request for resources (or all of them).
+    pub fn resolve(&self, all: bool, resources: &[String]) -> Result<Grants, ServiceError> {
+        if all {
+            return Ok(Grants::All);
+        }
+        for r in resources {
+            if !self.tree.contains(r) && r != crate::acl::ALL {
+                return Err(FieldError::invalid("resources", r, "is not an ACL resource").into());
+            }
+        }
+        self.tree
+            .grant(resources.iter().map(String::as_str))
+            .map_err(ServiceError::Invalid)
+    }
+
+    /// Replaces an integration's permissions with `resources` and their ancestors.
+    pub async fn grant_permissions(
+        &self,
+        integration_id: i64,
+        resources: &[String],
+    ) -> Result<Grants, ServiceError> {
+        let grants = self.resolve(false, resources)?;
+        self.store_grants(integration_id, &grants).await?;
+        Ok(grants)
+    }
+
+    /// Grants an integration every resource.
+    pub async fn grant_all_permissions(&self, integration_id: i64) -> Result<(), ServiceError> {
+        self.store_grants(integration_id, &Grants::All).await
+    }
+
+    /// Removes every permission of an integration.
+    pub async fn remove_permissions(&self, integration_id: i64) -> Result<(), ServiceError> {
+        Ok(self.store.delete_integration_rules(integration_id).await?)
+    }
+
+    /// What an integration was granted.
+    pub async fn selected_resources(&self, integration_id: i64) -> Result<Grants, ServiceError> {
+        Ok(Grants::from_rules(
+            self.store.integration_rules(integration_id).await?,
+        ))
+    }
+
+    async fn store_grants(&self, integration_id: i64, grants: &Grants) -> Result<(), ServiceError> {
+        if self
+            .store
+            .set_integration_rules(integration_id, &grants.to_rules())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!(
+                "The integration with ID \"{integration_id}\" doesn't exist."
+            )))
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Nonce writes in group commits.
+//!
+//! Recording a nonce is the one write of every signed request; one synchronous insert per
+//! request caps throughput near a tenth of an unauthenticated request. [`NonceWriter`] owns a
+//! task that takes every nonce waiting at the moment it is free, writes them with one
+//! multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` in one transaction, and answers each
+//! waiter whether its nonce was new. The primary key (consumer, nonce) keeps the check atomic
+//! across server processes; within one batch, a repeated nonce is answered "used" without
+//! reaching the database.
+
+use std::collections::HashSet;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Store, StoreError, on_pool};
+
+/// Largest number of nonces written by one statement (3 parameters each).
+const MAX_BATCH: usize = 512;
+/// Nonces that may wait for the writer before callers wait to enqueue.
+const QUEUE: usize = 8192;
+
+struct Pending {
+    consumer_id: i64,
+    nonce: String,
+    timestamp: i64,
+    reply: oneshot::Sender<Result<bool, String>>,
+}
+
+/// Handle to the nonce-writing task; cheap to clone. The task ends when the last handle drops.
+#[derive(Debug, Clone)]
+pub struct NonceWriter {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("consumer_id", &self.consumer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NonceWriter {
+    /// Starts the writer on the current tokio runtime.
+    pub fn spawn(store: Store) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(store, rx));
+        Self { tx }
+    }
+
+    /// Records a nonce for a consumer. `false` when this consumer already used it.
+    pub async fn record(
+        &self,
+        consumer_id: i64,
+        nonce: &str,
+        timestamp: i64,
+    ) -> Result<bool, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            consumer_id,
+            nonce: nonce.to_owned(),
+            timestamp,
+            reply,
+        };
+        let gone = || StoreError::Batch("the nonce writer has stopped".into());
+        self.tx.send(pending).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?.map_err(StoreError::Batch)
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        write(&store, std::mem::take(&mut batch)).await;
+    }
+}
+
+async fn write(store: &Store, batch: Vec<Pending>) {
+    let mut seen = HashSet::with_capacity(batch.len());
+    let mut unique = Vec::with_capacity(batch.len());
+    for p in batch {
+        if seen.insert((p.consumer_id, p.nonce.clone())) {
+            unique.push(p);
+        } else {
+            let _ = p.reply.send(Ok(false));
+        }
+    }
+    match store.insert_nonces(&unique).await {
+        Ok(inserted) => {
+            let inserted: HashSet<(i64, String)> = inserted.into_iter().collect();
+            for p in unique {
+                let fresh = inserted.contains(&(p.consumer_id, p.nonce));
+                let _ = p.reply.send(Ok(fresh));
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            for p in unique {
+                let _ = p.reply.send(Err(message.clone()));
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Inserts nonces in one statement; answers the (consumer, nonce) pairs that were new.
+    async fn insert_nonces(&self, batch: &[Pending]) -> Result<Vec<(i64, String)>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql =
+            String::from("INSERT INTO oauth_nonce (nonce, timestamp, consumer_id) VALUES ");
+        for i in 0..batch.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let n = i * 3;
+            sql.push_str(&format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING RETURNING consumer_id, nonce");
+        let rows = on_pool!(self, |p| {
+            let mut q = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql));
+            for n in batch {
+                q = q
+                    .bind(n.nonce.as_str())
+                    .bind(n.timestamp)
+                    .bind(n.consumer_id);
+            }
+            q.fetch_all(p).await?
+        });
+        Ok(rows)
+    }
+}

@@ -1,0 +1,683 @@
+//! The REST Web API: the caller's authentication and authorization, and the management API for
+//! integrations (`/rest/V1/integrations…`, also under `/rest/<store>/V1/…`), with its OpenAPI
+//! document at `/rest/schema`.
+//!
+//! A request authenticates as Magento's Web API does: `Authorization: OAuth …` (or OAuth
+//! parameters in the query or a form body) with an integration's access token; an integration
+//! access token as `Authorization: Bearer` only when `oauth.allow_integration_bearer` is set;
+//! anything else is a guest. The route's resources then decide, and a refusal answers 401
+//! `The consumer isn't authorized to access %resources.` Handlers only translate: the rules
+//! live in the services.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use super::AppState;
+use super::error::{ErrorBody, RestError};
+use crate::acl::{Grants, INTEGRATIONS};
+use crate::cli::iso8601;
+use crate::services::authorization::Principal;
+use crate::services::integration::{
+    Activation, Integration, IntegrationForm, IntegrationInput, SetupType, Status,
+};
+use crate::services::oauth::{FieldError, OauthError, ServiceError};
+
+/// Registers the Web API routes inside a `/rest/V1` or `/rest/{store}/V1` scope.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let not_allowed = || web::to(|| async { RestError::method_not_allowed().error_response() });
+    cfg.service(
+        web::resource("/integrations")
+            .route(web::get().to(list))
+            .route(web::post().to(create))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/integrations/{id}")
+            .route(web::get().to(get))
+            .route(web::put().to(update))
+            .route(web::delete().to(delete))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/integrations/{id}/activate")
+            .route(web::post().to(activate))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/integrations/{id}/reauthorize")
+            .route(web::post().to(reauthorize))
+            .default_service(not_allowed()),
+    );
+}
+
+/// `GET /rest/schema`: the OpenAPI document of the REST API.
+pub async fn schema(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RestError> {
+    check_store(&req, &state)?;
+    Ok(HttpResponse::Ok().json(ApiDoc::openapi()))
+}
+
+/// A store code in the path must be the configured one or `all`.
+fn check_store(req: &HttpRequest, state: &AppState) -> Result<(), RestError> {
+    match req.match_info().get("store") {
+        Some(code) if code != state.settings.server.store_code && code != "all" => {
+            Err(RestError::with_parameters(
+                StatusCode::BAD_REQUEST,
+                "The store that was requested wasn't found. Verify the store and try again.",
+                &[("store", code)],
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn oauth_refusal(e: OauthError) -> RestError {
+    if e.status >= 500 {
+        return RestError::Unexpected(anyhow::anyhow!("authentication failed: {}", e.problem));
+    }
+    RestError::new(
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNAUTHORIZED),
+        e.problem,
+    )
+}
+
+/// Who sent the request.
+pub async fn authenticate(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &AppState,
+) -> Result<Principal, RestError> {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if let Some((scheme, token)) = authorization.trim().split_once(' ')
+        && scheme.eq_ignore_ascii_case("bearer")
+    {
+        if !state.oauth.allows_integration_bearer() {
+            return Ok(Principal::Guest);
+        }
+        return match state
+            .oauth
+            .bearer_consumer(token.trim())
+            .await
+            .map_err(service_error)?
+        {
+            Some(consumer) => state
+                .integrations
+                .principal(consumer)
+                .await
+                .map_err(service_error),
+            None => Ok(Principal::Guest),
+        };
+    }
+    let signed =
+        super::oauth::signed_request(req, body, state.settings.oauth.trust_forwarded_headers)
+            .map_err(oauth_refusal)?;
+    if signed.params.protocol.is_empty() && signed.params.signature.is_none() {
+        return Ok(Principal::Guest);
+    }
+    let consumer = state
+        .oauth
+        .authenticate(&signed)
+        .await
+        .map_err(oauth_refusal)?;
+    state
+        .integrations
+        .principal(consumer)
+        .await
+        .map_err(service_error)
+}
+
+/// Authenticates the request and requires every one of `resources`.
+pub async fn authorize(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &AppState,
+    resources: &[&str],
+) -> Result<Principal, RestError> {
+    check_store(req, state)?;
+    let principal = authenticate(req, body, state).await?;
+    if principal.allows(resources.iter().copied()) {
+        Ok(principal)
+    } else {
+        Err(RestError::with_parameters(
+            StatusCode::UNAUTHORIZED,
+            "The consumer isn't authorized to access %resources.",
+            &[("resources", &resources.join(", "))],
+        ))
+    }
+}
+
+/// Maps a service failure to the REST shape, with Magento's input-error texts.
+pub fn service_error(e: ServiceError) -> RestError {
+    match e {
+        ServiceError::Field(FieldError {
+            field,
+            value,
+            reason,
+        }) => match value {
+            None => RestError::with_parameters(
+                StatusCode::BAD_REQUEST,
+                "\"%fieldName\" is required. Enter and try again.",
+                &[("fieldName", field)],
+            ),
+            Some(value) => RestError::with_parameters(
+                StatusCode::BAD_REQUEST,
+                "Invalid value of \"%value\" provided for the %fieldName field.",
+                &[("value", &value), ("fieldName", field), ("reason", &reason)],
+            ),
+        },
+        ServiceError::Invalid(m) | ServiceError::Conflict(m) => {
+            RestError::new(StatusCode::BAD_REQUEST, m)
+        }
+        ServiceError::NotFound(m) => RestError::new(StatusCode::NOT_FOUND, m),
+        ServiceError::Endpoint(m) => RestError::new(StatusCode::BAD_GATEWAY, m),
+        e @ (ServiceError::Store(_) | ServiceError::Crypto(_)) => {
+            RestError::Unexpected(anyhow::Error::new(e))
+        }
+    }
+}
+
+/// An integration as the API answers it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationView {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub endpoint: String,
+    pub identity_link_url: String,
+    /// 0 inactive, 1 active, 2 reset (its configuration file changed: approve it again).
+    pub status: i64,
+    /// `Inactive`, `Active` or `Reset`.
+    pub status_label: String,
+    /// `manual` (created by an admin or this API) or `config` (read-only, from a file).
+    pub setup_type: String,
+    pub consumer_id: i64,
+    /// Whether it holds every resource (`Magento_Backend::all`).
+    pub all_resources: bool,
+    /// The granted resources, ancestors included (empty with `all_resources`).
+    pub resources: Vec<String>,
+    /// Whether the endpoint or identity link uses plain `http:`.
+    pub not_secure: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl IntegrationView {
+    fn new(i: Integration, grants: Grants) -> Self {
+        let (all_resources, resources) = match grants {
+            Grants::All => (true, Vec::new()),
+            Grants::Some(set) => (false, set.into_iter().map(|r| r.to_string()).collect()),
+        };
+        Self {
+            not_secure: i.endpoint.starts_with("http:") || i.identity_link_url.starts_with("http:"),
+            id: i.id,
+            name: i.name,
+            email: i.email,
+            endpoint: i.endpoint,
+            identity_link_url: i.identity_link_url,
+            status: i.status as i64,
+            status_label: i.status.label().to_owned(),
+            setup_type: match i.setup_type {
+                SetupType::Manual => "manual",
+                SetupType::Config => "config",
+            }
+            .to_owned(),
+            consumer_id: i.consumer_id,
+            all_resources,
+            resources,
+            created_at: iso8601(i.created_at),
+            updated_at: iso8601(i.updated_at),
+        }
+    }
+}
+
+/// A page of integrations, in Magento's search-result shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationList {
+    pub items: Vec<IntegrationView>,
+    pub total_count: usize,
+}
+
+/// What activation did: `identity_link` (the credentials were posted to the endpoint; send
+/// the merchant to `identity_link_url`) or `minted` (the access token was created here; the
+/// credentials are shown once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivationView {
+    pub activation: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_link_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+    pub integration: IntegrationView,
+}
+
+/// The consumer and access-token credentials, shown once.
+#[derive(Serialize, ToSchema)]
+pub struct Credentials {
+    pub consumer_key: String,
+    pub consumer_secret: String,
+    pub access_token: String,
+    pub access_token_secret: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials(<redacted>)")
+    }
+}
+
+/// The body of create and update, as JSON or a form.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct IntegrationBody {
+    /// Unique, 1-255 characters.
+    pub name: String,
+    pub email: Option<String>,
+    /// Where activation POSTs the credentials (`http:` or `https:`).
+    pub endpoint: Option<String>,
+    /// Where the merchant is sent to log in to the integrator.
+    pub identity_link_url: Option<String>,
+    /// Grant every resource.
+    #[serde(default)]
+    pub all_resources: bool,
+    /// Resources to grant (their ancestors are granted with them). In a form, repeat
+    /// `resources` (or `resources[]`).
+    #[serde(default)]
+    pub resources: Vec<String>,
+}
+
+async fn view(state: &AppState, i: Integration) -> Result<IntegrationView, RestError> {
+    let grants = state
+        .integrations
+        .selected_resources(i.id)
+        .await
+        .map_err(service_error)?;
+    Ok(IntegrationView::new(i, grants))
+}
+
+fn path_id(req: &HttpRequest) -> Result<i64, RestError> {
+    let raw = req.match_info().get("id").unwrap_or("");
+    raw.parse::<i64>().map_err(|_| {
+        RestError::with_parameters(
+            StatusCode::BAD_REQUEST,
+            "Invalid value of \"%value\" provided for the %fieldName field.",
+            &[("value", raw), ("fieldName", "id")],
+        )
+    })
+}
+
+fn bad_body(reason: impl std::fmt::Display) -> RestError {
+    RestError::with_parameters(
+        StatusCode::BAD_REQUEST,
+        "The request body could not be read: %reason",
+        &[("reason", &reason.to_string())],
+    )
+}
+
+/// Reads the create/update body: JSON, or `application/x-www-form-urlencoded`.
+fn read_form(req: &HttpRequest, body: &[u8]) -> Result<IntegrationForm, RestError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match content_type.as_str() {
+        "application/json" => serde_json::from_slice(body).map_err(bad_body),
+        "application/x-www-form-urlencoded" => {
+            let mut form = IntegrationForm::default();
+            for (k, v) in form_urlencoded::parse(body) {
+                let v = v.into_owned();
+                match k.as_ref() {
+                    "name" => form.name = v,
+                    "email" => form.email = Some(v),
+                    "endpoint" => form.endpoint = Some(v),
+                    "identity_link_url" => form.identity_link_url = Some(v),
+                    "all_resources" => {
+                        form.all_resources = match v.as_str() {
+                            "1" | "true" | "on" => true,
+                            "0" | "false" | "off" | "" => false,
+                            other => {
+                                return Err(service_error(
+                                    FieldError::invalid("all_resources", other, "is not a boolean")
+                                        .into(),
+                                ));
+                            }
+                        }
+                    }
+                    "resources" | "resources[]" => form.resources.push(v),
+                    // OAuth protocol parameters may travel in a form body.
+                    k if k.starts_with("oauth_") => {}
+                    other => return Err(bad_body(format!("unknown field `{other}`"))),
+                }
+            }
+            Ok(form)
+        }
+        _ => Err(RestError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "The request's Content-Type is not supported here.",
+        )),
+    }
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(value)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "integration-host REST API",
+        description = "Management of integrations. Every operation needs the ACL resource \
+            Magento_Integration::integrations: sign the request with OAuth 1.0a (HMAC-SHA256) \
+            using an active integration's consumer and access token. Paths also work under \
+            /rest/<store>/V1/."
+    ),
+    paths(list, create, get, update, delete, activate, reauthorize),
+    components(schemas(IntegrationView, IntegrationList, IntegrationBody, ActivationView, Credentials, ErrorBody)),
+    modifiers(&Security),
+    tags((name = "integrations", description = "Integrations and their activation"))
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "oauth1",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "OAuth 1.0a (RFC 5849): `OAuth oauth_consumer_key=…, oauth_token=…, \
+                 oauth_signature_method=\"HMAC-SHA256\", oauth_timestamp=…, oauth_nonce=…, \
+                 oauth_signature=…`",
+            ))),
+        );
+        for path in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut path.get,
+                &mut path.post,
+                &mut path.put,
+                &mut path.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+                    "oauth1",
+                    Vec::<String>::new(),
+                )]);
+            }
+        }
+    }
+}
+
+/// List integrations, by name.
+#[utoipa::path(
+    get, path = "/rest/V1/integrations", tag = "integrations",
+    params(
+        ("name" = Option<String>, Query, description = "Only the integration with this name (case-insensitive)"),
+        ("status" = Option<Vec<i64>>, Query, description = "Only these statuses; repeat the parameter for several"),
+    ),
+    responses(
+        (status = 200, description = "The integrations", body = IntegrationList),
+        (status = 400, description = "A bad filter", body = ErrorBody),
+        (status = 401, description = "Not authenticated or not authorized", body = ErrorBody),
+    )
+)]
+async fn list(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RestError> {
+    authorize(&req, &body, &state, &[INTEGRATIONS]).await?;
+    let mut name = None;
+    let mut statuses = Vec::new();
+    for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
+        match k.as_ref() {
+            "name" => name = Some(v.to_lowercase()),
+            "status" | "status[]" => statuses.push(match v.as_ref() {
+                "0" => Status::Inactive,
+                "1" => Status::Active,
+                "2" => Status::Reset,
+                other => {
+                    return Err(service_error(
+                        FieldError::invalid("status", other, "is not 0, 1 or 2").into(),
+                    ));
+                }
+            }),
+            _ => {}
+        }
+    }
+    let mut items = Vec::new();
+    for i in state.integrations.list().await.map_err(service_error)? {
+        if name.as_ref().is_some_and(|n| *n != i.name.to_lowercase())
+            || (!statuses.is_empty() && !statuses.contains(&i.status))
+        {
+            continue;
+        }
+        items.push(view(&state, i).await?);
+    }
+    Ok(json(
+        StatusCode::OK,
+        &IntegrationList {
+            total_count: items.len(),
+            items,
+        },
+    ))
+}
+
+/// Create an integration (inactive) with its consumer and permissions.
+#[utoipa::path(
+    post, path = "/rest/V1/integrations", tag = "integrations",
+    request_body(content = IntegrationBody, content_type = "application/json",
+        description = "Also accepted as application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The new integration", body = IntegrationView),
+        (status = 400, description = "A missing or invalid field, or a name in use", body = ErrorBody),
+        (status = 401, description = "Not authenticated or not authorized", body = ErrorBody),
+        (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
+    )
+)]
+async fn create(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RestError> {
+    authorize(&req, &body, &state, &[INTEGRATIONS]).await?;
+    let form = read_form(&req, &body)?;
+    let input =
+        IntegrationInput::parse(&form, SetupType::Manual).map_err(|e| service_error(e.into()))?;
+    let created = state
+        .integrations
+        .create(input)
+        .await
+        .map_err(service_error)?;
+    Ok(json(StatusCode::OK, &view(&state, created).await?))
+}
+
+/// Get one integration.
+#[utoipa::path(
+    get, path = "/rest/V1/integrations/{id}", tag = "integrations",
+    params(("id" = i64, Path, description = "Integration id")),
+    responses(
+        (status = 200, description = "The integration", body = IntegrationView),
+        (status = 401, description = "Not authenticated or not authorized", body = ErrorBody),
+        (status = 404, description = "No such integration", body = ErrorBody),
+    )
+)]
+async fn get(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RestError> {
+    authorize(&req, &body, &state, &[INTEGRATIONS]).await?;
+    let id = path_id(&req)?;
+    let i = state.integrations.get(id).await.map_err(service_error)?;
+    Ok(json(StatusCode::OK, &view(&state, i).await?))
+}
+
+/// Replace an integration's fields and permissions. Config integrations are read-only.
+#[utoipa::path(
+    put, path = "/rest/V1/integrations/{id}", tag = "integrations",
+    params(("id" = i64, Path, description = "Integration id")),
+    request_body(content = IntegrationBody, content_type = "application/json",
+        description = "Also accepted as application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The changed integration", body = IntegrationView),
+        (status = 400, description = "A bad field, a name in use, or a config integration", body = ErrorBody),
+        (status = 401, description = "Not authenticated or not authorized", body = ErrorBody),
+        (status = 404, description = "No such integration", body = ErrorBody),
+    )
+)]
+async fn update(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RestError> {
+    authorize(&req, &body, &state, &[INTEGRATIONS]).await?;
+    let id = path_id(&req)?;
+    let form = read_form(&req, &body)?;
+    let input =
+        IntegrationInput::parse(&form, SetupType::Manual).map_err(|e| service_error(e.into()))?;
+    let changed = state
+        .integrations
+        .update(id, input)
+        .await
+        .map_err(service_error)?;
+    Ok(json(StatusCode::OK, &view(&state, changed).await?))
+}
+
+/// Delete an integration with its consumer, tokens, nonces and permissions.
+#[utoipa::path(
+    delete, path = "/rest/V1/integrations/{id}", tag = "integrations",
+    params(("id" = i64, Path, description = "Integration id")),
+    responses(
+        (status = 200, description = "The deleted integration", body = IntegrationView),
+        (status = 400, description = "A config integration (remove its file instead)", body = ErrorBody),
+        (status = 401, description = "Not authenticated or not authorized", body = ErrorBody),
+        (status = 404, description = "No such integration", body = ErrorBody),
+    )
+)]
+async fn delete(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RestError> {
+    authorize(&req, &body, &state, &[INTEGRATIONS]).await?;
+    let id = path_id(&req)?;
+    let grants = state
+        .integrations
+        .selected_resources(id)
+        .await
+        .map_err(service_error)?;
+    let deleted = state.integrations.delete(id).await.map_err(service_error)?;
+    Ok(json(StatusCode::OK, &IntegrationView::new(deleted, grants)))
+}
+
+async fn run_activation(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    reauthorize: bool,
+) -> Result<HttpResponse, RestError> {
+    authorize(&req, &body, &state, &[INTEGRATIONS]).await?;
+    let id = path_id(&req)?;
+    let activation = state
+        .integrations
+        .activate(id, reauthorize)
+        .await
+        .map_err(service_error)?;
+    let integration = state.integrations.get(id).await.map_err(service_error)?;
+    let answer = match activation {
+        Activation::IdentityLink(link) => ActivationView {
+            activation: "identity_link".into(),
+            identity_link_url: Some(link),
+            credentials: None,
+            integration: view(&state, integration).await?,
+        },
+        Activation::Minted => {
+            let consumer = state
+                .oauth
+                .load_consumer(integration.consumer_id)
+                .await
+                .map_err(service_error)?;
+            let token = state
+                .oauth
+                .get_access_token(integration.consumer_id)
+                .await
+                .map_err(service_error)?
+                .ok_or_else(|| {
+                    RestError::Unexpected(anyhow::anyhow!("the minted token is gone"))
+                })?;
+            ActivationView {
+                activation: "minted".into(),
+                identity_link_url: None,
+                credentials: Some(Credentials {
+                    consumer_key: consumer.key,
+                    consumer_secret: consumer.secret,
+                    access_token: token.token,
+                    access_token_secret: token.secret,
+                }),
+                integration: view(&state, integration).await?,
+            }
+        }
+    };
+    Ok(json(StatusCode::OK, &answer))
+}
+
+/// Activate an integration: post its credentials to the endpoint (when it has an endpoint and
+/// an identity link), or mint its access token here.
+#[utoipa::path(
+    post, path = "/rest/V1/integrations/{id}/activate", tag = "integrations",
+    params(("id" = i64, Path, description = "Integration id")),
+    responses(
+        (status = 200, description = "Activation started or done", body = ActivationView),
+        (status = 400, description = "Already active", body = ErrorBody),
+        (status = 401, description = "Not authenticated or not authorized", body = ErrorBody),
+        (status = 404, description = "No such integration", body = ErrorBody),
+        (status = 502, description = "The endpoint could not be reached or refused the credentials", body = ErrorBody),
+    )
+)]
+async fn activate(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RestError> {
+    run_activation(req, body, state, false).await
+}
+
+/// Reauthorize an integration: new tokens (never a new consumer key or secret), then as
+/// activation.
+#[utoipa::path(
+    post, path = "/rest/V1/integrations/{id}/reauthorize", tag = "integrations",
+    params(("id" = i64, Path, description = "Integration id")),
+    responses(
+        (status = 200, description = "Reauthorization started or done", body = ActivationView),
+        (status = 401, description = "Not authenticated or not authorized", body = ErrorBody),
+        (status = 404, description = "No such integration", body = ErrorBody),
+        (status = 502, description = "The endpoint could not be reached or refused the credentials", body = ErrorBody),
+    )
+)]
+async fn reauthorize(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RestError> {
+    run_activation(req, body, state, true).await
+}
