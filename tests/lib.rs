@@ -140,6 +140,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Store,
     pub integrations: integration_host::services::integration::IntegrationService,
+    pub oauth: integration_host::services::oauth::OauthService,
     pub bootstrap_admin: Option<BootstrapAdmin>,
     pub settings: Settings,
     pub db: TestDb,
@@ -166,6 +167,7 @@ pub async fn spawn_on(db: TestDb, settings: Settings) -> TestApp {
     let port = app.port();
     let store = app.store().clone();
     let integrations = app.integrations().clone();
+    let oauth = app.oauth().clone();
     let bootstrap_admin = app.take_bootstrap_admin();
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -178,6 +180,7 @@ pub async fn spawn_on(db: TestDb, settings: Settings) -> TestApp {
             .unwrap(),
         store,
         integrations,
+        oauth,
         bootstrap_admin,
         settings,
         db,
@@ -189,6 +192,75 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// Creates an integration granted `resources` (`Magento_Backend::all` for everything),
+    /// activates it with minted tokens, and returns its credentials.
+    pub async fn minted_integration(&self, name: &str, resources: &[&str]) -> Caller {
+        use integration_host::services::integration::{
+            IntegrationForm, IntegrationInput, SetupType,
+        };
+        let form = IntegrationForm {
+            name: name.into(),
+            resources: resources.iter().map(|r| r.to_string()).collect(),
+            ..Default::default()
+        };
+        let created = self
+            .integrations
+            .create(IntegrationInput::parse(&form, SetupType::Manual).unwrap())
+            .await
+            .expect("integration created");
+        self.integrations
+            .activate(created.id, false)
+            .await
+            .expect("integration activated");
+        let consumer = self.oauth.load_consumer(created.consumer_id).await.unwrap();
+        let token = self
+            .oauth
+            .get_access_token(created.consumer_id)
+            .await
+            .unwrap()
+            .expect("minted token");
+        Caller {
+            integration_id: created.id,
+            consumer_id: created.consumer_id,
+            key: consumer.key,
+            secret: consumer.secret,
+            token: token.token,
+            token_secret: token.secret,
+            base: self.address.clone(),
+            client: self.client.clone(),
+        }
+    }
+
+    /// Writes a configuration file for running the binary against this server's database,
+    /// with the same keys and declarative folders; answers its path.
+    pub fn config_file(&self) -> PathBuf {
+        let s = &self.settings;
+        let keys = |ks: &[KeySpec]| {
+            ks.iter()
+                .map(|k| format!("{:?}", k.expose()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let dirs = s
+            .integrations
+            .directories
+            .iter()
+            .map(|d| format!("{:?}", d.display().to_string()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = format!(
+            "data_dir = {:?}\n[database]\nurl = {:?}\npool_size = 2\n[crypto]\nsecret_keys = [{}]\nlookup_key = {:?}\n[tokens]\nsigning_keys = [{}]\n[integrations]\ndirectories = [{dirs}]\n[log]\nformat = \"json\"\n",
+            s.data_dir.display().to_string(),
+            self.db.url_string(),
+            keys(&s.crypto.secret_keys),
+            s.crypto.lookup_key.as_ref().unwrap().expose(),
+            keys(&s.tokens.signing_keys),
+        );
+        let path = self.db.dir.path().join("app-config.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
@@ -196,6 +268,84 @@ impl TestApp {
             .await
             .expect("request sent")
     }
+}
+
+/// An integration's credentials, to send signed Web API requests.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub integration_id: i64,
+    pub consumer_id: i64,
+    pub key: String,
+    pub secret: String,
+    pub token: String,
+    pub token_secret: String,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Caller {
+    /// The `Authorization` header of a request (fresh nonce, current time); `form` are the
+    /// pairs of an `application/x-www-form-urlencoded` body, which are signed too.
+    pub fn header(&self, method: &str, path_and_query: &str, form: &[(&str, &str)]) -> String {
+        oauth_header(
+            method,
+            &format!("{}{}", self.base, path_and_query),
+            &self.key,
+            &self.secret,
+            &self.token_secret,
+            &[("oauth_token", &self.token)],
+            form,
+            &integration_host::crypto::random_string(24),
+            unix_now(),
+        )
+    }
+
+    /// A signed request without a body.
+    pub fn request(&self, method: &str, path_and_query: &str) -> reqwest::RequestBuilder {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        self.client
+            .request(m, format!("{}{}", self.base, path_and_query))
+            .header("Authorization", self.header(method, path_and_query, &[]))
+    }
+
+    /// A signed request with a JSON body (not part of the signature, as RFC 5849 says).
+    pub fn json(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::RequestBuilder {
+        self.request(method, path_and_query).json(body)
+    }
+
+    /// A signed request with a form body, whose pairs are signed.
+    pub fn form(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        self.client
+            .request(m, format!("{}{}", self.base, path_and_query))
+            .header("Authorization", self.header(method, path_and_query, form))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+    }
+}
+
+/// Sends a request and returns the status with the body as JSON (or `null` when it is not).
+pub async fn send_json(req: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let res = req.send().await.expect("request sent");
+    let status = res.status().as_u16();
+    let text = res.text().await.expect("body read");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 /// The `integration-host` binary of this build, built on first use. A missing binary fails the
@@ -463,6 +613,26 @@ pub async fn raw_scalar_i64(db: &TestDb, sql: &str) -> Result<i64, sqlx::Error> 
             let v: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await?;
             conn.close().await.ok();
             Ok(v)
+        }
+    }
+}
+
+/// Runs one statement on the test database outside the server; answers the rows affected.
+pub async fn raw_execute(db: &TestDb, sql: &str) -> Result<u64, sqlx::Error> {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match &db.url {
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn =
+                sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+            let n = sqlx::query(sql).execute(&mut conn).await?.rows_affected();
+            conn.close().await.ok();
+            Ok(n)
+        }
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            let n = sqlx::query(sql).execute(&mut conn).await?.rows_affected();
+            conn.close().await.ok();
+            Ok(n)
         }
     }
 }

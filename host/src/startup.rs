@@ -147,6 +147,11 @@ impl Application {
         &self.state.integrations
     }
 
+    /// The OAuth service this server uses.
+    pub fn oauth(&self) -> &crate::services::oauth::OauthService {
+        &self.state.oauth
+    }
+
     /// The first admin account, when this start created it; its password is shown only here.
     pub fn take_bootstrap_admin(&mut self) -> Option<BootstrapAdmin> {
         self.bootstrap_admin.take()

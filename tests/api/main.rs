@@ -4,7 +4,9 @@
 mod bootstrap;
 mod cli;
 mod config;
+mod declarative;
 mod handshake;
 mod health;
 mod migrations;
+mod rest;
 mod shutdown;
