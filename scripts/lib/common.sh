@@ -33,3 +33,31 @@ ensure_rust() {
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
+
+# The third-party OAuth clients the API tests drive: Python requests-oauthlib in a venv under
+# target/test-clients, and npm oauth-1.0a under tests/clients/node. Both pinned.
+ensure_test_clients() {
+  local venv=target/test-clients/venv
+  local req=tests/clients/python/requirements.txt
+  if ! command -v python3 >/dev/null; then
+    apt_install python3 python3-venv
+  fi
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/requirements.txt"; then
+    say "installing the Python OAuth client (requests-oauthlib)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    cp "$req" "$venv/requirements.txt"
+  fi
+  if ! command -v npm >/dev/null; then
+    apt_install nodejs npm
+  fi
+  if [ ! -d tests/clients/node/node_modules/oauth-1.0a ] \
+    || [ tests/clients/node/package-lock.json -nt tests/clients/node/node_modules/.package-lock.json ]; then
+    say "installing the npm OAuth client (oauth-1.0a)"
+    (cd tests/clients/node && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}

@@ -3,6 +3,7 @@
 
 mod bootstrap;
 mod cli;
+mod clients;
 mod config;
 mod declarative;
 mod handshake;

@@ -124,13 +124,14 @@ fn form_pairs(s: &[u8]) -> Vec<(String, String)> {
 /// What a request carries for OAuth.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Collected {
-    /// The protocol parameters (`oauth_*`, without `oauth_signature`) from the one place the
-    /// client put them: the header, else the form body, else the query.
+    /// The protocol parameters (`oauth_*`, without `oauth_signature`) from the header, the form
+    /// body and the query together; each may appear once (a copy of a header parameter with
+    /// the same value elsewhere counts once).
     pub protocol: BTreeMap<String, String>,
     /// `oauth_signature` as sent.
     pub signature: Option<String>,
     /// Every parameter that is signed: header protocol parameters (not `realm`), query and form
-    /// body parameters, duplicates kept, `oauth_signature` left out.
+    /// body parameters, duplicates kept (but for such copies), `oauth_signature` left out.
     pub signed: Vec<(String, String)>,
 }
 
@@ -162,34 +163,41 @@ pub fn collect(
         Vec::new()
     };
 
-    let header_oauth: Vec<_> = header
-        .iter()
+    let header_oauth: Vec<(String, String)> = header
+        .into_iter()
         .filter(|(k, _)| k.starts_with("oauth_"))
-        .cloned()
         .collect();
-    let source: &[(String, String)] = if !header_oauth.is_empty() {
-        &header_oauth
-    } else if form.iter().any(|(k, _)| k.starts_with("oauth_")) {
-        &form
-    } else {
-        &query
-    };
     let mut protocol = BTreeMap::new();
     let mut signature = None;
-    for (k, v) in source.iter().filter(|(k, _)| k.starts_with("oauth_")) {
-        if k == "oauth_signature" {
-            if signature.replace(v.clone()).is_some() {
-                return Err(ParseError::Duplicate(k.clone()));
-            }
-        } else if protocol.insert(k.clone(), v.clone()).is_some() {
-            return Err(ParseError::Duplicate(k.clone()));
+    let mut add = |k: &str, v: &str| -> Result<(), ParseError> {
+        let taken = if k == "oauth_signature" {
+            signature.replace(v.to_owned()).is_some()
+        } else {
+            protocol.insert(k.to_owned(), v.to_owned()).is_some()
+        };
+        if taken {
+            Err(ParseError::Duplicate(k.to_owned()))
+        } else {
+            Ok(())
         }
-    }
-
+    };
     let mut signed = Vec::with_capacity(header_oauth.len() + query.len() + form.len());
+    for (k, v) in &header_oauth {
+        add(k, v)?;
+    }
+    for (k, v) in form.into_iter().chain(query) {
+        if k.starts_with("oauth_") {
+            // Some clients (npm oauth-1.0a) send a protocol parameter they signed once both in
+            // the header and in the body or query. Magento merges the sources into one map, so
+            // such a copy counts once; a different value is ambiguous and refused.
+            if header_oauth.iter().any(|(hk, hv)| *hk == k && *hv == v) {
+                continue;
+            }
+            add(&k, &v)?;
+        }
+        signed.push((k, v));
+    }
     signed.extend(header_oauth);
-    signed.extend(query);
-    signed.extend(form);
     signed.retain(|(k, _)| k != "oauth_signature");
     Ok(Collected {
         protocol,

@@ -179,6 +179,36 @@ fn duplicate_protocol_parameters_are_refused_and_other_duplicates_kept() {
 }
 
 #[test]
+fn a_header_parameter_repeated_in_the_body_counts_once() {
+    // npm oauth-1.0a signs `oauth_verifier` once but sends it in the header and the body.
+    let url = url::Url::parse("http://h/p").unwrap();
+    let c = collect(
+        &url,
+        Some("OAuth oauth_nonce=\"n\", oauth_verifier=\"v\""),
+        Some("application/x-www-form-urlencoded"),
+        b"oauth_verifier=v&z=1",
+    )
+    .unwrap();
+    assert_eq!(c.protocol["oauth_verifier"], "v");
+    assert_eq!(
+        c.signed
+            .iter()
+            .filter(|(k, _)| k == "oauth_verifier")
+            .count(),
+        1
+    );
+    assert!(c.signed.iter().any(|(k, _)| k == "z"));
+    let err = collect(
+        &url,
+        Some("OAuth oauth_verifier=\"v\""),
+        Some("application/x-www-form-urlencoded"),
+        b"oauth_verifier=w",
+    )
+    .unwrap_err();
+    assert_eq!(err, ParseError::Duplicate("oauth_verifier".into()));
+}
+
+#[test]
 fn protocol_parameters_may_come_from_the_body_or_the_query() {
     let url = url::Url::parse("http://h/p?oauth_nonce=q&x=1").unwrap();
     let c = collect(
@@ -187,11 +217,21 @@ fn protocol_parameters_may_come_from_the_body_or_the_query() {
         Some("application/x-www-form-urlencoded; charset=UTF-8"),
         b"oauth_nonce=b&y=2",
     )
-    .unwrap();
+    .unwrap_err();
     assert_eq!(
-        c.protocol["oauth_nonce"], "b",
-        "the body wins over the query"
+        c,
+        ParseError::Duplicate("oauth_nonce".into()),
+        "two different values in the body and the query are ambiguous"
     );
+    let c = collect(
+        &url,
+        None,
+        Some("application/x-www-form-urlencoded"),
+        b"oauth_token=t&y=2",
+    )
+    .unwrap();
+    assert_eq!(c.protocol["oauth_nonce"], "q");
+    assert_eq!(c.protocol["oauth_token"], "t", "sources are merged");
     let c = collect(&url, None, Some("application/json"), b"oauth_nonce=b").unwrap();
     assert_eq!(
         c.protocol["oauth_nonce"], "q",
