@@ -9,5 +9,6 @@ mod declarative;
 mod handshake;
 mod health;
 mod migrations;
+mod race;
 mod rest;
 mod shutdown;
