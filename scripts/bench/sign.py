@@ -1,0 +1,79 @@
+"""Pre-signs GET requests with fresh nonces for the benchmark (one line per request).
+
+Usage: sign.py URL CONSUMER_KEY CONSUMER_SECRET TOKEN TOKEN_SECRET COUNT OUT
+
+Signing inside wrk is not possible (its Lua has no HMAC), so the requests are signed here,
+before the run: every request carries its own nonce, all share one timestamp. The first line of
+OUT is the constant start of the Authorization header; each further line is
+`<nonce> <percent-encoded signature>`. The first signature is checked against requests-oauthlib's
+own (oauthlib), so the fast path here cannot drift from a real client.
+"""
+
+import base64
+import hashlib
+import hmac
+import sys
+import time
+import urllib.parse
+
+from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, Client
+
+url, key, secret, token, token_secret, count, out = sys.argv[1:8]
+count = int(count)
+ts = str(int(time.time()))
+
+
+def enc(s):
+    return urllib.parse.quote(s, safe="-._~")
+
+
+def base_string(nonce):
+    params = sorted(
+        [
+            ("oauth_consumer_key", key),
+            ("oauth_nonce", nonce),
+            ("oauth_signature_method", "HMAC-SHA256"),
+            ("oauth_timestamp", ts),
+            ("oauth_token", token),
+            ("oauth_version", "1.0"),
+        ]
+    )
+    normalized = "&".join(f"{enc(k)}={enc(v)}" for k, v in params)
+    return "&".join(["GET", enc(url), enc(normalized)])
+
+
+signing_key = f"{enc(secret)}&{enc(token_secret)}".encode()
+
+
+def sign(nonce):
+    digest = hmac.new(signing_key, base_string(nonce).encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+# Cross-check one signature with oauthlib.
+check = Client(
+    key,
+    client_secret=secret,
+    resource_owner_key=token,
+    resource_owner_secret=token_secret,
+    signature_method=SIGNATURE_HMAC_SHA256,
+    nonce="crosscheck0000000000000000000000",
+    timestamp=ts,
+)
+_, headers, _ = check.sign(url)
+expected = dict(
+    (k.strip(), urllib.parse.unquote(v.strip('"')))
+    for k, v in (p.split("=", 1) for p in headers["Authorization"][len("OAuth "):].split(","))
+)["oauth_signature"]
+if sign("crosscheck0000000000000000000000") != expected:
+    sys.exit("the benchmark signer disagrees with oauthlib")
+
+prefix = (
+    f'OAuth oauth_consumer_key="{key}", oauth_token="{token}", '
+    f'oauth_signature_method="HMAC-SHA256", oauth_timestamp="{ts}", oauth_version="1.0", '
+)
+with open(out, "w") as f:
+    f.write(prefix + "\n")
+    for i in range(count):
+        nonce = f"bench{i:012d}{ts}"
+        f.write(f"{nonce} {enc(sign(nonce))}\n")
