@@ -135,6 +135,10 @@ pub struct OauthSettings {
     pub trust_forwarded_headers: bool,
     /// Accept integration access tokens as `Authorization: Bearer` (Magento 2.4.4+: off).
     pub allow_integration_bearer: bool,
+    /// Seconds a server process may rely on credentials it read (consumers, tokens, grants)
+    /// before reading them again; bounds how long a change made by another process goes
+    /// unseen. Changes made through the same process apply at once. 0 disables the cache.
+    pub credential_cache_seconds: u64,
 }
 
 impl Default for OauthSettings {
@@ -147,6 +151,7 @@ impl Default for OauthSettings {
             endpoint_follow_redirects: false,
             trust_forwarded_headers: false,
             allow_integration_bearer: false,
+            credential_cache_seconds: 5,
         }
     }
 }

@@ -19,6 +19,7 @@ pub enum Principal {
     /// An active integration, by a signed request or (when enabled) its bearer token.
     Integration {
         id: i64,
+        name: String,
         consumer_id: i64,
         grants: Grants,
     },

@@ -5,9 +5,12 @@
 //! endpoint and the identity link URL set) or mints the access token here.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::accounts::Email;
 use super::authorization::{AuthorizationService, Principal};
+use super::cache::TtlCache;
 use super::oauth::{FieldError, OauthService, ServiceError};
 use crate::acl::Grants;
 use crate::crypto;
@@ -245,14 +248,22 @@ pub struct IntegrationService {
     store: Store,
     oauth: OauthService,
     authorization: AuthorizationService,
+    principals: Arc<TtlCache<i64, Principal>>,
 }
 
 impl IntegrationService {
-    pub fn new(store: Store, oauth: OauthService, authorization: AuthorizationService) -> Self {
+    /// `cache_ttl` bounds how long a principal read here may be reused (see `services::cache`).
+    pub fn new(
+        store: Store,
+        oauth: OauthService,
+        authorization: AuthorizationService,
+        cache_ttl: Duration,
+    ) -> Self {
         Self {
             store,
             oauth,
             authorization,
+            principals: Arc::new(TtlCache::new(cache_ttl, 100_000)),
         }
     }
 
@@ -427,15 +438,25 @@ impl IntegrationService {
 
     /// The principal of a consumer that authenticated: its integration when active (with
     /// its grants), otherwise a guest, as Magento's `OauthUserContext` decides.
+    ///
+    /// Read through the credential cache (see `services::cache`).
     pub async fn principal(&self, consumer_id: i64) -> Result<Principal, ServiceError> {
-        match self.find_active_by_consumer_id(consumer_id).await? {
-            Some(i) => Ok(Principal::Integration {
-                id: i.id,
-                consumer_id,
-                grants: self.authorization.selected_resources(i.id).await?,
-            }),
-            None => Ok(Principal::Guest),
+        let generation = self.store.generation();
+        if let Some(p) = self.principals.get(&consumer_id, generation) {
+            return Ok(p);
         }
+        let principal = match self.find_active_by_consumer_id(consumer_id).await? {
+            Some(i) => Principal::Integration {
+                grants: self.authorization.selected_resources(i.id).await?,
+                id: i.id,
+                name: i.name,
+                consumer_id,
+            },
+            None => Principal::Guest,
+        };
+        self.principals
+            .put(consumer_id, generation, principal.clone());
+        Ok(principal)
     }
 
     /// The resources an integration was granted.

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod authorization;
+mod cache;
 pub mod integration;
 pub mod oauth;
 
@@ -43,8 +44,12 @@ impl Services {
             settings.server.base_url.clone(),
         );
         let authorization = authorization::AuthorizationService::new(store.clone(), tree.clone());
-        let integrations =
-            integration::IntegrationService::new(store, oauth.clone(), authorization);
+        let integrations = integration::IntegrationService::new(
+            store,
+            oauth.clone(),
+            authorization,
+            std::time::Duration::from_secs(settings.oauth.credential_cache_seconds),
+        );
         Ok(Self {
             oauth,
             integrations,

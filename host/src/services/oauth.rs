@@ -15,6 +15,7 @@ use subtle::ConstantTimeEq as _;
 use crate::config::{OauthSettings, PublicUrl};
 use crate::crypto::{self, KeyMaterial};
 use crate::oauth::{Collected, SignatureMethod};
+use super::cache::TtlCache;
 use crate::store::{ConsumerRow, NonceWriter, SealedToken, Store, StoreError, TokenRow, now};
 
 const CONSUMER_SECRET: &str = "oauth_consumer.secret";
@@ -24,6 +25,8 @@ const TOKEN_VERIFIER: &str = "oauth_token.verifier";
 const TOKEN_LOOKUP: &str = "oauth_token";
 const LENGTH: usize = 32;
 const MAX_NONCE: usize = 64;
+/// Entries each credential cache holds before it starts over.
+const CACHE_CAPACITY: usize = 100_000;
 
 /// A failure of a service call other than an OAuth protocol refusal.
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +160,27 @@ pub struct OauthService {
     base_url: PublicUrl,
     http: reqwest::Client,
     nonces: NonceWriter,
+    consumers: Arc<TtlCache<String, Consumer>>,
+    tokens: Arc<TtlCache<Vec<u8>, CachedToken>>,
+}
+
+/// What the signed-request path needs of a token, its secret opened.
+#[derive(Clone)]
+struct CachedToken {
+    consumer_id: Option<i64>,
+    kind: String,
+    revoked: bool,
+    user_type: Option<i64>,
+    secret: String,
+}
+
+impl std::fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("consumer_id", &self.consumer_id)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OauthService {
@@ -179,7 +203,10 @@ impl OauthService {
             .user_agent(concat!("integration-host/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client builds");
+        let ttl = Duration::from_secs(settings.credential_cache_seconds);
         Self {
+            consumers: Arc::new(TtlCache::new(ttl, CACHE_CAPACITY)),
+            tokens: Arc::new(TtlCache::new(ttl, CACHE_CAPACITY)),
             nonces: NonceWriter::spawn(store.clone()),
             store,
             keys,
@@ -400,7 +427,7 @@ impl OauthService {
 
     /// `/oauth/token/request`: a request token for a consumer with a verifier token.
     pub async fn request_token(&self, req: &SignedRequest) -> Result<TokenPair, OauthError> {
-        let (consumer, method, timestamp, nonce) = self.check_common(req, &[]).await?;
+        let (consumer, method, timestamp, nonce) = self.check_common(req, &[], false).await?;
         let window = self.settings.consumer_exchange_window_seconds as i64;
         if now() - consumer.updated_at >= window {
             return Err(OauthError::auth("Consumer key has expired"));
@@ -448,7 +475,7 @@ impl OauthService {
     /// and activates the integration.
     pub async fn access_token(&self, req: &SignedRequest) -> Result<TokenPair, OauthError> {
         let (consumer, method, timestamp, nonce) = self
-            .check_common(req, &["oauth_token", "oauth_verifier"])
+            .check_common(req, &["oauth_token", "oauth_verifier"], false)
             .await?;
         let p = &req.params.protocol;
         let token = self.find_token(&p["oauth_token"]).await?;
@@ -514,8 +541,17 @@ impl OauthService {
     /// not be revoked), the signature with the token's secret, and last the nonce. Answers the
     /// consumer id.
     pub async fn authenticate(&self, req: &SignedRequest) -> Result<i64, OauthError> {
-        let (consumer, method, timestamp, nonce) = self.check_common(req, &["oauth_token"]).await?;
-        let token = self.find_token(&req.params.protocol["oauth_token"]).await?;
+        let (consumer, method, timestamp, nonce) =
+            self.check_common(req, &["oauth_token"], true).await?;
+        let value = &req.params.protocol["oauth_token"];
+        if value.len() != LENGTH {
+            return Err(OauthError::auth("Token is not the correct length"));
+        }
+        let token = self
+            .cached_token(value)
+            .await
+            .map_err(OauthError::internal)?
+            .ok_or_else(|| OauthError::auth("Specified token does not exist"))?;
         if token.consumer_id != Some(consumer.id) {
             return Err(OauthError::auth(
                 "Token is not associated with the specified consumer",
@@ -527,12 +563,7 @@ impl OauthService {
         if token.revoked {
             return Err(OauthError::auth("Access token has been revoked"));
         }
-        let secret = self
-            .keys
-            .secret_box
-            .open_string(TOKEN_SECRET, &token.secret)
-            .map_err(OauthError::internal)?;
-        self.check_signature(req, method, &consumer.secret, &secret)?;
+        self.check_signature(req, method, &consumer.secret, &token.secret)?;
         self.use_nonce(&consumer, nonce, timestamp).await?;
         Ok(consumer.id)
     }
@@ -544,13 +575,47 @@ impl OauthService {
         if value.len() != LENGTH {
             return Ok(None);
         }
-        let token = self
-            .store
-            .token_by_hash(&self.keys.lookup.hash(TOKEN_LOOKUP, value))
-            .await?;
+        let token = self.cached_token(value).await?;
         Ok(token
             .filter(|t| t.kind == "access" && !t.revoked && t.user_type == Some(1))
             .and_then(|t| t.consumer_id))
+    }
+
+    /// A token by value, through the credential cache.
+    async fn cached_token(&self, value: &str) -> Result<Option<CachedToken>, ServiceError> {
+        let hash = self.keys.lookup.hash(TOKEN_LOOKUP, value);
+        let generation = self.store.generation();
+        if let Some(t) = self.tokens.get(&hash, generation) {
+            return Ok(Some(t));
+        }
+        let Some(row) = self.store.token_by_hash(&hash).await? else {
+            return Ok(None);
+        };
+        let token = CachedToken {
+            secret: self
+                .keys
+                .secret_box
+                .open_string(TOKEN_SECRET, &row.secret)?,
+            consumer_id: row.consumer_id,
+            kind: row.kind,
+            revoked: row.revoked,
+            user_type: row.user_type,
+        };
+        self.tokens.put(hash, generation, token.clone());
+        Ok(Some(token))
+    }
+
+    /// A consumer by key, through the credential cache.
+    async fn cached_consumer(&self, key: &str) -> Result<Option<Consumer>, ServiceError> {
+        let generation = self.store.generation();
+        if let Some(c) = self.consumers.get(key, generation) {
+            return Ok(Some(c));
+        }
+        let consumer = self.load_consumer_by_key(key).await?;
+        if let Some(c) = &consumer {
+            self.consumers.put(key.to_owned(), generation, c.clone());
+        }
+        Ok(consumer)
     }
 
     /// Whether bearer use of integration tokens is enabled.
@@ -575,6 +640,7 @@ impl OauthService {
         &self,
         req: &'r SignedRequest,
         extra_required: &[&str],
+        cached: bool,
     ) -> Result<(Consumer, SignatureMethod, i64, &'r str), OauthError> {
         let p = &req.params.protocol;
         if let Some(v) = p.get("oauth_version")
@@ -624,9 +690,12 @@ impl OauthService {
         if key.len() != LENGTH {
             return Err(OauthError::auth("Consumer key is not the correct length"));
         }
-        let consumer = self
-            .load_consumer_by_key(key)
-            .await
+        let consumer = if cached {
+            self.cached_consumer(key).await
+        } else {
+            self.load_consumer_by_key(key).await
+        };
+        let consumer = consumer
             .map_err(OauthError::internal)?
             .ok_or_else(|| {
                 OauthError::auth("A consumer having the specified key does not exist")

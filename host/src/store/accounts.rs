@@ -208,6 +208,7 @@ impl Store {
             .execute(p)
             .await?
             .rows_affected());
+        self.changed();
         Ok(n == 1)
     }
 
@@ -258,6 +259,7 @@ impl Store {
             tx.commit().await?;
             n == 1
         });
+        self.changed();
         Ok(found)
     }
 

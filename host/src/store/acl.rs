@@ -72,6 +72,7 @@ impl Store {
             tx.commit().await?;
             exists.is_some()
         });
+        self.changed();
         Ok(found)
     }
 
@@ -84,6 +85,7 @@ impl Store {
         .execute(p)
         .await
         .map(|_| ())?);
+        self.changed();
         Ok(())
     }
 }

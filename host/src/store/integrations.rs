@@ -184,6 +184,7 @@ impl Store {
                 }
             }
         });
+        self.changed();
         Ok(row)
     }
 
@@ -247,6 +248,7 @@ impl Store {
             tx.commit().await?;
             row
         });
+        self.changed();
         Ok(row)
     }
 
@@ -261,6 +263,7 @@ impl Store {
         .execute(p)
         .await?
         .rows_affected());
+        self.changed();
         Ok(n == 1)
     }
 
@@ -339,6 +342,7 @@ impl Store {
             tx.commit().await?;
             consumer.is_some()
         });
+        self.changed();
         Ok(found)
     }
 
@@ -374,6 +378,7 @@ impl Store {
         .execute(p)
         .await?
         .rows_affected());
+        self.changed();
         Ok(n == 1)
     }
 
@@ -414,6 +419,7 @@ impl Store {
         .execute(p)
         .await
         .map(|_| ())?);
+        self.changed();
         Ok(())
     }
 
@@ -473,6 +479,7 @@ impl Store {
             tx.commit().await?;
             id
         });
+        self.changed();
         Ok(id)
     }
 
@@ -504,6 +511,7 @@ impl Store {
         .await?
         .rows_affected()
         });
+        self.changed();
         Ok(n == 1)
     }
 
@@ -516,6 +524,7 @@ impl Store {
         .execute(p)
         .await?
         .rows_affected());
+        self.changed();
         Ok(n)
     }
 

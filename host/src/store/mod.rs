@@ -93,6 +93,10 @@ struct SqliteFile {
 pub struct Store {
     pub(crate) pool: Pool,
     sqlite_file: Option<SqliteFile>,
+    /// Bumped after every committed write of credentials, integrations, permissions or
+    /// accounts made through this handle (and its clones), so that caches built from reads
+    /// taken before a write can tell they are stale.
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What [`Store::migrate`] did.
@@ -136,6 +140,18 @@ async fn lock_file(path: &std::path::Path) -> Result<std::fs::File, StoreError> 
 }
 
 impl Store {
+    /// The write generation of this process: read it before a read whose result is cached,
+    /// and the cached value is current while the generation has not moved.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks that a write committed.
+    pub(crate) fn changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     /// Opens a pool on the configured database; an SQLite file and its folder are created.
     pub async fn connect(
         url: &DatabaseUrl,
@@ -177,6 +193,7 @@ impl Store {
                         dev: meta.dev(),
                         ino: meta.ino(),
                     }),
+                    generation: Default::default(),
                 })
             }
             DatabaseUrl::Postgres(url) => {
@@ -189,6 +206,7 @@ impl Store {
                 Ok(Self {
                     pool: Pool::Postgres(pool),
                     sqlite_file: None,
+                    generation: Default::default(),
                 })
             }
         }

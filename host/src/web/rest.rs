@@ -28,6 +28,11 @@ use crate::services::oauth::{FieldError, OauthError, ServiceError};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let not_allowed = || web::to(|| async { RestError::method_not_allowed().error_response() });
     cfg.service(
+        web::resource("/integrations/me")
+            .route(web::get().to(me))
+            .default_service(not_allowed()),
+    )
+    .service(
         web::resource("/integrations")
             .route(web::get().to(list))
             .route(web::post().to(create))
@@ -184,6 +189,26 @@ pub fn service_error(e: ServiceError) -> RestError {
     }
 }
 
+/// `(all_resources, resources)` as the API shows grants.
+fn split_grants(grants: Grants) -> (bool, Vec<String>) {
+    match grants {
+        Grants::All => (true, Vec::new()),
+        Grants::Some(set) => (false, set.into_iter().map(|r| r.to_string()).collect()),
+    }
+}
+
+/// The calling integration, as its credentials show it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SelfView {
+    pub id: i64,
+    pub name: String,
+    pub consumer_id: i64,
+    /// Whether it holds every resource.
+    pub all_resources: bool,
+    /// Its resources, ancestors included (empty with `all_resources`).
+    pub resources: Vec<String>,
+}
+
 /// An integration as the API answers it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IntegrationView {
@@ -211,10 +236,7 @@ pub struct IntegrationView {
 
 impl IntegrationView {
     fn new(i: Integration, grants: Grants) -> Self {
-        let (all_resources, resources) = match grants {
-            Grants::All => (true, Vec::new()),
-            Grants::Some(set) => (false, set.into_iter().map(|r| r.to_string()).collect()),
-        };
+        let (all_resources, resources) = split_grants(grants);
         Self {
             not_secure: i.endpoint.starts_with("http:") || i.identity_link_url.starts_with("http:"),
             id: i.id,
@@ -386,8 +408,8 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
             using an active integration's consumer and access token. Paths also work under \
             /rest/<store>/V1/."
     ),
-    paths(list, create, get, update, delete, activate, reauthorize),
-    components(schemas(IntegrationView, IntegrationList, IntegrationBody, ActivationView, Credentials, ErrorBody)),
+    paths(me, list, create, get, update, delete, activate, reauthorize),
+    components(schemas(SelfView, IntegrationView, IntegrationList, IntegrationBody, ActivationView, Credentials, ErrorBody)),
     modifiers(&Security),
     tags((name = "integrations", description = "Integrations and their activation"))
 )]
@@ -424,6 +446,48 @@ impl utoipa::Modify for Security {
                 )]);
             }
         }
+    }
+}
+
+/// The calling integration and its permissions: a cheap way to check a set of credentials.
+/// Any active integration may call it; guests are refused.
+#[utoipa::path(
+    get, path = "/rest/V1/integrations/me", tag = "integrations",
+    responses(
+        (status = 200, description = "The calling integration", body = SelfView),
+        (status = 401, description = "Not an authenticated integration", body = ErrorBody),
+    )
+)]
+async fn me(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RestError> {
+    check_store(&req, &state)?;
+    match authenticate(&req, &body, &state).await? {
+        Principal::Integration {
+            id,
+            name,
+            consumer_id,
+            grants,
+        } => {
+            let (all_resources, resources) = split_grants(grants);
+            Ok(json(
+                StatusCode::OK,
+                &SelfView {
+                    id,
+                    name,
+                    consumer_id,
+                    all_resources,
+                    resources,
+                },
+            ))
+        }
+        Principal::Guest => Err(RestError::with_parameters(
+            StatusCode::UNAUTHORIZED,
+            "The consumer isn't authorized to access %resources.",
+            &[("resources", crate::acl::SELF)],
+        )),
     }
 }
 
