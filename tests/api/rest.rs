@@ -261,7 +261,8 @@ async fn the_acl_decides_what_a_caller_reaches() {
 
 #[tokio::test]
 async fn signed_request_checks_refuse_with_magento_texts() {
-    let app = spawn_app().await;
+    // Tokens are changed behind the server's back below: read them on every request.
+    let app = spawn_app_with(|s| s.oauth.credential_cache_seconds = 0).await;
     let caller = admin_caller(&app).await;
     let other = app.minted_integration("Other", &[INTEGRATIONS]).await;
     let path = "/rest/V1/integrations";
@@ -553,5 +554,76 @@ async fn the_openapi_document_describes_the_api() {
     assert!(doc["paths"]["/rest/V1/integrations/{id}"]["delete"].is_object());
     assert!(doc["components"]["schemas"]["IntegrationView"].is_object());
     assert!(doc["components"]["securitySchemes"]["oauth1"].is_object());
+    app.db.destroy().await;
+}
+
+#[tokio::test]
+async fn credential_changes_apply_at_once_here_and_within_the_cache_time_elsewhere() {
+    let app = spawn_app_with(|s| s.oauth.credential_cache_seconds = 1).await;
+    let caller = admin_caller(&app).await;
+    let path = "/rest/V1/integrations/me";
+    assert_eq!(send_json(caller.request("GET", path)).await.0, 200);
+    // Through this process: a deactivation applies to the next request.
+    app.store
+        .set_integration_status(caller.integration_id, 0)
+        .await
+        .unwrap();
+    assert_eq!(send_json(caller.request("GET", path)).await.0, 401);
+    app.store
+        .set_integration_status(caller.integration_id, 1)
+        .await
+        .unwrap();
+    assert_eq!(send_json(caller.request("GET", path)).await.0, 200);
+    // Behind its back (another process): seen within credential_cache_seconds.
+    integration_host_tests::raw_execute(
+        &app.db,
+        &format!(
+            "UPDATE oauth_token SET revoked = TRUE WHERE consumer_id = {}",
+            caller.consumer_id
+        ),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, body) = send_json(caller.request("GET", path)).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["message"], "Access token has been revoked");
+    app.db.destroy().await;
+}
+
+#[tokio::test]
+async fn concurrent_copies_of_a_nonce_pass_once_and_fresh_neighbours_pass() {
+    let app = spawn_app().await;
+    let caller = admin_caller(&app).await;
+    let path = "/rest/V1/integrations/me";
+    let url = app.url(path);
+    let replayed = caller.header("GET", path, &[]);
+    let send = |h: String| {
+        let req = app.client.get(&url).header("Authorization", h);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    // Rounds of 20 copies of one header mixed with 20 fresh ones, all in flight at once: the
+    // copies share batches with each other and with fresh nonces.
+    for round in 0..3 {
+        let mut all = Vec::new();
+        for _ in 0..20 {
+            all.push(send(replayed.clone()));
+            all.push(send(caller.header("GET", path, &[])));
+        }
+        let statuses = futures_util::future::join_all(all).await;
+        let copies_ok = statuses.iter().step_by(2).filter(|s| **s == 200).count();
+        let fresh_ok = statuses
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .filter(|s| **s == 200)
+            .count();
+        assert_eq!(
+            copies_ok,
+            usize::from(round == 0),
+            "round {round}: {statuses:?}"
+        );
+        assert_eq!(fresh_ok, 20, "round {round}: {statuses:?}");
+    }
     app.db.destroy().await;
 }

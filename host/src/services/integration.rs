@@ -248,7 +248,7 @@ pub struct IntegrationService {
     store: Store,
     oauth: OauthService,
     authorization: AuthorizationService,
-    principals: Arc<TtlCache<i64, Principal>>,
+    principals: Arc<TtlCache<i64, Arc<Principal>>>,
 }
 
 impl IntegrationService {
@@ -440,12 +440,12 @@ impl IntegrationService {
     /// its grants), otherwise a guest, as Magento's `OauthUserContext` decides.
     ///
     /// Read through the credential cache (see `services::cache`).
-    pub async fn principal(&self, consumer_id: i64) -> Result<Principal, ServiceError> {
+    pub async fn principal(&self, consumer_id: i64) -> Result<Arc<Principal>, ServiceError> {
         let generation = self.store.generation();
         if let Some(p) = self.principals.get(&consumer_id, generation) {
             return Ok(p);
         }
-        let principal = match self.find_active_by_consumer_id(consumer_id).await? {
+        let principal = Arc::new(match self.find_active_by_consumer_id(consumer_id).await? {
             Some(i) => Principal::Integration {
                 grants: self.authorization.selected_resources(i.id).await?,
                 id: i.id,
@@ -453,7 +453,7 @@ impl IntegrationService {
                 consumer_id,
             },
             None => Principal::Guest,
-        };
+        });
         self.principals
             .put(consumer_id, generation, principal.clone());
         Ok(principal)

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use subtle::ConstantTimeEq as _;
 
+use super::cache::TtlCache;
 use crate::config::{OauthSettings, PublicUrl};
 use crate::crypto::{self, KeyMaterial};
 use crate::oauth::{Collected, SignatureMethod};
-use super::cache::TtlCache;
 use crate::store::{ConsumerRow, NonceWriter, SealedToken, Store, StoreError, TokenRow, now};
 
 const CONSUMER_SECRET: &str = "oauth_consumer.secret";
@@ -160,8 +160,8 @@ pub struct OauthService {
     base_url: PublicUrl,
     http: reqwest::Client,
     nonces: NonceWriter,
-    consumers: Arc<TtlCache<String, Consumer>>,
-    tokens: Arc<TtlCache<Vec<u8>, CachedToken>>,
+    consumers: Arc<TtlCache<String, Arc<Consumer>>>,
+    tokens: Arc<TtlCache<Vec<u8>, Arc<CachedToken>>>,
 }
 
 /// What the signed-request path needs of a token, its secret opened.
@@ -582,7 +582,7 @@ impl OauthService {
     }
 
     /// A token by value, through the credential cache.
-    async fn cached_token(&self, value: &str) -> Result<Option<CachedToken>, ServiceError> {
+    async fn cached_token(&self, value: &str) -> Result<Option<Arc<CachedToken>>, ServiceError> {
         let hash = self.keys.lookup.hash(TOKEN_LOOKUP, value);
         let generation = self.store.generation();
         if let Some(t) = self.tokens.get(&hash, generation) {
@@ -591,7 +591,7 @@ impl OauthService {
         let Some(row) = self.store.token_by_hash(&hash).await? else {
             return Ok(None);
         };
-        let token = CachedToken {
+        let token = Arc::new(CachedToken {
             secret: self
                 .keys
                 .secret_box
@@ -600,18 +600,18 @@ impl OauthService {
             kind: row.kind,
             revoked: row.revoked,
             user_type: row.user_type,
-        };
+        });
         self.tokens.put(hash, generation, token.clone());
         Ok(Some(token))
     }
 
     /// A consumer by key, through the credential cache.
-    async fn cached_consumer(&self, key: &str) -> Result<Option<Consumer>, ServiceError> {
+    async fn cached_consumer(&self, key: &str) -> Result<Option<Arc<Consumer>>, ServiceError> {
         let generation = self.store.generation();
         if let Some(c) = self.consumers.get(key, generation) {
             return Ok(Some(c));
         }
-        let consumer = self.load_consumer_by_key(key).await?;
+        let consumer = self.load_consumer_by_key(key).await?.map(Arc::new);
         if let Some(c) = &consumer {
             self.consumers.put(key.to_owned(), generation, c.clone());
         }
@@ -641,7 +641,7 @@ impl OauthService {
         req: &'r SignedRequest,
         extra_required: &[&str],
         cached: bool,
-    ) -> Result<(Consumer, SignatureMethod, i64, &'r str), OauthError> {
+    ) -> Result<(Arc<Consumer>, SignatureMethod, i64, &'r str), OauthError> {
         let p = &req.params.protocol;
         if let Some(v) = p.get("oauth_version")
             && v != "1.0"
@@ -693,13 +693,13 @@ impl OauthService {
         let consumer = if cached {
             self.cached_consumer(key).await
         } else {
-            self.load_consumer_by_key(key).await
+            self.load_consumer_by_key(key)
+                .await
+                .map(|c| c.map(Arc::new))
         };
-        let consumer = consumer
-            .map_err(OauthError::internal)?
-            .ok_or_else(|| {
-                OauthError::auth("A consumer having the specified key does not exist")
-            })?;
+        let consumer = consumer.map_err(OauthError::internal)?.ok_or_else(|| {
+            OauthError::auth("A consumer having the specified key does not exist")
+        })?;
         let window = self.settings.timestamp_window_seconds as i64;
         let timestamp = p["oauth_timestamp"]
             .parse::<i64>()

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError};
 
 /// Largest number of nonces written by one statement (3 parameters each).
 const MAX_BATCH: usize = 512;
@@ -102,32 +102,74 @@ async fn write(store: &Store, batch: Vec<Pending>) {
     }
 }
 
+const SQLITE_INSERT: &str = "INSERT INTO oauth_nonce (nonce, timestamp, consumer_id)
+     SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true
+     ON CONFLICT DO NOTHING";
+
 impl Store {
-    /// Inserts nonces in one statement; answers the (consumer, nonce) pairs that were new.
+    /// Inserts nonces with statements of constant text (prepared once per connection) and
+    /// answers the (consumer, nonce) pairs that were new.
+    ///
+    /// SQLite reads the batch from one JSON parameter. Streaming back one row per new nonce
+    /// costs more than the insert itself, so the usual case (every nonce new) is told by the
+    /// number of rows inserted inside a transaction; only a batch holding a replay is rolled
+    /// back and inserted again with `RETURNING`. PostgreSQL reads three arrays and answers
+    /// the new pairs aggregated in one row.
     async fn insert_nonces(&self, batch: &[Pending]) -> Result<Vec<(i64, String)>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut sql =
-            String::from("INSERT INTO oauth_nonce (nonce, timestamp, consumer_id) VALUES ");
-        for i in 0..batch.len() {
-            if i > 0 {
-                sql.push(',');
+        let rows = match &self.pool {
+            super::Pool::Sqlite(p) => {
+                let json = serde_json::Value::Array(
+                    batch
+                        .iter()
+                        .map(|n| serde_json::json!([n.nonce, n.timestamp, n.consumer_id]))
+                        .collect(),
+                )
+                .to_string();
+                let mut tx = p.begin().await?;
+                let inserted = sqlx::query(SQLITE_INSERT)
+                    .bind(&json)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if inserted == batch.len() as u64 {
+                    tx.commit().await?;
+                    batch
+                        .iter()
+                        .map(|n| (n.consumer_id, n.nonce.clone()))
+                        .collect()
+                } else {
+                    tx.rollback().await?;
+                    sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(format!(
+                        "{SQLITE_INSERT} RETURNING consumer_id, nonce"
+                    )))
+                    .bind(&json)
+                    .fetch_all(p)
+                    .await?
+                }
             }
-            let n = i * 3;
-            sql.push_str(&format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
-        }
-        sql.push_str(" ON CONFLICT DO NOTHING RETURNING consumer_id, nonce");
-        let rows = on_pool!(self, |p| {
-            let mut q = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql));
-            for n in batch {
-                q = q
-                    .bind(n.nonce.as_str())
-                    .bind(n.timestamp)
-                    .bind(n.consumer_id);
+            super::Pool::Postgres(p) => {
+                let nonces: Vec<&str> = batch.iter().map(|n| n.nonce.as_str()).collect();
+                let timestamps: Vec<i64> = batch.iter().map(|n| n.timestamp).collect();
+                let consumers: Vec<i64> = batch.iter().map(|n| n.consumer_id).collect();
+                let (ids, values): (Vec<i64>, Vec<String>) = sqlx::query_as(
+                    "WITH ins AS (
+                         INSERT INTO oauth_nonce (nonce, timestamp, consumer_id)
+                         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[])
+                         ON CONFLICT DO NOTHING RETURNING consumer_id, nonce)
+                     SELECT COALESCE(array_agg(consumer_id), '{}'), COALESCE(array_agg(nonce), '{}')
+                     FROM ins",
+                )
+                .bind(nonces)
+                .bind(timestamps)
+                .bind(consumers)
+                .fetch_one(p)
+                .await?;
+                ids.into_iter().zip(values).collect()
             }
-            q.fetch_all(p).await?
-        });
+        };
         Ok(rows)
     }
 }

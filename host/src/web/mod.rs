@@ -71,9 +71,10 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 web::route().to(oauth::request_token),
             )
             .route("/oauth/token/access", web::route().to(oauth::access_token))
+            // Static prefixes before patterns: actix tries routes in this order.
+            .service(web::scope("/rest/V1").configure(rest::routes))
             .service(get_only("/rest/schema", rest::schema))
             .service(get_only("/rest/{store}/schema", rest::schema))
-            .service(web::scope("/rest/V1").configure(rest::routes))
             .service(web::scope("/rest/{store}/V1").configure(rest::routes))
             .default_service(web::to(|| async {
                 RestError::not_found_route().error_response()

@@ -9,6 +9,8 @@
 //! `The consumer isn't authorized to access %resources.` Handlers only translate: the rules
 //! live in the services.
 
+use std::sync::Arc;
+
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 use serde::Serialize;
@@ -95,7 +97,7 @@ pub async fn authenticate(
     req: &HttpRequest,
     body: &[u8],
     state: &AppState,
-) -> Result<Principal, RestError> {
+) -> Result<Arc<Principal>, RestError> {
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -105,7 +107,7 @@ pub async fn authenticate(
         && scheme.eq_ignore_ascii_case("bearer")
     {
         if !state.oauth.allows_integration_bearer() {
-            return Ok(Principal::Guest);
+            return Ok(Arc::new(Principal::Guest));
         }
         return match state
             .oauth
@@ -118,14 +120,14 @@ pub async fn authenticate(
                 .principal(consumer)
                 .await
                 .map_err(service_error),
-            None => Ok(Principal::Guest),
+            None => Ok(Arc::new(Principal::Guest)),
         };
     }
     let signed =
         super::oauth::signed_request(req, body, state.settings.oauth.trust_forwarded_headers)
             .map_err(oauth_refusal)?;
     if signed.params.protocol.is_empty() && signed.params.signature.is_none() {
-        return Ok(Principal::Guest);
+        return Ok(Arc::new(Principal::Guest));
     }
     let consumer = state
         .oauth
@@ -145,7 +147,7 @@ pub async fn authorize(
     body: &[u8],
     state: &AppState,
     resources: &[&str],
-) -> Result<Principal, RestError> {
+) -> Result<Arc<Principal>, RestError> {
     check_store(req, state)?;
     let principal = authenticate(req, body, state).await?;
     if principal.allows(resources.iter().copied()) {
@@ -464,20 +466,20 @@ async fn me(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RestError> {
     check_store(&req, &state)?;
-    match authenticate(&req, &body, &state).await? {
+    match &*authenticate(&req, &body, &state).await? {
         Principal::Integration {
             id,
             name,
             consumer_id,
             grants,
         } => {
-            let (all_resources, resources) = split_grants(grants);
+            let (all_resources, resources) = split_grants(grants.clone());
             Ok(json(
                 StatusCode::OK,
                 &SelfView {
-                    id,
-                    name,
-                    consumer_id,
+                    id: *id,
+                    name: name.clone(),
+                    consumer_id: *consumer_id,
                     all_resources,
                     resources,
                 },
