@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod declarative;
+pub mod fuzzing;
 pub mod oauth;
 pub mod services;
 pub mod startup;
