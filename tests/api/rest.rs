@@ -627,3 +627,72 @@ async fn concurrent_copies_of_a_nonce_pass_once_and_fresh_neighbours_pass() {
     }
     app.db.destroy().await;
 }
+
+#[tokio::test]
+async fn the_authorization_and_consumer_services() {
+    let app = spawn_app().await;
+    let caller = app.minted_integration("Granted", &[]).await;
+    let id = caller.integration_id;
+    let authz = app.integrations.authorization();
+    use integration_host::acl::Grants;
+    assert_eq!(authz.selected_resources(id).await.unwrap(), Grants::none());
+    let (status, _) = send_json(caller.request("GET", "/rest/V1/integrations")).await;
+    assert_eq!(status, 401);
+    // Grant: ancestors come along, and the route opens at once.
+    let grants = authz
+        .grant_permissions(id, &[INTEGRATIONS.to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(grants.to_rules().len(), 4);
+    assert_eq!(authz.selected_resources(id).await.unwrap(), grants);
+    let (status, _) = send_json(caller.request("GET", "/rest/V1/integrations")).await;
+    assert_eq!(status, 200);
+    // An unknown resource changes nothing.
+    assert!(
+        authz
+            .grant_permissions(id, &["Magento_Nope::x".to_owned()])
+            .await
+            .is_err()
+    );
+    assert_eq!(authz.selected_resources(id).await.unwrap(), grants);
+    authz.grant_all_permissions(id).await.unwrap();
+    assert_eq!(authz.selected_resources(id).await.unwrap(), Grants::All);
+    authz.remove_permissions(id).await.unwrap();
+    assert_eq!(authz.selected_resources(id).await.unwrap(), Grants::none());
+    let (status, _) = send_json(caller.request("GET", "/rest/V1/integrations")).await;
+    assert_eq!(status, 401);
+    assert!(authz.grant_all_permissions(999_999).await.is_err());
+
+    // Consumers on their own, and deleting an integration's consumer deletes the integration.
+    let consumer = app.oauth.create_consumer("Standalone").await.unwrap();
+    assert_eq!(consumer.key.len(), 32);
+    let loaded = app
+        .oauth
+        .load_consumer_by_key(&consumer.key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (loaded.id, loaded.secret.as_str()),
+        (consumer.id, consumer.secret.as_str())
+    );
+    app.oauth.delete_consumer(consumer.id).await.unwrap();
+    assert!(
+        app.oauth
+            .load_consumer_by_key(&consumer.key)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    app.oauth.delete_consumer(caller.consumer_id).await.unwrap();
+    assert!(
+        app.integrations
+            .find_by_name("Granted")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (status, _) = send_json(caller.request("GET", "/rest/V1/integrations/me")).await;
+    assert_eq!(status, 401);
+    app.db.destroy().await;
+}

@@ -76,17 +76,27 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Pending>) {
 }
 
 async fn write(store: &Store, batch: Vec<Pending>) {
+    // A nonce repeated within the batch: only its first copy reaches the database.
     let mut seen = HashSet::with_capacity(batch.len());
     let mut unique = Vec::with_capacity(batch.len());
+    let mut repeated = Vec::new();
     for p in batch {
         if seen.insert((p.consumer_id, p.nonce.clone())) {
             unique.push(p);
         } else {
-            let _ = p.reply.send(Ok(false));
+            repeated.push(p);
         }
     }
+    for p in repeated {
+        let _ = p.reply.send(Ok(false));
+    }
     match store.insert_nonces(&unique).await {
-        Ok(inserted) => {
+        Ok(Inserted::All) => {
+            for p in unique {
+                let _ = p.reply.send(Ok(true));
+            }
+        }
+        Ok(Inserted::These(inserted)) => {
             let inserted: HashSet<(i64, String)> = inserted.into_iter().collect();
             for p in unique {
                 let fresh = inserted.contains(&(p.consumer_id, p.nonce));
@@ -102,6 +112,12 @@ async fn write(store: &Store, batch: Vec<Pending>) {
     }
 }
 
+/// Which nonces of a batch were new.
+enum Inserted {
+    All,
+    These(Vec<(i64, String)>),
+}
+
 const SQLITE_INSERT: &str = "INSERT INTO oauth_nonce (nonce, timestamp, consumer_id)
      SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true
      ON CONFLICT DO NOTHING";
@@ -115,19 +131,17 @@ impl Store {
     /// number of rows inserted inside a transaction; only a batch holding a replay is rolled
     /// back and inserted again with `RETURNING`. PostgreSQL reads three arrays and answers
     /// the new pairs aggregated in one row.
-    async fn insert_nonces(&self, batch: &[Pending]) -> Result<Vec<(i64, String)>, StoreError> {
+    async fn insert_nonces(&self, batch: &[Pending]) -> Result<Inserted, StoreError> {
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Inserted::All);
         }
         let rows = match &self.pool {
             super::Pool::Sqlite(p) => {
-                let json = serde_json::Value::Array(
-                    batch
-                        .iter()
-                        .map(|n| serde_json::json!([n.nonce, n.timestamp, n.consumer_id]))
-                        .collect(),
-                )
-                .to_string();
+                let rows: Vec<(&str, i64, i64)> = batch
+                    .iter()
+                    .map(|n| (n.nonce.as_str(), n.timestamp, n.consumer_id))
+                    .collect();
+                let json = serde_json::to_string(&rows).expect("tuples serialize");
                 let mut tx = p.begin().await?;
                 let inserted = sqlx::query(SQLITE_INSERT)
                     .bind(&json)
@@ -136,18 +150,17 @@ impl Store {
                     .rows_affected();
                 if inserted == batch.len() as u64 {
                     tx.commit().await?;
-                    batch
-                        .iter()
-                        .map(|n| (n.consumer_id, n.nonce.clone()))
-                        .collect()
+                    Inserted::All
                 } else {
                     tx.rollback().await?;
-                    sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(format!(
-                        "{SQLITE_INSERT} RETURNING consumer_id, nonce"
-                    )))
-                    .bind(&json)
-                    .fetch_all(p)
-                    .await?
+                    Inserted::These(
+                        sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(format!(
+                            "{SQLITE_INSERT} RETURNING consumer_id, nonce"
+                        )))
+                        .bind(&json)
+                        .fetch_all(p)
+                        .await?,
+                    )
                 }
             }
             super::Pool::Postgres(p) => {
@@ -167,7 +180,7 @@ impl Store {
                 .bind(consumers)
                 .fetch_one(p)
                 .await?;
-                ids.into_iter().zip(values).collect()
+                Inserted::These(ids.into_iter().zip(values).collect())
             }
         };
         Ok(rows)
