@@ -537,6 +537,24 @@ impl ServerProcess {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
+    /// Standard output once it contains `needle` (the server prints after it logs that it
+    /// listens, and the two pipes are read apart); panics after `limit`.
+    pub fn wait_stdout(&self, needle: &str, limit: Duration) -> String {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let out = self.stdout();
+            if out.contains(needle) {
+                return out;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "`{needle}` not printed within {limit:?}; stdout:\n{out}\nstderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn stdout(&self) -> String {
         self.stdout.lock().unwrap().clone()
     }

@@ -16,7 +16,7 @@ async fn first_start_prints_a_working_password_once() {
     let env = CliEnv::new().await;
 
     let server = ServerProcess::start(&env.config, &[], &[]);
-    let stdout = server.stdout();
+    let stdout = server.wait_stdout("password: ", std::time::Duration::from_secs(10));
     let password = printed_password(&stdout).expect("the password is printed on first start");
     assert!(stdout.contains("username: admin"), "{stdout}");
     assert!(password.len() >= 16);
