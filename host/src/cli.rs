@@ -196,8 +196,12 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The runtime of the command. HTTP requests run on actix's own worker threads; this one
+/// only carries background work (the nonce writer, database pool upkeep, activation POSTs), for
+/// which one thread is plenty and idle siblings would only spin looking for work.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()?)
 }
