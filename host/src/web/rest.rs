@@ -109,12 +109,7 @@ pub async fn authenticate(
         if !state.oauth.allows_integration_bearer() {
             return Ok(Arc::new(Principal::Guest));
         }
-        return match state
-            .oauth
-            .bearer_consumer(token.trim())
-            .await
-            .map_err(service_error)?
-        {
+        return match state.oauth.bearer_consumer(token.trim()).await? {
             Some(consumer) => state
                 .integrations
                 .principal(consumer)
@@ -158,6 +153,12 @@ pub async fn authorize(
             "The consumer isn't authorized to access %resources.",
             &[("resources", &resources.join(", "))],
         ))
+    }
+}
+
+impl From<ServiceError> for RestError {
+    fn from(e: ServiceError) -> Self {
+        service_error(e)
     }
 }
 
@@ -318,11 +319,7 @@ pub struct IntegrationBody {
 }
 
 async fn view(state: &AppState, i: Integration) -> Result<IntegrationView, RestError> {
-    let grants = state
-        .integrations
-        .selected_resources(i.id)
-        .await
-        .map_err(service_error)?;
+    let grants = state.integrations.selected_resources(i.id).await?;
     Ok(IntegrationView::new(i, grants))
 }
 
@@ -531,7 +528,7 @@ async fn list(
         }
     }
     let mut items = Vec::new();
-    for i in state.integrations.list().await.map_err(service_error)? {
+    for i in state.integrations.list().await? {
         if name.as_ref().is_some_and(|n| *n != i.name.to_lowercase())
             || (!statuses.is_empty() && !statuses.contains(&i.status))
         {
@@ -569,11 +566,7 @@ async fn create(
     let form = read_form(&req, &body)?;
     let input =
         IntegrationInput::parse(&form, SetupType::Manual).map_err(|e| service_error(e.into()))?;
-    let created = state
-        .integrations
-        .create(input)
-        .await
-        .map_err(service_error)?;
+    let created = state.integrations.create(input).await?;
     Ok(json(StatusCode::OK, &view(&state, created).await?))
 }
 
@@ -594,7 +587,7 @@ async fn get(
 ) -> Result<HttpResponse, RestError> {
     authorize(&req, &body, &state, &[INTEGRATIONS]).await?;
     let id = path_id(&req)?;
-    let i = state.integrations.get(id).await.map_err(service_error)?;
+    let i = state.integrations.get(id).await?;
     Ok(json(StatusCode::OK, &view(&state, i).await?))
 }
 
@@ -621,11 +614,7 @@ async fn update(
     let form = read_form(&req, &body)?;
     let input =
         IntegrationInput::parse(&form, SetupType::Manual).map_err(|e| service_error(e.into()))?;
-    let changed = state
-        .integrations
-        .update(id, input)
-        .await
-        .map_err(service_error)?;
+    let changed = state.integrations.update(id, input).await?;
     Ok(json(StatusCode::OK, &view(&state, changed).await?))
 }
 
@@ -647,12 +636,8 @@ async fn delete(
 ) -> Result<HttpResponse, RestError> {
     authorize(&req, &body, &state, &[INTEGRATIONS]).await?;
     let id = path_id(&req)?;
-    let grants = state
-        .integrations
-        .selected_resources(id)
-        .await
-        .map_err(service_error)?;
-    let deleted = state.integrations.delete(id).await.map_err(service_error)?;
+    let grants = state.integrations.selected_resources(id).await?;
+    let deleted = state.integrations.delete(id).await?;
     Ok(json(StatusCode::OK, &IntegrationView::new(deleted, grants)))
 }
 
@@ -664,12 +649,8 @@ async fn run_activation(
 ) -> Result<HttpResponse, RestError> {
     authorize(&req, &body, &state, &[INTEGRATIONS]).await?;
     let id = path_id(&req)?;
-    let activation = state
-        .integrations
-        .activate(id, reauthorize)
-        .await
-        .map_err(service_error)?;
-    let integration = state.integrations.get(id).await.map_err(service_error)?;
+    let activation = state.integrations.activate(id, reauthorize).await?;
+    let integration = state.integrations.get(id).await?;
     let answer = match activation {
         Activation::IdentityLink(link) => ActivationView {
             activation: "identity_link".into(),
@@ -678,16 +659,11 @@ async fn run_activation(
             integration: view(&state, integration).await?,
         },
         Activation::Minted => {
-            let consumer = state
-                .oauth
-                .load_consumer(integration.consumer_id)
-                .await
-                .map_err(service_error)?;
+            let consumer = state.oauth.load_consumer(integration.consumer_id).await?;
             let token = state
                 .oauth
                 .get_access_token(integration.consumer_id)
-                .await
-                .map_err(service_error)?
+                .await?
                 .ok_or_else(|| {
                     RestError::Unexpected(anyhow::anyhow!("the minted token is gone"))
                 })?;
