@@ -310,7 +310,11 @@ pub async fn sync_directories(
     dirs: &[PathBuf],
 ) -> Result<SyncReport, SyncError> {
     let tree = service.authorization().tree();
-    let check = |resource: &str| tree.grant([resource]).map(|_| ());
+    let check = |resource: &str| {
+        tree.grant([resource])
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
     let definitions = load(dirs, &check).map_err(SyncError::Definitions)?;
     sync(service, definitions).await
 }

@@ -55,14 +55,9 @@ impl AuthorizationService {
         if all {
             return Ok(Grants::All);
         }
-        for r in resources {
-            if !self.tree.contains(r) && r != crate::acl::ALL {
-                return Err(FieldError::invalid("resources", r, "is not an ACL resource").into());
-            }
-        }
         self.tree
             .grant(resources.iter().map(String::as_str))
-            .map_err(ServiceError::Invalid)
+            .map_err(|e| FieldError::invalid("resources", &e.0, "is not an ACL resource").into())
     }
 
     /// Replaces an integration's permissions with `resources` and their ancestors.

@@ -14,6 +14,9 @@ use std::hash::Hash;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
+/// Entries a credential cache holds before it starts over.
+pub(crate) const CAPACITY: usize = 100_000;
+
 #[derive(Debug)]
 pub(crate) struct TtlCache<K, V> {
     map: RwLock<HashMap<K, (u64, Instant, V)>>,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::accounts::Email;
 use super::authorization::{AuthorizationService, Principal};
-use super::cache::TtlCache;
+use super::cache::{CAPACITY, TtlCache};
 use super::oauth::{FieldError, OauthService, ServiceError};
 use crate::acl::Grants;
 use crate::crypto;
@@ -263,7 +263,7 @@ impl IntegrationService {
             store,
             oauth,
             authorization,
-            principals: Arc::new(TtlCache::new(cache_ttl, 100_000)),
+            principals: Arc::new(TtlCache::new(cache_ttl, CAPACITY)),
         }
     }
 

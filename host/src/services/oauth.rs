@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use subtle::ConstantTimeEq as _;
 
-use super::cache::TtlCache;
+use super::cache::{CAPACITY, TtlCache};
 use crate::config::{OauthSettings, PublicUrl};
 use crate::crypto::{self, KeyMaterial};
 use crate::oauth::{Collected, SignatureMethod};
@@ -25,8 +25,6 @@ const TOKEN_VERIFIER: &str = "oauth_token.verifier";
 const TOKEN_LOOKUP: &str = "oauth_token";
 const LENGTH: usize = 32;
 const MAX_NONCE: usize = 64;
-/// Entries each credential cache holds before it starts over.
-const CACHE_CAPACITY: usize = 100_000;
 
 /// A failure of a service call other than an OAuth protocol refusal.
 #[derive(Debug, thiserror::Error)]
@@ -205,8 +203,8 @@ impl OauthService {
             .expect("the HTTP client builds");
         let ttl = Duration::from_secs(settings.credential_cache_seconds);
         Self {
-            consumers: Arc::new(TtlCache::new(ttl, CACHE_CAPACITY)),
-            tokens: Arc::new(TtlCache::new(ttl, CACHE_CAPACITY)),
+            consumers: Arc::new(TtlCache::new(ttl, CAPACITY)),
+            tokens: Arc::new(TtlCache::new(ttl, CAPACITY)),
             nonces: NonceWriter::spawn(store.clone()),
             store,
             keys,

@@ -527,24 +527,4 @@ impl Store {
         self.changed();
         Ok(n)
     }
-
-    /// Records a nonce for a consumer. `false` when this consumer already used it: the unique
-    /// key makes the check and the insert one atomic step, across processes too.
-    pub async fn insert_nonce(
-        &self,
-        consumer_id: i64,
-        nonce: &str,
-        timestamp: i64,
-    ) -> Result<bool, StoreError> {
-        let inserted: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(
-            "INSERT INTO oauth_nonce (nonce, timestamp, consumer_id) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING RETURNING consumer_id"
-        )
-        .bind(nonce)
-        .bind(timestamp)
-        .bind(consumer_id)
-        .fetch_optional(p)
-        .await?);
-        Ok(inserted.is_some())
-    }
 }

@@ -103,37 +103,34 @@ pub async fn authenticate(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if let Some((scheme, token)) = authorization.trim().split_once(' ')
-        && scheme.eq_ignore_ascii_case("bearer")
-    {
-        if !state.oauth.allows_integration_bearer() {
-            return Ok(Arc::new(Principal::Guest));
+    let consumer = match authorization.trim().split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            if state.oauth.allows_integration_bearer() {
+                state.oauth.bearer_consumer(token.trim()).await?
+            } else {
+                None
+            }
         }
-        return match state.oauth.bearer_consumer(token.trim()).await? {
-            Some(consumer) => state
-                .integrations
-                .principal(consumer)
-                .await
-                .map_err(service_error),
-            None => Ok(Arc::new(Principal::Guest)),
-        };
+        _ => {
+            let trust = state.settings.oauth.trust_forwarded_headers;
+            let signed = super::oauth::signed_request(req, body, trust).map_err(oauth_refusal)?;
+            if signed.params.protocol.is_empty() && signed.params.signature.is_none() {
+                None
+            } else {
+                Some(
+                    state
+                        .oauth
+                        .authenticate(&signed)
+                        .await
+                        .map_err(oauth_refusal)?,
+                )
+            }
+        }
+    };
+    match consumer {
+        Some(consumer) => Ok(state.integrations.principal(consumer).await?),
+        None => Ok(Arc::new(Principal::Guest)),
     }
-    let signed =
-        super::oauth::signed_request(req, body, state.settings.oauth.trust_forwarded_headers)
-            .map_err(oauth_refusal)?;
-    if signed.params.protocol.is_empty() && signed.params.signature.is_none() {
-        return Ok(Arc::new(Principal::Guest));
-    }
-    let consumer = state
-        .oauth
-        .authenticate(&signed)
-        .await
-        .map_err(oauth_refusal)?;
-    state
-        .integrations
-        .principal(consumer)
-        .await
-        .map_err(service_error)
 }
 
 /// Authenticates the request and requires every one of `resources`.
