@@ -141,6 +141,8 @@ pub struct TestApp {
     pub store: Store,
     pub integrations: integration_host::services::integration::IntegrationService,
     pub oauth: integration_host::services::oauth::OauthService,
+    pub tokens: integration_host::services::tokens::TokenService,
+    pub events: integration_host::events::Dispatcher,
     pub bootstrap_admin: Option<BootstrapAdmin>,
     pub settings: Settings,
     pub db: TestDb,
@@ -168,6 +170,8 @@ pub async fn spawn_on(db: TestDb, settings: Settings) -> TestApp {
     let store = app.store().clone();
     let integrations = app.integrations().clone();
     let oauth = app.oauth().clone();
+    let tokens = app.tokens().clone();
+    let events = app.events().clone();
     let bootstrap_admin = app.take_bootstrap_admin();
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -181,6 +185,8 @@ pub async fn spawn_on(db: TestDb, settings: Settings) -> TestApp {
         store,
         integrations,
         oauth,
+        tokens,
+        events,
         bootstrap_admin,
         settings,
         db,
@@ -259,6 +265,53 @@ impl TestApp {
         let path = self.db.dir.path().join("app-config.toml");
         std::fs::write(&path, text).expect("write config");
         path
+    }
+
+    /// Creates an active admin user (`kind` Admin, `login` the username) or customer (`login`
+    /// the email) with `password`; answers its id.
+    pub async fn account(
+        &self,
+        kind: integration_host::store::AccountKind,
+        login: &str,
+        password: &str,
+    ) -> i64 {
+        use integration_host::services::accounts::{AccountInput, Email, Password, Username};
+        use integration_host::store::AccountKind;
+        let email = match kind {
+            AccountKind::Admin => format!("{login}@example.com"),
+            AccountKind::Customer => login.to_owned(),
+        };
+        self.tokens
+            .accounts()
+            .create(
+                kind,
+                AccountInput {
+                    username: Some(Username::parse(login).unwrap()),
+                    email: Email::parse(&email).unwrap(),
+                    firstname: "Jo".into(),
+                    lastname: "Doe".into(),
+                    password: Password::parse(password).unwrap(),
+                },
+            )
+            .await
+            .expect("account created")
+    }
+
+    /// POST JSON to a path; the status and the body as JSON.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        send_json(self.client.post(self.url(path)).json(body)).await
+    }
+
+    /// A request with `Authorization: Bearer <token>`.
+    pub fn bearer(&self, method: &str, path: &str, token: &str) -> reqwest::RequestBuilder {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        self.client
+            .request(m, self.url(path))
+            .header("Authorization", format!("Bearer {token}"))
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -636,6 +689,22 @@ pub async fn raw_scalar_i64(db: &TestDb, sql: &str) -> Result<i64, sqlx::Error> 
 }
 
 /// Runs one statement on the test database outside the server; answers the rows affected.
+/// Whether any row's `column` of `table` holds `value`'s bytes anywhere (a search for
+/// plaintext). `value` must not contain a quote.
+pub async fn raw_contains(db: &TestDb, table: &str, column: &str, value: &str) -> bool {
+    assert!(!value.contains('\''));
+    let sql = if db.postgres.is_some() {
+        format!(
+            "SELECT COUNT(*) FROM {table} WHERE position(convert_to('{value}', 'UTF8') IN {column}) > 0"
+        )
+    } else {
+        format!(
+            "SELECT COUNT(*) FROM {table} WHERE instr(CAST({column} AS BLOB), CAST('{value}' AS BLOB)) > 0"
+        )
+    };
+    raw_scalar_i64(db, &sql).await.expect("search runs") > 0
+}
+
 pub async fn raw_execute(db: &TestDb, sql: &str) -> Result<u64, sqlx::Error> {
     let sql = sqlx::AssertSqlSafe(sql.to_owned());
     match &db.url {

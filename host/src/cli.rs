@@ -59,6 +59,42 @@ pub enum Command {
     /// Manage integrations.
     #[command(subcommand)]
     Integration(IntegrationCommand),
+    /// Revoke admin or customer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Run the scheduled cleanup jobs by hand, or list them.
+    #[command(subcommand)]
+    Cron(CronCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Revoke every token of one admin user or customer: stored tokens are deleted and bearer
+    /// tokens issued until now are refused.
+    Revoke {
+        /// The admin user's username.
+        #[arg(
+            long,
+            conflicts_with = "customer",
+            required_unless_present = "customer"
+        )]
+        admin: Option<String>,
+        /// The customer's email.
+        #[arg(long)]
+        customer: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CronCommand {
+    /// Run one job now, or every job when none is named.
+    Run {
+        /// outdated_authentication_failures_cleanup, expired_tokens_cleanup, nonce_cleanup or
+        /// stale_tokens_cleanup.
+        job: Option<String>,
+    },
+    /// List the jobs with their schedules and recent runs.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +190,8 @@ pub enum AdminCommand {
     Disable { username: String },
     /// Reactivate an admin user.
     Enable { username: String },
+    /// Delete an admin user; their tokens are revoked.
+    Delete { username: String },
     /// List admin users.
     List(ListArgs),
 }
@@ -173,6 +211,8 @@ pub enum CustomerCommand {
     Disable { email: String },
     /// Reactivate a customer.
     Enable { email: String },
+    /// Delete a customer; their tokens are revoked.
+    Delete { email: String },
     /// List customers.
     List(ListArgs),
 }
@@ -242,6 +282,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(cmd) => runtime()?.block_on(admin(settings, cmd)),
         Command::Customer(cmd) => runtime()?.block_on(customer(settings, cmd)),
         Command::Integration(cmd) => runtime()?.block_on(integration(settings, cmd)),
+        Command::Token(cmd) => runtime()?.block_on(token(settings, cmd)),
+        Command::Cron(cmd) => runtime()?.block_on(cron(settings, cmd)),
     }
 }
 
@@ -375,6 +417,13 @@ async fn admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> {
             service.set_active(kind, &username, true).await?;
             println!("admin user {username} enabled");
         }
+        AdminCommand::Delete { username } => {
+            let a = service.delete(kind, &username).await?;
+            println!(
+                "admin user {} (id {}) deleted; their tokens are revoked",
+                a.login, a.id
+            );
+        }
         AdminCommand::List(args) => print_accounts(&service.list(kind).await?, &args, "USERNAME"),
     }
     Ok(())
@@ -407,7 +456,71 @@ async fn customer(settings: Settings, cmd: CustomerCommand) -> anyhow::Result<()
             service.set_active(kind, &email, true).await?;
             println!("customer {email} enabled");
         }
+        CustomerCommand::Delete { email } => {
+            let a = service.delete(kind, &email).await?;
+            println!(
+                "customer {} (id {}) deleted; their tokens are revoked",
+                a.login, a.id
+            );
+        }
         CustomerCommand::List(args) => print_accounts(&service.list(kind).await?, &args, "EMAIL"),
+    }
+    Ok(())
+}
+
+async fn token(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
+    let TokenCommand::Revoke { admin, customer } = cmd;
+    let store = open_store(&settings).await?;
+    let keys = std::sync::Arc::new(crate::crypto::resolve_keys(&settings)?);
+    let services = crate::services::Services::build(store, keys, &settings)?;
+    let (kind, login) = match (admin, customer) {
+        (Some(a), _) => (AccountKind::Admin, a),
+        (None, Some(c)) => (AccountKind::Customer, c),
+        (None, None) => anyhow::bail!("name --admin USERNAME or --customer EMAIL"),
+    };
+    let account = services.tokens.accounts().get(kind, &login).await?;
+    services.tokens.revoke(kind, account.id, "admin").await?;
+    services.events.flush().await;
+    println!("every token of {login} (id {}) is revoked", account.id);
+    Ok(())
+}
+
+async fn cron(settings: Settings, cmd: CronCommand) -> anyhow::Result<()> {
+    use crate::jobs::Job;
+    let store = open_store(&settings).await?;
+    match cmd {
+        CronCommand::Run { job } => {
+            let jobs = match job {
+                None => Job::ALL.to_vec(),
+                Some(name) => vec![Job::parse(&name).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown job `{name}`; jobs are {}",
+                        Job::ALL.map(Job::name).join(", ")
+                    )
+                })?],
+            };
+            for job in jobs {
+                let n = job.run(&store, &settings).await?;
+                println!("{}: deleted {n} rows", job.name());
+            }
+        }
+        CronCommand::List => {
+            println!("{:<42} {:<14} LAST RUN", "JOB", "SCHEDULE");
+            for job in Job::ALL {
+                let last = store
+                    .job_runs(job.name())
+                    .await?
+                    .into_iter()
+                    .next()
+                    .map(|(at, status, n)| format!("{} {status}, {n} rows", iso8601(at)))
+                    .unwrap_or_else(|| "never".into());
+                println!(
+                    "{:<42} {:<14} {last}",
+                    job.name(),
+                    job.schedule(&settings).as_str()
+                );
+            }
+        }
     }
     Ok(())
 }

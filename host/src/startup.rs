@@ -95,9 +95,13 @@ impl Application {
                 ),
             }
         }
+        let routes =
+            crate::webapi::RouteTable::load(&settings.webapi.routes_files, &services.tree)?;
         let Services {
             oauth,
             integrations,
+            tokens,
+            events,
             ..
         } = services;
         let state = Data::new(AppState {
@@ -106,6 +110,14 @@ impl Application {
             keys,
             oauth,
             integrations,
+            tokens,
+            events,
+            routes: Arc::new(routes),
+            proxy: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .timeout(Duration::from_secs(settings.proxy.timeout_seconds.max(1)))
+                .build()?,
             metrics: web::metrics::Metrics::new(),
             draining: Arc::new(AtomicBool::new(false)),
         });
@@ -147,6 +159,16 @@ impl Application {
         &self.state.integrations
     }
 
+    /// The admin and customer token service this server uses.
+    pub fn tokens(&self) -> &crate::services::tokens::TokenService {
+        &self.state.tokens
+    }
+
+    /// The event dispatcher this server uses (observers may subscribe to it).
+    pub fn events(&self) -> &crate::events::Dispatcher {
+        &self.state.events
+    }
+
     /// The OAuth service this server uses.
     pub fn oauth(&self) -> &crate::services::oauth::OauthService {
         &self.state.oauth
@@ -178,8 +200,15 @@ impl Application {
             tracing::info!("closing the listener; finishing in-flight requests");
             handle.stop(true).await;
         });
+        let scheduler = self.state.settings.cron.enabled.then(|| {
+            crate::jobs::spawn_scheduler(self.state.store.clone(), (*self.state.settings).clone())
+        });
         let result = self.server.await;
         stopper.abort();
+        if let Some(s) = scheduler {
+            s.abort();
+        }
+        self.state.events.flush().await;
         self.state.store.close().await;
         tracing::info!("stopped");
         result

@@ -12,3 +12,4 @@ mod migrations;
 mod race;
 mod rest;
 mod shutdown;
+mod tokens;

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use types::{DatabaseUrl, JwtAlgorithm, KeySpec, ListenAddr, LogFormat, LogLevel, PublicUrl};
+pub use types::{
+    CronSchedule, DatabaseUrl, JwtAlgorithm, KeySpec, ListenAddr, LogFormat, LogLevel, PublicUrl,
+};
 
 /// The commented template of every setting with its default (`config print-default`).
 pub const TEMPLATE: &str = include_str!("template.toml");
@@ -37,6 +39,9 @@ pub struct Settings {
     pub oauth: OauthSettings,
     pub acl: AclSettings,
     pub integrations: IntegrationSettings,
+    pub webapi: WebapiSettings,
+    pub proxy: ProxySettings,
+    pub cron: CronSettings,
     pub log: LogSettings,
 }
 
@@ -114,6 +119,75 @@ pub struct TokenSettings {
     pub signing_keys: Vec<KeySpec>,
     pub admin_lifetime_minutes: u32,
     pub customer_lifetime_minutes: u32,
+    /// Issue JWTs, or opaque tokens stored in `oauth_token` as Magento did before 2.4.4.
+    pub format: TokenFormat,
+    pub opaque_admin_lifetime_hours: u32,
+    pub opaque_customer_lifetime_hours: u32,
+    /// Sign-in failures of one user name before it is locked.
+    pub lockout_failures: u32,
+    /// Seconds a lock lasts; every failure pushes it out again.
+    pub lockout_seconds: u64,
+}
+
+/// What kind of token a sign-in answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenFormat {
+    Jwt,
+    Opaque,
+}
+
+/// The Web API route table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebapiSettings {
+    /// Route tables of other services (forward-auth and proxy), read after the built-in one.
+    pub routes_files: Vec<PathBuf>,
+}
+
+/// The reverse proxy for routes declared with an upstream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxySettings {
+    /// Seconds an upstream may take to answer.
+    pub timeout_seconds: u64,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        Self {
+            timeout_seconds: 30,
+        }
+    }
+}
+
+/// Scheduled cleanup jobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CronSettings {
+    /// Run the jobs on their schedules inside `serve`.
+    pub enabled: bool,
+    /// Cron expressions (minute hour day-of-month month day-of-week, UTC).
+    pub outdated_authentication_failures_cleanup: CronSchedule,
+    pub expired_tokens_cleanup: CronSchedule,
+    pub nonce_cleanup: CronSchedule,
+    pub stale_tokens_cleanup: CronSchedule,
+    /// Minutes nonces and unexchanged handshake tokens are kept (at least the timestamp window).
+    pub retention_minutes: u64,
+}
+
+impl Default for CronSettings {
+    fn default() -> Self {
+        let s = |e: &str| CronSchedule::parse(e).expect("default schedules parse");
+        Self {
+            enabled: true,
+            outdated_authentication_failures_cleanup: s("* * * * *"),
+            expired_tokens_cleanup: s("0 * * * *"),
+            nonce_cleanup: s("*/5 * * * *"),
+            stale_tokens_cleanup: s("*/5 * * * *"),
+            retention_minutes: 120,
+        }
+    }
 }
 
 /// OAuth 1.0a for integrations.
@@ -175,6 +249,9 @@ impl Default for Settings {
             oauth: OauthSettings::default(),
             acl: AclSettings::default(),
             integrations: IntegrationSettings::default(),
+            webapi: WebapiSettings::default(),
+            proxy: ProxySettings::default(),
+            cron: CronSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -213,6 +290,11 @@ impl Default for TokenSettings {
             signing_keys: Vec::new(),
             admin_lifetime_minutes: 60,
             customer_lifetime_minutes: 60,
+            format: TokenFormat::Jwt,
+            opaque_admin_lifetime_hours: 4,
+            opaque_customer_lifetime_hours: 1,
+            lockout_failures: 6,
+            lockout_seconds: 1800,
         }
     }
 }

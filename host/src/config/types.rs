@@ -430,3 +430,75 @@ mod tests {
         assert!(ListenAddr::parse("h:99999").is_err());
     }
 }
+
+/// A cron expression (five fields: minute, hour, day of month, month, day of week; UTC), as
+/// Magento's `crontab.xml` schedules are written.
+#[derive(Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct CronSchedule {
+    pattern: String,
+    cron: croner::Cron,
+}
+
+impl CronSchedule {
+    /// ```
+    /// use integration_host::config::CronSchedule;
+    /// let s = CronSchedule::parse("*/5 * * * *").unwrap();
+    /// assert_eq!(s.next_after(1_000_000_000), 1_000_000_200);
+    /// assert!(CronSchedule::parse("61 * * * *").is_err());
+    /// assert!(CronSchedule::parse("every minute").is_err());
+    /// ```
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let pattern = s.trim();
+        if pattern.split_whitespace().count() != 5 {
+            return Err(format!(
+                "`{pattern}` is not a cron expression of five fields (minute hour day month weekday)"
+            ));
+        }
+        let cron = <croner::Cron as std::str::FromStr>::from_str(pattern)
+            .map_err(|e| format!("`{pattern}` is not a valid cron expression: {e}"))?;
+        Ok(Self {
+            pattern: pattern.to_owned(),
+            cron,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The first scheduled second strictly after `unix` (UTC).
+    pub fn next_after(&self, unix: i64) -> i64 {
+        let from = chrono::DateTime::from_timestamp(unix, 0).unwrap_or_default();
+        self.cron
+            .find_next_occurrence(&from, false)
+            .map(|t| t.timestamp())
+            // A pattern that never matches again (such as 30 February) runs never.
+            .unwrap_or(i64::MAX)
+    }
+}
+
+impl TryFrom<String> for CronSchedule {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl Serialize for CronSchedule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.pattern)
+    }
+}
+
+impl PartialEq for CronSchedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern == other.pattern
+    }
+}
+
+impl fmt::Debug for CronSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CronSchedule({})", self.pattern)
+    }
+}

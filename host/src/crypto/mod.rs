@@ -6,11 +6,13 @@
 //! hashing with Argon2id; and the key file generated for a local SQLite setup. Nothing here
 //! logs or formats key material.
 
+mod jwt;
 mod keyfile;
 mod password;
 mod random;
 mod secret_box;
 
+pub use jwt::{Claims, JwtError, JwtKeys};
 pub use keyfile::{KeyMaterial, missing_keys, resolve_keys};
 pub use password::{PasswordError, hash_password, verify_password};
 pub use random::{random_string, random_token};

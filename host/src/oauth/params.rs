@@ -67,7 +67,7 @@ pub fn parse_authorization(value: &str) -> Result<Vec<(String, String)>, ParseEr
     let Scheme::OAuth(mut rest) = Scheme::of(value) else {
         return Err(ParseError::NotOAuth);
     };
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(8);
     loop {
         rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == ',');
         if rest.is_empty() {
@@ -109,6 +109,9 @@ pub fn parse_authorization(value: &str) -> Result<Vec<(String, String)>, ParseEr
 }
 
 fn decode(s: &str) -> Result<String, ParseError> {
+    if !s.contains('%') {
+        return Ok(s.to_owned());
+    }
     percent_decode_str(s)
         .decode_utf8()
         .map(|c| c.into_owned())

@@ -4,6 +4,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 
+use super::encode::percent_encode_into;
 use super::percent_encode;
 
 /// A signature method this server can check.
@@ -80,12 +81,16 @@ pub fn normalize_parameters(params: &[(String, String)]) -> String {
 /// assert_eq!(base_string("get", &u, &params), "GET&http%3A%2F%2Fexample.com%2Fr&a%3Dx%2520y%26b%3D2");
 /// ```
 pub fn base_string(method: &str, url: &url::Url, params: &[(String, String)]) -> String {
-    format!(
-        "{}&{}&{}",
-        method.to_ascii_uppercase(),
-        percent_encode(&base_string_uri(url)),
-        percent_encode(&normalize_parameters(params))
-    )
+    let uri = base_string_uri(url);
+    let normalized = normalize_parameters(params);
+    let mut out = String::with_capacity(method.len() + 2 + uri.len() * 2 + normalized.len() * 2);
+    out.push_str(method);
+    out.make_ascii_uppercase();
+    out.push('&');
+    percent_encode_into(&mut out, &uri);
+    out.push('&');
+    percent_encode_into(&mut out, &normalized);
+    out
 }
 
 fn signing_key(consumer_secret: &str, token_secret: &str) -> String {

@@ -239,6 +239,14 @@ impl AccountService {
         Ok(())
     }
 
+    /// Deletes an account; its tokens are revoked with it (S-3.5).
+    #[tracing::instrument(skip(self))]
+    pub async fn delete(&self, kind: AccountKind, login: &str) -> Result<AccountRow, AccountError> {
+        let account = self.get(kind, login).await?;
+        self.store.delete_account(kind, account.id).await?;
+        Ok(account)
+    }
+
     /// Checks a login and password: `Some(account)` when both match an active account.
     pub async fn verify(
         &self,
@@ -247,6 +255,8 @@ impl AccountService {
         password: &str,
     ) -> Result<Option<AccountRow>, AccountError> {
         let Some(account) = self.store.find_account(kind, login).await? else {
+            // Take as long as a real check, so that timing does not tell which names exist.
+            crypto::verify_password(password.to_owned(), dummy_hash().await?.to_owned()).await?;
             return Ok(None);
         };
         let ok =
@@ -283,6 +293,14 @@ impl AccountService {
             password,
         }))
     }
+}
+
+/// A hash of a random password, made once, that unknown user names are checked against.
+async fn dummy_hash() -> Result<&'static str, PasswordError> {
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    HASH.get_or_try_init(|| crypto::hash_password(crypto::random_string(20)))
+        .await
+        .map(String::as_str)
 }
 
 fn describe(kind: AccountKind, login: &str) -> String {

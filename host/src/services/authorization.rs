@@ -23,14 +23,63 @@ pub enum Principal {
         consumer_id: i64,
         grants: Grants,
     },
+    /// An admin user by bearer token: every resource (this server has no admin roles), not
+    /// `self`.
+    Admin { id: i64, username: String },
+    /// A customer by bearer token: `self` and `anonymous` only.
+    Customer { id: i64, email: String },
 }
 
 impl Principal {
+    /// Magento's user type code: 0 guest, 1 integration, 2 admin, 3 customer.
+    pub fn user_type(&self) -> i64 {
+        match self {
+            Principal::Guest => 0,
+            Principal::Integration { .. } => 1,
+            Principal::Admin { .. } => 2,
+            Principal::Customer { .. } => 3,
+        }
+    }
+
+    /// The user type's name: `guest`, `integration`, `admin`, `customer`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Principal::Guest => "guest",
+            Principal::Integration { .. } => "integration",
+            Principal::Admin { .. } => "admin",
+            Principal::Customer { .. } => "customer",
+        }
+    }
+
+    /// The user id (the integration id for integrations); none for guests.
+    pub fn user_id(&self) -> Option<i64> {
+        match self {
+            Principal::Guest => None,
+            Principal::Integration { id, .. }
+            | Principal::Admin { id, .. }
+            | Principal::Customer { id, .. } => Some(*id),
+        }
+    }
+
+    /// The integration name, admin username or customer email.
+    pub fn user_name(&self) -> Option<&str> {
+        match self {
+            Principal::Guest => None,
+            Principal::Integration { name, .. } => Some(name),
+            Principal::Admin { username, .. } => Some(username),
+            Principal::Customer { email, .. } => Some(email),
+        }
+    }
+
     /// Whether every one of `required` is granted.
     pub fn allows<'a>(&self, required: impl IntoIterator<Item = &'a str>) -> bool {
         match self {
             Principal::Guest => Grants::none().allows(required),
             Principal::Integration { grants, .. } => grants.allows(required),
+            Principal::Admin { .. } => Grants::All.allows(required),
+            Principal::Customer { .. } => required
+                .into_iter()
+                .all(|r| r == crate::acl::SELF || r == crate::acl::ANONYMOUS),
         }
     }
 }

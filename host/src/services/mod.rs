@@ -10,12 +10,14 @@ pub mod authorization;
 mod cache;
 pub mod integration;
 pub mod oauth;
+pub mod tokens;
 
 use std::sync::Arc;
 
 use crate::acl::ResourceTree;
 use crate::config::Settings;
 use crate::crypto::KeyMaterial;
+use crate::events::{AuditLog, Dispatcher, Mode};
 use crate::store::Store;
 
 /// Every service, wired once for the server and the CLI alike.
@@ -23,6 +25,8 @@ use crate::store::Store;
 pub struct Services {
     pub oauth: oauth::OauthService,
     pub integrations: integration::IntegrationService,
+    pub tokens: tokens::TokenService,
+    pub events: Dispatcher,
     pub tree: Arc<ResourceTree>,
 }
 
@@ -37,6 +41,18 @@ impl Services {
             Some(path) => ResourceTree::load(path)?,
             None => ResourceTree::builtin(),
         });
+        let events = Dispatcher::new();
+        events
+            .subscribe(&["*"], Mode::Sync, Arc::new(AuditLog))
+            .expect("every event name is known");
+        let cache_ttl = std::time::Duration::from_secs(settings.oauth.credential_cache_seconds);
+        let tokens = tokens::TokenService::new(
+            store.clone(),
+            keys.clone(),
+            settings.tokens.clone(),
+            events.clone(),
+            cache_ttl,
+        );
         let oauth = oauth::OauthService::new(
             store.clone(),
             keys,
@@ -44,15 +60,13 @@ impl Services {
             settings.server.base_url.clone(),
         );
         let authorization = authorization::AuthorizationService::new(store.clone(), tree.clone());
-        let integrations = integration::IntegrationService::new(
-            store,
-            oauth.clone(),
-            authorization,
-            std::time::Duration::from_secs(settings.oauth.credential_cache_seconds),
-        );
+        let integrations =
+            integration::IntegrationService::new(store, oauth.clone(), authorization, cache_ttl);
         Ok(Self {
             oauth,
             integrations,
+            tokens,
+            events,
             tree,
         })
     }

@@ -1,5 +1,6 @@
 //! Admin users and customers: the accounts that sign in for bearer tokens.
 
+use super::tokens::revoke_account_tokens;
 use super::{Backend, Store, StoreError, now, on_pool};
 
 /// Which kind of account a query is about. The discriminants are Magento's user types.
@@ -163,6 +164,29 @@ impl Store {
         Ok(row)
     }
 
+    /// An account by id.
+    pub async fn account_by_id(
+        &self,
+        kind: AccountKind,
+        id: i64,
+    ) -> Result<Option<AccountRow>, StoreError> {
+        let sql = match kind {
+            AccountKind::Admin => {
+                "SELECT id, username AS login, email, firstname, lastname, password_hash, is_active, created_at, updated_at
+                 FROM admin_user WHERE id = $1"
+            }
+            AccountKind::Customer => {
+                "SELECT id, email AS login, email, firstname, lastname, password_hash, is_active, created_at, updated_at
+                 FROM customer WHERE id = $1"
+            }
+        };
+        let row = on_pool!(self, |p| sqlx::query_as::<_, AccountRow>(sql)
+            .bind(id)
+            .fetch_optional(p)
+            .await?);
+        Ok(row)
+    }
+
     /// Every account of a kind, oldest first.
     pub async fn list_accounts(&self, kind: AccountKind) -> Result<Vec<AccountRow>, StoreError> {
         let rows = on_pool!(self, |p| match kind {
@@ -221,15 +245,13 @@ impl Store {
         id: i64,
         active: bool,
     ) -> Result<bool, StoreError> {
-        let (update, delete_tokens) = match kind {
-            AccountKind::Admin => (
-                "UPDATE admin_user SET is_active = $1, updated_at = $2 WHERE id = $3",
-                "DELETE FROM oauth_token WHERE admin_id = $1",
-            ),
-            AccountKind::Customer => (
-                "UPDATE customer SET is_active = $1, updated_at = $2 WHERE id = $3",
-                "DELETE FROM oauth_token WHERE customer_id = $1",
-            ),
+        let update = match kind {
+            AccountKind::Admin => {
+                "UPDATE admin_user SET is_active = $1, updated_at = $2 WHERE id = $3"
+            }
+            AccountKind::Customer => {
+                "UPDATE customer SET is_active = $1, updated_at = $2 WHERE id = $3"
+            }
         };
         let t = now();
         let found = on_pool!(self, |p| {
@@ -242,20 +264,37 @@ impl Store {
                 .await?
                 .rows_affected();
             if n == 1 && !active {
-                sqlx::query(delete_tokens)
+                revoke_account_tokens!(tx, kind, id, t);
+            }
+            tx.commit().await?;
+            n == 1
+        });
+        self.changed();
+        Ok(found)
+    }
+
+    /// Deletes an account; its stored tokens go with it and its bearer tokens issued until now
+    /// are refused. Returns whether it existed.
+    pub async fn delete_account(&self, kind: AccountKind, id: i64) -> Result<bool, StoreError> {
+        let delete = match kind {
+            AccountKind::Admin => "DELETE FROM admin_user WHERE id = $1",
+            AccountKind::Customer => "DELETE FROM customer WHERE id = $1",
+        };
+        let t = now();
+        let found = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            revoke_account_tokens!(tx, kind, id, t);
+            if kind == AccountKind::Admin {
+                sqlx::query("DELETE FROM authorization_role WHERE user_type = 2 AND user_id = $1")
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(
-                    "INSERT INTO jwt_auth_revoked (user_type, user_id, revoke_before) VALUES ($1, $2, $3)
-                     ON CONFLICT (user_type, user_id) DO UPDATE SET revoke_before = excluded.revoke_before",
-                )
-                .bind(kind as i64)
-                .bind(id)
-                .bind(t)
-                .execute(&mut *tx)
-                .await?;
             }
+            let n = sqlx::query(delete)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             tx.commit().await?;
             n == 1
         });

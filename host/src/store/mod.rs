@@ -9,7 +9,9 @@
 mod accounts;
 mod acl;
 mod integrations;
+mod jobs;
 mod nonces;
+mod tokens;
 
 use std::path::PathBuf;
 use std::str::FromStr as _;
@@ -26,6 +28,7 @@ pub use integrations::{
     ConsumerRow, IntegrationFields, IntegrationRow, NewConsumer, SealedToken, TokenRow,
 };
 pub use nonces::NonceWriter;
+pub use tokens::CLEANUP_BATCH;
 
 use crate::config::{DatabaseSettings, DatabaseUrl};
 

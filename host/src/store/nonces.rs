@@ -3,13 +3,14 @@
 //! Recording a nonce is the one write of every signed request; one synchronous insert per
 //! request caps throughput near a tenth of an unauthenticated request. [`NonceWriter`] owns a
 //! task that takes every nonce waiting at the moment it is free, writes them with one
-//! multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` in one transaction, and answers each
+//! multi-row `INSERT` on a connection of its own, and answers each
 //! waiter whether its nonce was new. The primary key (consumer, nonce) keeps the check atomic
 //! across server processes; within one batch, a repeated nonce is answered "used" without
 //! reaching the database.
 
 use std::collections::HashSet;
 
+use sqlx::Connection as _;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, StoreError};
@@ -70,12 +71,22 @@ impl NonceWriter {
 
 async fn run(store: Store, mut rx: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut conn = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        write(&store, std::mem::take(&mut batch)).await;
+        write(&store, &mut conn, std::mem::take(&mut batch)).await;
     }
 }
 
-async fn write(store: &Store, batch: Vec<Pending>) {
+/// The writer's own connection, outside the pool and held across batches: SQLite keeps its
+/// page cache only while one connection does every write (a write through another connection
+/// discards it), and no batch waits for the pool. Closing the pool does not wait for it; it
+/// closes when the writer ends.
+enum Connection {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+async fn write(store: &Store, conn: &mut Option<Connection>, batch: Vec<Pending>) {
     // A nonce repeated within the batch: only its first copy reaches the database.
     let mut seen = HashSet::with_capacity(batch.len());
     let mut unique = Vec::with_capacity(batch.len());
@@ -90,7 +101,14 @@ async fn write(store: &Store, batch: Vec<Pending>) {
     for p in repeated {
         let _ = p.reply.send(Ok(false));
     }
-    match store.insert_nonces(&unique).await {
+    let result = match conn {
+        Some(c) => store.insert_nonces(c, &unique).await,
+        None => match store.nonce_connection().await {
+            Ok(c) => store.insert_nonces(conn.insert(c), &unique).await,
+            Err(e) => Err(e),
+        },
+    };
+    match result {
         Ok(Inserted::All) => {
             for p in unique {
                 let _ = p.reply.send(Ok(true));
@@ -104,6 +122,9 @@ async fn write(store: &Store, batch: Vec<Pending>) {
             }
         }
         Err(e) => {
+            // The connection may be what failed (a restarted server, a replaced file): the
+            // next batch opens another.
+            *conn = None;
             let message = e.to_string();
             for p in unique {
                 let _ = p.reply.send(Err(message.clone()));
@@ -118,52 +139,67 @@ enum Inserted {
     These(Vec<(i64, String)>),
 }
 
+/// Every nonce of the batch, or none when one of them is already there (SQLite's default
+/// conflict handling rolls the statement back).
 const SQLITE_INSERT: &str = "INSERT INTO oauth_nonce (nonce, timestamp, consumer_id)
+     SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1)";
+
+/// The new nonces of the batch, after a conflict.
+const SQLITE_INSERT_NEW: &str = "INSERT INTO oauth_nonce (nonce, timestamp, consumer_id)
      SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true
-     ON CONFLICT DO NOTHING";
+     ON CONFLICT DO NOTHING RETURNING consumer_id, nonce";
 
 impl Store {
-    /// Inserts nonces with statements of constant text (prepared once per connection) and
-    /// answers the (consumer, nonce) pairs that were new.
+    async fn nonce_connection(&self) -> Result<Connection, StoreError> {
+        Ok(match &self.pool {
+            super::Pool::Sqlite(p) => Connection::Sqlite(
+                sqlx::SqliteConnection::connect_with(&p.connect_options()).await?,
+            ),
+            super::Pool::Postgres(p) => {
+                Connection::Postgres(sqlx::PgConnection::connect_with(&p.connect_options()).await?)
+            }
+        })
+    }
+
+    /// Inserts nonces with statements of constant text (prepared once on the writer's
+    /// connection) and answers the (consumer, nonce) pairs that were new.
     ///
     /// SQLite reads the batch from one JSON parameter. Streaming back one row per new nonce
-    /// costs more than the insert itself, so the usual case (every nonce new) is told by the
-    /// number of rows inserted inside a transaction; only a batch holding a replay is rolled
-    /// back and inserted again with `RETURNING`. PostgreSQL reads three arrays and answers
-    /// the new pairs aggregated in one row.
-    async fn insert_nonces(&self, batch: &[Pending]) -> Result<Inserted, StoreError> {
+    /// costs more than the insert itself, so the usual case (every nonce new) is one
+    /// statement in autocommit that either inserts every row or, on a replay, none; only then
+    /// is the batch inserted again with `ON CONFLICT DO NOTHING RETURNING`. PostgreSQL reads
+    /// three arrays and answers the new pairs aggregated in one row.
+    async fn insert_nonces(
+        &self,
+        conn: &mut Connection,
+        batch: &[Pending],
+    ) -> Result<Inserted, StoreError> {
         if batch.is_empty() {
             return Ok(Inserted::All);
         }
-        let rows = match &self.pool {
-            super::Pool::Sqlite(p) => {
+        let rows = match conn {
+            Connection::Sqlite(c) => {
                 let rows: Vec<(&str, i64, i64)> = batch
                     .iter()
                     .map(|n| (n.nonce.as_str(), n.timestamp, n.consumer_id))
                     .collect();
                 let json = serde_json::to_string(&rows).expect("tuples serialize");
-                let mut tx = p.begin().await?;
-                let inserted = sqlx::query(SQLITE_INSERT)
+                match sqlx::query(SQLITE_INSERT)
                     .bind(&json)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if inserted == batch.len() as u64 {
-                    tx.commit().await?;
-                    Inserted::All
-                } else {
-                    tx.rollback().await?;
-                    Inserted::These(
-                        sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(format!(
-                            "{SQLITE_INSERT} RETURNING consumer_id, nonce"
-                        )))
-                        .bind(&json)
-                        .fetch_all(p)
-                        .await?,
-                    )
+                    .execute(&mut *c)
+                    .await
+                {
+                    Ok(_) => Inserted::All,
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Inserted::These(
+                        sqlx::query_as::<_, (i64, String)>(SQLITE_INSERT_NEW)
+                            .bind(&json)
+                            .fetch_all(&mut *c)
+                            .await?,
+                    ),
+                    Err(e) => return Err(e.into()),
                 }
             }
-            super::Pool::Postgres(p) => {
+            Connection::Postgres(c) => {
                 let nonces: Vec<&str> = batch.iter().map(|n| n.nonce.as_str()).collect();
                 let timestamps: Vec<i64> = batch.iter().map(|n| n.timestamp).collect();
                 let consumers: Vec<i64> = batch.iter().map(|n| n.consumer_id).collect();
@@ -178,7 +214,7 @@ impl Store {
                 .bind(nonces)
                 .bind(timestamps)
                 .bind(consumers)
-                .fetch_one(p)
+                .fetch_one(&mut *c)
                 .await?;
                 Inserted::These(ids.into_iter().zip(values).collect())
             }

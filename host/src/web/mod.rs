@@ -5,11 +5,14 @@
 //! extractor limits, and the route table of the server's own endpoints. No business rule lives
 //! here: handlers parse, call a service, and render.
 
+pub mod auth;
 pub mod error;
+mod forward_auth;
 mod health;
 pub mod metrics;
 pub mod oauth;
 pub mod rest;
+mod tokens;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -37,6 +40,12 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     pub oauth: crate::services::oauth::OauthService,
     pub integrations: crate::services::integration::IntegrationService,
+    pub tokens: crate::services::tokens::TokenService,
+    pub events: crate::events::Dispatcher,
+    /// The Web API route table: the server's own routes and other services'.
+    pub routes: Arc<crate::webapi::RouteTable>,
+    /// The client of the reverse proxy (no redirects, no system proxy, `proxy.timeout_seconds`).
+    pub proxy: reqwest::Client,
     /// Set once shutdown began: `/readyz` answers 503 from then on.
     pub draining: Arc<AtomicBool>,
 }
@@ -71,14 +80,16 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 web::route().to(oauth::request_token),
             )
             .route("/oauth/token/access", web::route().to(oauth::access_token))
-            // Static prefixes before patterns: actix tries routes in this order.
-            .service(web::scope("/rest/V1").configure(rest::routes))
             .service(get_only("/rest/schema", rest::schema))
             .service(get_only("/rest/{store}/schema", rest::schema))
-            .service(web::scope("/rest/{store}/V1").configure(rest::routes))
-            .default_service(web::to(|| async {
-                RestError::not_found_route().error_response()
-            }));
+            .configure(|cfg| rest::routes(cfg, &state.routes))
+            .route("/forward-auth", web::route().to(forward_auth::forward_auth))
+            .route(
+                "/forward-auth/envoy{tail:.*}",
+                web::route().to(forward_auth::forward_auth_envoy),
+            )
+            // Proxied routes of other services, else 404.
+            .default_service(web::to(forward_auth::fallback));
     }
 }
 

@@ -1,15 +1,9 @@
-//! The REST Web API: the caller's authentication and authorization, and the management API for
-//! integrations (`/rest/V1/integrations…`, also under `/rest/<store>/V1/…`), with its OpenAPI
-//! document at `/rest/schema`.
+//! The REST Web API: the management API for integrations (`/rest/V1/integrations…`, also
+//! under `/rest/<store>/V1/…`), the registration of every built-in route from the route table,
+//! and the OpenAPI document at `/rest/schema`.
 //!
-//! A request authenticates as Magento's Web API does: `Authorization: OAuth …` (or OAuth
-//! parameters in the query or a form body) with an integration's access token; an integration
-//! access token as `Authorization: Bearer` only when `oauth.allow_integration_bearer` is set;
-//! anything else is a guest. The route's resources then decide, and a refusal answers 401
-//! `The consumer isn't authorized to access %resources.` Handlers only translate: the rules
-//! live in the services.
-
-use std::sync::Arc;
+//! Each handler authorizes through [`super::auth::authorize`], which finds the resources of
+//! the request's route in the table; handlers only translate, the rules live in the services.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
@@ -17,46 +11,71 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use super::AppState;
+use super::auth::{authorize, check_store};
 use super::error::{ErrorBody, RestError};
-use crate::acl::{Grants, INTEGRATIONS};
+use crate::acl::Grants;
 use crate::cli::iso8601;
 use crate::services::authorization::Principal;
 use crate::services::integration::{
     Activation, Integration, IntegrationForm, IntegrationInput, SetupType, Status,
 };
-use crate::services::oauth::{FieldError, OauthError, ServiceError};
+use crate::services::oauth::{FieldError, ServiceError};
+use crate::webapi::{Route, RouteTable};
 
-/// Registers the Web API routes inside a `/rest/V1` or `/rest/{store}/V1` scope.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    let not_allowed = || web::to(|| async { RestError::method_not_allowed().error_response() });
-    cfg.service(
-        web::resource("/integrations/me")
-            .route(web::get().to(me))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/integrations")
-            .route(web::get().to(list))
-            .route(web::post().to(create))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/integrations/{id}")
-            .route(web::get().to(get))
-            .route(web::put().to(update))
-            .route(web::delete().to(delete))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/integrations/{id}/activate")
-            .route(web::post().to(activate))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/integrations/{id}/reauthorize")
-            .route(web::post().to(reauthorize))
-            .default_service(not_allowed()),
-    );
+/// The handler a built-in route table entry names.
+fn handler(name: &str) -> Option<actix_web::Route> {
+    use super::tokens;
+    Some(match name {
+        "integrations.me" => web::route().to(me),
+        "integrations.list" => web::route().to(list),
+        "integrations.create" => web::route().to(create),
+        "integrations.get" => web::route().to(get),
+        "integrations.update" => web::route().to(update),
+        "integrations.delete" => web::route().to(delete),
+        "integrations.activate" => web::route().to(activate),
+        "integrations.reauthorize" => web::route().to(reauthorize),
+        "tokens.admin" => web::route().to(tokens::admin_token),
+        "tokens.customer" => web::route().to(tokens::customer_token),
+        "tokens.revoke_self" => web::route().to(tokens::revoke_self),
+        "tokens.revoke_admin" => web::route().to(tokens::revoke_admin),
+        "tokens.revoke_customer" => web::route().to(tokens::revoke_customer),
+        _ => return None,
+    })
+}
+
+/// Registers every route of the built-in table below `/rest` and `/rest/{store}`, the most
+/// literal patterns first (actix takes the first pattern that matches); another method on a
+/// known path answers 405.
+pub fn routes(cfg: &mut web::ServiceConfig, table: &RouteTable) {
+    let mut patterns: Vec<(String, Vec<&Route>)> = Vec::new();
+    let mut own: Vec<&Route> = table.own().iter().collect();
+    own.sort_by_key(|r| std::cmp::Reverse(r.specificity()));
+    for r in own {
+        let pattern = r.actix_pattern();
+        match patterns.iter_mut().find(|(p, _)| *p == pattern) {
+            Some((_, routes)) => routes.push(r),
+            None => patterns.push((pattern, vec![r])),
+        }
+    }
+    for (pattern, routes) in patterns {
+        let mut resource = web::resource([
+            format!("/rest{pattern}"),
+            format!("/rest/{{store}}{pattern}"),
+        ]);
+        for r in routes {
+            let name = r.handler.as_deref().unwrap_or_default();
+            let route = handler(name).unwrap_or_else(|| {
+                panic!("the built-in route table names an unknown handler `{name}`")
+            });
+            resource = resource.route(match r.method.as_str() {
+                "*" => route,
+                m => route.method(m.parse().expect("route methods are valid")),
+            });
+        }
+        cfg.service(resource.default_service(web::to(|| async {
+            RestError::method_not_allowed().error_response()
+        })));
+    }
 }
 
 /// `GET /rest/schema`: the OpenAPI document of the REST API.
@@ -66,91 +85,6 @@ pub async fn schema(
 ) -> Result<HttpResponse, RestError> {
     check_store(&req, &state)?;
     Ok(HttpResponse::Ok().json(ApiDoc::openapi()))
-}
-
-/// A store code in the path must be the configured one or `all`.
-fn check_store(req: &HttpRequest, state: &AppState) -> Result<(), RestError> {
-    match req.match_info().get("store") {
-        Some(code) if code != state.settings.server.store_code && code != "all" => {
-            Err(RestError::with_parameters(
-                StatusCode::BAD_REQUEST,
-                "The store that was requested wasn't found. Verify the store and try again.",
-                &[("store", code)],
-            ))
-        }
-        _ => Ok(()),
-    }
-}
-
-fn oauth_refusal(e: OauthError) -> RestError {
-    if e.status >= 500 {
-        return RestError::Unexpected(anyhow::anyhow!("authentication failed: {}", e.problem));
-    }
-    RestError::new(
-        StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNAUTHORIZED),
-        e.problem,
-    )
-}
-
-/// Who sent the request.
-pub async fn authenticate(
-    req: &HttpRequest,
-    body: &[u8],
-    state: &AppState,
-) -> Result<Arc<Principal>, RestError> {
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let consumer = match authorization.trim().split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-            if state.oauth.allows_integration_bearer() {
-                state.oauth.bearer_consumer(token.trim()).await?
-            } else {
-                None
-            }
-        }
-        _ => {
-            let trust = state.settings.oauth.trust_forwarded_headers;
-            let signed = super::oauth::signed_request(req, body, trust).map_err(oauth_refusal)?;
-            if signed.params.protocol.is_empty() && signed.params.signature.is_none() {
-                None
-            } else {
-                Some(
-                    state
-                        .oauth
-                        .authenticate(&signed)
-                        .await
-                        .map_err(oauth_refusal)?,
-                )
-            }
-        }
-    };
-    match consumer {
-        Some(consumer) => Ok(state.integrations.principal(consumer).await?),
-        None => Ok(Arc::new(Principal::Guest)),
-    }
-}
-
-/// Authenticates the request and requires every one of `resources`.
-pub async fn authorize(
-    req: &HttpRequest,
-    body: &[u8],
-    state: &AppState,
-    resources: &[&str],
-) -> Result<Arc<Principal>, RestError> {
-    check_store(req, state)?;
-    let principal = authenticate(req, body, state).await?;
-    if principal.allows(resources.iter().copied()) {
-        Ok(principal)
-    } else {
-        Err(RestError::with_parameters(
-            StatusCode::UNAUTHORIZED,
-            "The consumer isn't authorized to access %resources.",
-            &[("resources", &resources.join(", "))],
-        ))
-    }
 }
 
 impl From<ServiceError> for RestError {
@@ -459,8 +393,7 @@ async fn me(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RestError> {
-    check_store(&req, &state)?;
-    match &*authenticate(&req, &body, &state).await? {
+    match &*authorize(&req, &body, &state).await? {
         Principal::Integration {
             id,
             name,
@@ -479,10 +412,9 @@ async fn me(
                 },
             ))
         }
-        Principal::Guest => Err(RestError::with_parameters(
+        _ => Err(super::auth::refusal(
             StatusCode::UNAUTHORIZED,
-            "The consumer isn't authorized to access %resources.",
-            &[("resources", crate::acl::SELF)],
+            &[crate::acl::SELF.to_owned()],
         )),
     }
 }
@@ -505,7 +437,7 @@ async fn list(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RestError> {
-    authorize(&req, &body, &state, &[INTEGRATIONS]).await?;
+    authorize(&req, &body, &state).await?;
     let mut name = None;
     let mut statuses = Vec::new();
     for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
@@ -559,7 +491,7 @@ async fn create(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RestError> {
-    authorize(&req, &body, &state, &[INTEGRATIONS]).await?;
+    authorize(&req, &body, &state).await?;
     let form = read_form(&req, &body)?;
     let input =
         IntegrationInput::parse(&form, SetupType::Manual).map_err(|e| service_error(e.into()))?;
@@ -582,7 +514,7 @@ async fn get(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RestError> {
-    authorize(&req, &body, &state, &[INTEGRATIONS]).await?;
+    authorize(&req, &body, &state).await?;
     let id = path_id(&req)?;
     let i = state.integrations.get(id).await?;
     Ok(json(StatusCode::OK, &view(&state, i).await?))
@@ -606,7 +538,7 @@ async fn update(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RestError> {
-    authorize(&req, &body, &state, &[INTEGRATIONS]).await?;
+    authorize(&req, &body, &state).await?;
     let id = path_id(&req)?;
     let form = read_form(&req, &body)?;
     let input =
@@ -631,7 +563,7 @@ async fn delete(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RestError> {
-    authorize(&req, &body, &state, &[INTEGRATIONS]).await?;
+    authorize(&req, &body, &state).await?;
     let id = path_id(&req)?;
     let grants = state.integrations.selected_resources(id).await?;
     let deleted = state.integrations.delete(id).await?;
@@ -644,7 +576,7 @@ async fn run_activation(
     state: web::Data<AppState>,
     reauthorize: bool,
 ) -> Result<HttpResponse, RestError> {
-    authorize(&req, &body, &state, &[INTEGRATIONS]).await?;
+    authorize(&req, &body, &state).await?;
     let id = path_id(&req)?;
     let activation = state.integrations.activate(id, reauthorize).await?;
     let integration = state.integrations.get(id).await?;

@@ -1,0 +1,406 @@
+//! Events and their dispatcher: what Magento's event manager does for `customer_login` and the
+//! other events this server emits.
+//!
+//! This module owns the typed [`Event`]s and the [`Dispatcher`] that hands them to observers.
+//! An observer subscribes to event names, either *sync* (run in order before the operation
+//! answers; a slow one delays it) or *async* (run one at a time by a background task from a
+//! bounded queue, after the operation answered; when the queue is full the event is dropped
+//! for that observer and counted, never blocking a request). A failing observer is logged with
+//! its name and never fails the operation that emitted the event. The plugin host subscribes
+//! its observer plugins here; the built-in [`AuditLog`] writes one log line per event.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+/// A successful customer sign-in for a token ([S-3.4]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomerLogin {
+    pub customer_id: i64,
+    pub email: String,
+    pub firstname: String,
+    pub lastname: String,
+    /// Unix seconds.
+    pub at: i64,
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A successful admin sign-in for a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdminLogin {
+    pub admin_id: i64,
+    pub username: String,
+    /// Unix seconds.
+    pub at: i64,
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// An integration, as events name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IntegrationRef {
+    pub id: i64,
+    pub name: String,
+}
+
+/// Whose tokens were revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokensRevoked {
+    /// 2 admin, 3 customer (Magento's user types).
+    pub user_type: i64,
+    pub user_id: i64,
+    /// What caused it: `self`, `admin`, `deactivated`, `deleted`.
+    pub reason: &'static str,
+}
+
+/// Everything the server emits. New events are added as new variants; observers match the
+/// ones they know by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    CustomerLogin(CustomerLogin),
+    AdminLogin(AdminLogin),
+    /// Created (`created: true`) or changed.
+    IntegrationSaved {
+        #[serde(flatten)]
+        integration: IntegrationRef,
+        created: bool,
+    },
+    /// Activated or reauthorized: new credentials were issued.
+    IntegrationActivated(IntegrationRef),
+    /// Its definition file changed: tokens deleted, status reset.
+    IntegrationReset(IntegrationRef),
+    IntegrationDeleted(IntegrationRef),
+    TokensRevoked(TokensRevoked),
+}
+
+impl Event {
+    /// The event's name, as observers subscribe to it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::CustomerLogin(_) => "customer_login",
+            Event::AdminLogin(_) => "admin_login",
+            Event::IntegrationSaved { .. } => "integration_saved",
+            Event::IntegrationActivated(_) => "integration_activated",
+            Event::IntegrationReset(_) => "integration_reset",
+            Event::IntegrationDeleted(_) => "integration_deleted",
+            Event::TokensRevoked(_) => "tokens_revoked",
+        }
+    }
+
+    /// Every event name, for validating subscriptions.
+    pub const NAMES: &'static [&'static str] = &[
+        "customer_login",
+        "admin_login",
+        "integration_saved",
+        "integration_activated",
+        "integration_reset",
+        "integration_deleted",
+        "tokens_revoked",
+    ];
+}
+
+/// Something that reacts to events.
+pub trait Observer: Send + Sync + 'static {
+    /// Shown in logs when it fails.
+    fn name(&self) -> &str;
+    /// Handles one event; an error is logged with the observer's name.
+    fn observe<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// When an observer runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Before the operation answers, in subscription order.
+    Sync,
+    /// After, from a bounded queue, one at a time.
+    Async,
+}
+
+struct Subscription {
+    events: Vec<String>,
+    mode: Mode,
+    observer: Arc<dyn Observer>,
+}
+
+impl Subscription {
+    fn wants(&self, name: &str) -> bool {
+        self.events.iter().any(|e| e == name || e == "*")
+    }
+}
+
+type Queued = (Arc<Event>, Arc<dyn Observer>);
+
+/// Events waiting for async observers before new ones are dropped.
+pub const QUEUE: usize = 1024;
+
+/// Hands events to observers; cheap to clone.
+#[derive(Clone)]
+pub struct Dispatcher {
+    subscriptions: Arc<RwLock<Vec<Subscription>>>,
+    queue: mpsc::Sender<Queued>,
+    dropped: Arc<AtomicU64>,
+    idle: Arc<tokio::sync::Notify>,
+    pending: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("dropped", &self.dropped())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a subscription was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown event `{0}`; events are {names}", names = Event::NAMES.join(", "))]
+pub struct UnknownEvent(pub String);
+
+impl Default for Dispatcher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Dispatcher {
+    /// A dispatcher whose async observers run on the current tokio runtime.
+    pub fn new() -> Self {
+        let (queue, mut rx) = mpsc::channel::<Queued>(QUEUE);
+        let idle = Arc::new(tokio::sync::Notify::new());
+        let pending = Arc::new(AtomicU64::new(0));
+        let (task_idle, task_pending) = (idle.clone(), pending.clone());
+        tokio::spawn(async move {
+            while let Some((event, observer)) = rx.recv().await {
+                run(observer.as_ref(), &event).await;
+                if task_pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    task_idle.notify_waiters();
+                }
+            }
+        });
+        Self {
+            subscriptions: Default::default(),
+            queue,
+            dropped: Default::default(),
+            idle,
+            pending,
+        }
+    }
+
+    /// Subscribes `observer` to the named events (`*` for all of them).
+    pub fn subscribe(
+        &self,
+        events: &[&str],
+        mode: Mode,
+        observer: Arc<dyn Observer>,
+    ) -> Result<(), UnknownEvent> {
+        if let Some(unknown) = events
+            .iter()
+            .find(|e| **e != "*" && !Event::NAMES.contains(e))
+        {
+            return Err(UnknownEvent((*unknown).to_owned()));
+        }
+        self.subscriptions
+            .write()
+            .expect("subscriptions lock")
+            .push(Subscription {
+                events: events.iter().map(|e| (*e).to_owned()).collect(),
+                mode,
+                observer,
+            });
+        Ok(())
+    }
+
+    /// Runs the sync observers of the event, then queues it for the async ones.
+    pub async fn dispatch(&self, event: Event) {
+        let name = event.name();
+        let (sync, later): (Vec<_>, Vec<_>) = {
+            let subs = self.subscriptions.read().expect("subscriptions lock");
+            subs.iter()
+                .filter(|s| s.wants(name))
+                .map(|s| (s.mode, s.observer.clone()))
+                .partition(|(mode, _)| *mode == Mode::Sync)
+        };
+        for (_, observer) in sync {
+            run(observer.as_ref(), &event).await;
+        }
+        if later.is_empty() {
+            return;
+        }
+        let event = Arc::new(event);
+        for (_, observer) in later {
+            self.pending.fetch_add(1, Ordering::AcqRel);
+            if let Err(e) = self.queue.try_send((event.clone(), observer)) {
+                self.pending.fetch_sub(1, Ordering::AcqRel);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                let (_, observer) = e.into_inner();
+                tracing::warn!(
+                    event = name,
+                    observer = observer.name(),
+                    "the async observer queue is full; event dropped for this observer"
+                );
+            }
+        }
+    }
+
+    /// Events dropped because the async queue was full, since start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every queued async observer call has run (at shutdown, and in tests).
+    pub async fn flush(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.pending.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+async fn run(observer: &dyn Observer, event: &Event) {
+    if let Err(e) = observer.observe(event).await {
+        tracing::warn!(
+            event = event.name(),
+            observer = observer.name(),
+            error = %e,
+            "an event observer failed"
+        );
+    }
+}
+
+/// Writes one structured log line per event (`target: integration_host::audit`).
+#[derive(Debug, Default)]
+pub struct AuditLog;
+
+impl Observer for AuditLog {
+    fn name(&self) -> &str {
+        "audit-log"
+    }
+
+    fn observe<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let fields = serde_json::to_string(event).map_err(|e| e.to_string())?;
+            tracing::info!(target: "integration_host::audit", event = event.name(), details = %fields, "event");
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    struct Recorder {
+        seen: Mutex<Vec<String>>,
+        fail: bool,
+        gate: Option<Arc<tokio::sync::Semaphore>>,
+    }
+
+    impl Recorder {
+        fn new() -> Arc<Self> {
+            Arc::new(Self {
+                seen: Mutex::new(Vec::new()),
+                fail: false,
+                gate: None,
+            })
+        }
+        fn seen(&self) -> Vec<String> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    impl Observer for Recorder {
+        fn name(&self) -> &str {
+            "recorder"
+        }
+        fn observe<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async move {
+                if let Some(gate) = &self.gate {
+                    gate.acquire().await.unwrap().forget();
+                }
+                self.seen.lock().unwrap().push(event.name().to_owned());
+                if self.fail {
+                    Err("boom".into())
+                } else {
+                    Ok(())
+                }
+            })
+        }
+    }
+
+    fn deleted(id: i64) -> Event {
+        Event::IntegrationDeleted(IntegrationRef {
+            id,
+            name: format!("n{id}"),
+        })
+    }
+
+    #[tokio::test]
+    async fn sync_runs_before_dispatch_returns_and_filters_by_name() {
+        let d = Dispatcher::new();
+        let all = Recorder::new();
+        let only_deleted = Recorder::new();
+        d.subscribe(&["*"], Mode::Sync, all.clone()).unwrap();
+        d.subscribe(&["integration_deleted"], Mode::Sync, only_deleted.clone())
+            .unwrap();
+        d.dispatch(deleted(1)).await;
+        d.dispatch(Event::TokensRevoked(TokensRevoked {
+            user_type: 3,
+            user_id: 1,
+            reason: "self",
+        }))
+        .await;
+        assert_eq!(all.seen(), ["integration_deleted", "tokens_revoked"]);
+        assert_eq!(only_deleted.seen(), ["integration_deleted"]);
+        assert_eq!(
+            d.subscribe(&["customer_logout"], Mode::Sync, all.clone()),
+            Err(UnknownEvent("customer_logout".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_observer_does_not_stop_the_others() {
+        let d = Dispatcher::new();
+        let failing = Arc::new(Recorder {
+            seen: Mutex::new(Vec::new()),
+            fail: true,
+            gate: None,
+        });
+        let after = Recorder::new();
+        d.subscribe(&["*"], Mode::Sync, failing.clone()).unwrap();
+        d.subscribe(&["*"], Mode::Sync, after.clone()).unwrap();
+        d.dispatch(deleted(1)).await;
+        assert_eq!(failing.seen().len(), 1);
+        assert_eq!(after.seen().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn async_observers_run_later_and_a_full_queue_drops_without_blocking() {
+        let d = Dispatcher::new();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let slow = Arc::new(Recorder {
+            seen: Mutex::new(Vec::new()),
+            fail: false,
+            gate: Some(gate.clone()),
+        });
+        d.subscribe(&["*"], Mode::Async, slow.clone()).unwrap();
+        // One is taken by the task and waits at the gate; QUEUE more fill the channel.
+        for i in 0..(QUEUE as i64 + 10) {
+            d.dispatch(deleted(i)).await;
+        }
+        assert!(d.dropped() >= 9, "dropped {}", d.dropped());
+        assert!(slow.seen().is_empty());
+        gate.add_permits(QUEUE + 10);
+        d.flush().await;
+        assert_eq!(slow.seen().len() as u64, QUEUE as u64 + 10 - d.dropped());
+    }
+}

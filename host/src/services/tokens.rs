@@ -1,0 +1,397 @@
+//! Admin and customer tokens: Magento's `AdminTokenServiceInterface` and
+//! `CustomerTokenServiceInterface`, its request throttler, and the bearer check of the Web API.
+//!
+//! A sign-in runs Magento's order: both fields present (else an input error naming each
+//! missing one), the user name not locked, the password right for an active account, then
+//! the `customer_login` or `admin_login` event, the failure count cleared, and a token issued:
+//! a JWT by default, an opaque stored token when `tokens.format = "opaque"`. Every refusal of
+//! a sign-in answers the same text, whether the user exists, the password is wrong, the
+//! account is inactive or locked. Failures are counted per lower-cased user name, so changing
+//! the case of a name does not reset its count.
+//!
+//! Revoking a user's tokens deletes their stored tokens and writes `revoke_before`: a JWT
+//! issued at or before it is refused. A token issued later in the same second as a
+//! revocation gets `iat = revoke_before + 1`, so a fresh sign-in right after a revocation works.
+//! Bearer checks read the account and its revocation through the credential cache: a change
+//! made by this process applies at the next request, one made by another process within
+//! `oauth.credential_cache_seconds`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::accounts::AccountService;
+use super::authorization::Principal;
+use super::cache::{CAPACITY, TtlCache};
+use super::oauth::ServiceError;
+use crate::config::{TokenFormat, TokenSettings};
+use crate::crypto::{self, Claims, JwtKeys, KeyMaterial};
+use crate::events::{AdminLogin, CustomerLogin, Dispatcher, Event, TokensRevoked};
+use crate::store::{AccountKind, SealedToken, Store, now};
+
+/// Magento's one answer to every failed sign-in.
+pub const SIGN_IN_FAILED: &str = "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later.";
+
+/// Lookup-hash and secret-box contexts of opaque user tokens (distinct from integration ones).
+const USER_TOKEN_LOOKUP: &str = "user_token";
+const USER_TOKEN_VALUE: &str = "oauth_token.token";
+const USER_TOKEN_SECRET: &str = "oauth_token.secret";
+/// Characters of an opaque token, as Magento makes them.
+const OPAQUE_LENGTH: usize = 32;
+
+/// Where a sign-in came from, for the login events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Why a sign-in was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    /// These fields are missing or empty (Magento's input exception).
+    #[error("missing fields: {0:?}")]
+    Missing(Vec<&'static str>),
+    /// Wrong credentials, an inactive account or a lock: [`SIGN_IN_FAILED`].
+    #[error("{SIGN_IN_FAILED}")]
+    Refused,
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+/// A verified user, as the bearer check caches it.
+#[derive(Debug)]
+struct CachedUser {
+    principal: Option<Arc<Principal>>,
+    revoke_before: Option<i64>,
+}
+
+/// An opaque token as the bearer check caches it.
+#[derive(Debug, Clone, Copy)]
+struct CachedOpaque {
+    kind: AccountKind,
+    user_id: i64,
+    created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenService {
+    store: Store,
+    accounts: AccountService,
+    keys: Arc<KeyMaterial>,
+    jwt: JwtKeys,
+    settings: TokenSettings,
+    events: Dispatcher,
+    users: Arc<TtlCache<(i64, i64), Arc<CachedUser>>>,
+    opaque: Arc<TtlCache<Vec<u8>, CachedOpaque>>,
+}
+
+fn kind_of(utypid: i64) -> Option<AccountKind> {
+    match utypid {
+        2 => Some(AccountKind::Admin),
+        3 => Some(AccountKind::Customer),
+        _ => None,
+    }
+}
+
+impl TokenService {
+    pub fn new(
+        store: Store,
+        keys: Arc<KeyMaterial>,
+        settings: TokenSettings,
+        events: Dispatcher,
+        cache_ttl: Duration,
+    ) -> Self {
+        let jwt = JwtKeys::new(settings.algorithm, keys.signing_keys.clone());
+        Self {
+            accounts: AccountService::new(store.clone()),
+            store,
+            keys,
+            jwt,
+            settings,
+            events,
+            users: Arc::new(TtlCache::new(cache_ttl, CAPACITY)),
+            opaque: Arc::new(TtlCache::new(cache_ttl, CAPACITY)),
+        }
+    }
+
+    /// `POST /V1/integration/admin/token`.
+    pub async fn create_admin_access_token(
+        &self,
+        username: Option<&str>,
+        password: Option<&str>,
+        client: ClientInfo,
+    ) -> Result<String, SignInError> {
+        let account = self.sign_in(AccountKind::Admin, username, password).await?;
+        self.events
+            .dispatch(Event::AdminLogin(AdminLogin {
+                admin_id: account.id,
+                username: account.login.clone(),
+                at: now(),
+                client_address: client.address,
+                user_agent: client.user_agent,
+            }))
+            .await;
+        self.finish_sign_in(AccountKind::Admin, &account.login, account.id)
+            .await
+    }
+
+    /// `POST /V1/integration/customer/token`; dispatches `customer_login`.
+    pub async fn create_customer_access_token(
+        &self,
+        username: Option<&str>,
+        password: Option<&str>,
+        client: ClientInfo,
+    ) -> Result<String, SignInError> {
+        let account = self
+            .sign_in(AccountKind::Customer, username, password)
+            .await?;
+        self.events
+            .dispatch(Event::CustomerLogin(CustomerLogin {
+                customer_id: account.id,
+                email: account.email.clone(),
+                firstname: account.firstname.clone(),
+                lastname: account.lastname.clone(),
+                at: now(),
+                client_address: client.address,
+                user_agent: client.user_agent,
+            }))
+            .await;
+        self.finish_sign_in(AccountKind::Customer, &account.login, account.id)
+            .await
+    }
+
+    /// Checks the fields, the lock and the password; counts a failure.
+    async fn sign_in(
+        &self,
+        kind: AccountKind,
+        username: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<crate::store::AccountRow, SignInError> {
+        let username = username.filter(|u| !u.is_empty());
+        let password = password.filter(|p| !p.is_empty());
+        let (Some(username), Some(password)) = (username, password) else {
+            let mut missing = Vec::new();
+            if username.is_none() {
+                missing.push("username");
+            }
+            if password.is_none() {
+                missing.push("password");
+            }
+            return Err(SignInError::Missing(missing));
+        };
+        let log_name = username.to_lowercase();
+        let log_type = throttle_type(kind);
+        let t = now();
+        let failures = self
+            .store
+            .failures_count(&log_name, log_type, t)
+            .await
+            .map_err(ServiceError::from)?;
+        if failures >= i64::from(self.settings.lockout_failures) {
+            return Err(SignInError::Refused);
+        }
+        let account = self
+            .accounts
+            .verify(kind, username, password)
+            .await
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        match account {
+            Some(account) => Ok(account),
+            None => {
+                let lock_until = t.saturating_add(self.settings.lockout_seconds as i64);
+                self.store
+                    .log_failure(&log_name, log_type, t, lock_until)
+                    .await
+                    .map_err(ServiceError::from)?;
+                Err(SignInError::Refused)
+            }
+        }
+    }
+
+    /// Clears the failure count and issues the token.
+    async fn finish_sign_in(
+        &self,
+        kind: AccountKind,
+        login: &str,
+        user_id: i64,
+    ) -> Result<String, SignInError> {
+        self.store
+            .reset_failures(&login.to_lowercase(), throttle_type(kind))
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(self.issue(kind, user_id).await?)
+    }
+
+    /// A new token for an account, in the configured format.
+    pub async fn issue(&self, kind: AccountKind, user_id: i64) -> Result<String, ServiceError> {
+        match self.settings.format {
+            TokenFormat::Jwt => {
+                let t = now();
+                let revoked = self.store.revoked_before(kind, user_id).await?;
+                let iat = match revoked {
+                    Some(before) if before >= t => before + 1,
+                    _ => t,
+                };
+                let minutes = match kind {
+                    AccountKind::Admin => self.settings.admin_lifetime_minutes,
+                    AccountKind::Customer => self.settings.customer_lifetime_minutes,
+                };
+                Ok(self.jwt.sign(&Claims {
+                    uid: user_id,
+                    utypid: kind as i64,
+                    iat,
+                    exp: t + i64::from(minutes) * 60,
+                }))
+            }
+            TokenFormat::Opaque => {
+                let value = crypto::random_token();
+                let secret = crypto::random_token();
+                let sealed = SealedToken {
+                    kind: "access",
+                    token_hash: self.keys.lookup.hash(USER_TOKEN_LOOKUP, &value),
+                    token: self
+                        .keys
+                        .secret_box
+                        .seal(USER_TOKEN_VALUE, value.as_bytes()),
+                    secret: self
+                        .keys
+                        .secret_box
+                        .seal(USER_TOKEN_SECRET, secret.as_bytes()),
+                    verifier: None,
+                    callback_url: String::new(),
+                };
+                self.store.insert_user_token(kind, user_id, &sealed).await?;
+                Ok(value)
+            }
+        }
+    }
+
+    /// Revokes every token of an account. Returns whether the account exists.
+    pub async fn revoke(
+        &self,
+        kind: AccountKind,
+        user_id: i64,
+        reason: &'static str,
+    ) -> Result<bool, ServiceError> {
+        if self.store.account_by_id(kind, user_id).await?.is_none() {
+            return Ok(false);
+        }
+        self.store.revoke_account_tokens(kind, user_id).await?;
+        self.events
+            .dispatch(Event::TokensRevoked(TokensRevoked {
+                user_type: kind as i64,
+                user_id,
+                reason,
+            }))
+            .await;
+        Ok(true)
+    }
+
+    /// The admin or customer a bearer token names, when it is valid: a JWT this server
+    /// signed, unexpired, not revoked, of an active account; or a live opaque token.
+    /// `None` for anything else (the caller is then a guest, as in Magento).
+    pub async fn bearer_principal(
+        &self,
+        token: &str,
+    ) -> Result<Option<Arc<Principal>>, ServiceError> {
+        let t = now();
+        let (kind, user_id, issued) = if token.split('.').count() == 3 {
+            let Ok(claims) = self.jwt.verify(token, t) else {
+                return Ok(None);
+            };
+            let Some(kind) = kind_of(claims.utypid) else {
+                return Ok(None);
+            };
+            (kind, claims.uid, Some(claims.iat))
+        } else {
+            let Some(opaque) = self.opaque_token(token).await? else {
+                return Ok(None);
+            };
+            let hours = match opaque.kind {
+                AccountKind::Admin => self.settings.opaque_admin_lifetime_hours,
+                AccountKind::Customer => self.settings.opaque_customer_lifetime_hours,
+            };
+            if t >= opaque.created_at + i64::from(hours) * 3600 {
+                return Ok(None);
+            }
+            // Revocation deletes stored tokens; the row being there is enough.
+            (opaque.kind, opaque.user_id, None)
+        };
+        let user = self.user(kind, user_id).await?;
+        if let (Some(iat), Some(before)) = (issued, user.revoke_before)
+            && iat <= before
+        {
+            return Ok(None);
+        }
+        Ok(user.principal.clone())
+    }
+
+    async fn opaque_token(&self, value: &str) -> Result<Option<CachedOpaque>, ServiceError> {
+        if value.len() != OPAQUE_LENGTH {
+            return Ok(None);
+        }
+        let hash = self.keys.lookup.hash(USER_TOKEN_LOOKUP, value);
+        let generation = self.store.generation();
+        if let Some(t) = self.opaque.get(&hash, generation) {
+            return Ok(Some(t));
+        }
+        let Some(row) = self.store.token_by_hash(&hash).await? else {
+            return Ok(None);
+        };
+        let found = match (row.user_type, row.admin_id, row.customer_id) {
+            (Some(2), Some(id), _) => (AccountKind::Admin, id),
+            (Some(3), _, Some(id)) => (AccountKind::Customer, id),
+            _ => return Ok(None),
+        };
+        if row.kind != "access" || row.revoked {
+            return Ok(None);
+        }
+        let token = CachedOpaque {
+            kind: found.0,
+            user_id: found.1,
+            created_at: row.created_at,
+        };
+        self.opaque.put(hash, generation, token);
+        Ok(Some(token))
+    }
+
+    /// An account and its revocation, through the cache.
+    async fn user(&self, kind: AccountKind, id: i64) -> Result<Arc<CachedUser>, ServiceError> {
+        let key = (kind as i64, id);
+        let generation = self.store.generation();
+        if let Some(u) = self.users.get(&key, generation) {
+            return Ok(u);
+        }
+        let account = self.store.account_by_id(kind, id).await?;
+        let revoke_before = self.store.revoked_before(kind, id).await?;
+        let principal = account.filter(|a| a.is_active).map(|a| {
+            Arc::new(match kind {
+                AccountKind::Admin => Principal::Admin {
+                    id,
+                    username: a.login,
+                },
+                AccountKind::Customer => Principal::Customer { id, email: a.email },
+            })
+        });
+        let user = Arc::new(CachedUser {
+            principal,
+            revoke_before,
+        });
+        self.users.put(key, generation, user.clone());
+        Ok(user)
+    }
+
+    /// The account service, for lookups by login.
+    pub fn accounts(&self) -> &AccountService {
+        &self.accounts
+    }
+}
+
+/// Magento's `RequestThrottler` user types: 2 customer, 3 admin (the reverse of the token
+/// user types; kept as Magento stores them).
+fn throttle_type(kind: AccountKind) -> i64 {
+    match kind {
+        AccountKind::Admin => 3,
+        AccountKind::Customer => 2,
+    }
+}

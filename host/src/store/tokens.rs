@@ -1,0 +1,228 @@
+//! Admin and customer tokens, the sign-in failure log, and the deletions of the cleanup jobs.
+//!
+//! Bearer tokens are JWTs that the database does not hold; revoking them writes the user's
+//! `revoke_before` into `jwt_auth_revoked`. In the opaque format they are `oauth_token` rows
+//! (user type 2 or 3, value sealed, found by its lookup hash). The sign-in failure log is
+//! Magento's `oauth_token_request_log`: one row per (user name, user type), counted while its
+//! lock has not expired. Cleanups delete in bounded batches so that a million expired rows never
+//! hold the database for long.
+
+use super::{AccountKind, SealedToken, Store, StoreError, now, on_pool};
+
+/// Rows one cleanup statement deletes at most; the jobs repeat until fewer are left.
+pub const CLEANUP_BATCH: i64 = 5_000;
+
+/// Revokes every token of an account inside the open transaction `$tx`: stored tokens are
+/// deleted and bearer tokens issued up to `$t` are refused.
+macro_rules! revoke_account_tokens {
+    ($tx:expr, $kind:expr, $id:expr, $t:expr) => {{
+        let delete = match $kind {
+            AccountKind::Admin => "DELETE FROM oauth_token WHERE admin_id = $1",
+            AccountKind::Customer => "DELETE FROM oauth_token WHERE customer_id = $1",
+        };
+        sqlx::query(delete).bind($id).execute(&mut *$tx).await?;
+        sqlx::query(
+            "INSERT INTO jwt_auth_revoked (user_type, user_id, revoke_before) VALUES ($1, $2, $3)
+             ON CONFLICT (user_type, user_id) DO UPDATE SET revoke_before = excluded.revoke_before",
+        )
+        .bind($kind as i64)
+        .bind($id)
+        .bind($t)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+pub(crate) use revoke_account_tokens;
+
+impl Store {
+    /// Stores an opaque admin or customer token. Returns the row id.
+    pub async fn insert_user_token(
+        &self,
+        kind: AccountKind,
+        user_id: i64,
+        token: &SealedToken,
+    ) -> Result<i64, StoreError> {
+        let column = match kind {
+            AccountKind::Admin => "admin_id",
+            AccountKind::Customer => "customer_id",
+        };
+        let sql = format!(
+            "INSERT INTO oauth_token ({column}, type, token_hash, token, secret, callback_url, revoked, authorized, user_type, created_at)
+             VALUES ($1, 'access', $2, $3, $4, '', FALSE, TRUE, $5, $6) RETURNING id"
+        );
+        let id = on_pool!(self, |p| sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .bind(&token.token_hash)
+            .bind(&token.token)
+            .bind(&token.secret)
+            .bind(kind as i64)
+            .bind(now())
+            .fetch_one(p)
+            .await?);
+        Ok(id)
+    }
+
+    /// Revokes every token of an account (stored ones deleted, bearer tokens issued until now
+    /// refused). Returns the `revoke_before` written.
+    pub async fn revoke_account_tokens(
+        &self,
+        kind: AccountKind,
+        id: i64,
+    ) -> Result<i64, StoreError> {
+        let t = now();
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            revoke_account_tokens!(tx, kind, id, t);
+            tx.commit().await?;
+        });
+        self.changed();
+        Ok(t)
+    }
+
+    /// Sign-in failures of a user name that still count (their lock has not expired).
+    pub async fn failures_count(
+        &self,
+        user_name: &str,
+        user_type: i64,
+        at: i64,
+    ) -> Result<i64, StoreError> {
+        let n: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT failures_count FROM oauth_token_request_log
+             WHERE user_name = $1 AND user_type = $2 AND lock_expires_at > $3"
+        )
+        .bind(user_name)
+        .bind(user_type)
+        .bind(at)
+        .fetch_optional(p)
+        .await?);
+        Ok(n.unwrap_or(0))
+    }
+
+    /// Counts one more failure and pushes the lock out to `lock_until`. A row whose lock had
+    /// expired starts again from one.
+    pub async fn log_failure(
+        &self,
+        user_name: &str,
+        user_type: i64,
+        at: i64,
+        lock_until: i64,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            sqlx::query(
+            "INSERT INTO oauth_token_request_log (user_name, user_type, failures_count, lock_expires_at)
+             VALUES ($1, $2, 1, $4)
+             ON CONFLICT (user_name, user_type) DO UPDATE SET
+                 failures_count = CASE WHEN oauth_token_request_log.lock_expires_at > $3
+                                       THEN oauth_token_request_log.failures_count + 1 ELSE 1 END,
+                 lock_expires_at = $4"
+        )
+        .bind(user_name)
+        .bind(user_type)
+        .bind(at)
+        .bind(lock_until)
+        .execute(p)
+        .await
+        .map(|_| ())?
+        });
+        Ok(())
+    }
+
+    /// Clears a user name's failures after a successful sign-in.
+    pub async fn reset_failures(&self, user_name: &str, user_type: i64) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query(
+            "DELETE FROM oauth_token_request_log WHERE user_name = $1 AND user_type = $2"
+        )
+        .bind(user_name)
+        .bind(user_type)
+        .execute(p)
+        .await
+        .map(|_| ())?);
+        Ok(())
+    }
+
+    /// Runs one batched deletion until it deletes fewer than a batch. `sql` deletes at most
+    /// `$2` rows matching `$1`. Returns the rows deleted.
+    async fn delete_in_batches(&self, sql: String, cutoff: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let n = on_pool!(self, |p| sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(cutoff)
+                .bind(CLEANUP_BATCH)
+                .execute(p)
+                .await?
+                .rows_affected());
+            total += n;
+            if n < CLEANUP_BATCH as u64 {
+                return Ok(total);
+            }
+            // Let requests waiting for the database in between.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// `DELETE FROM table WHERE <condition on $1> ` limited to `$2` rows, in each dialect:
+    /// SQLite by rowid (or the primary key of a table without one), PostgreSQL by ctid.
+    fn batched_delete(&self, table: &str, key: &str, condition: &str) -> String {
+        match self.backend() {
+            super::Backend::Sqlite => format!(
+                "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {condition} LIMIT $2)"
+            ),
+            super::Backend::Postgres => format!(
+                "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE {condition} LIMIT $2)"
+            ),
+        }
+    }
+
+    /// Failure-log rows whose lock expired before `at`.
+    pub async fn delete_expired_failures(&self, at: i64) -> Result<u64, StoreError> {
+        let sql = self.batched_delete("oauth_token_request_log", "id", "lock_expires_at <= $1");
+        self.delete_in_batches(sql, at).await
+    }
+
+    /// Nonces whose timestamp is before `cutoff`.
+    pub async fn delete_nonces_before(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let sql = match self.backend() {
+            // oauth_nonce has no rowid: its key is (consumer_id, nonce).
+            super::Backend::Sqlite => "DELETE FROM oauth_nonce WHERE (consumer_id, nonce) IN
+                 (SELECT consumer_id, nonce FROM oauth_nonce WHERE timestamp < $1 LIMIT $2)"
+                .to_owned(),
+            super::Backend::Postgres => self.batched_delete("oauth_nonce", "", "timestamp < $1"),
+        };
+        self.delete_in_batches(sql, cutoff).await
+    }
+
+    /// Opaque admin or customer tokens created before `cutoff`.
+    pub async fn delete_user_tokens_before(
+        &self,
+        kind: AccountKind,
+        cutoff: i64,
+    ) -> Result<u64, StoreError> {
+        let condition = format!("user_type = {} AND created_at < $1", kind as i64);
+        let sql = self.batched_delete("oauth_token", "id", &condition);
+        let n = self.delete_in_batches(sql, cutoff).await?;
+        if n > 0 {
+            self.changed();
+        }
+        Ok(n)
+    }
+
+    /// Revocation entries older than `cutoff` (every token they refuse has expired anyway).
+    pub async fn delete_revocations_before(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let sql = self.batched_delete("jwt_auth_revoked", "rowid", "revoke_before < $1");
+        self.delete_in_batches(sql, cutoff).await
+    }
+
+    /// Integration verifier and request tokens (never exchanged) created before `cutoff`.
+    pub async fn delete_stale_handshake_tokens(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let sql = self.batched_delete(
+            "oauth_token",
+            "id",
+            "user_type = 1 AND type IN ('verifier', 'request') AND created_at < $1",
+        );
+        let n = self.delete_in_batches(sql, cutoff).await?;
+        if n > 0 {
+            self.changed();
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,169 @@
+//! Who sent a request, and whether the route table lets them through: the one authentication
+//! path of the REST handlers, the forward-auth endpoint and the proxy.
+//!
+//! As Magento's Web API does it: `Authorization: Bearer` with an admin or customer token (a
+//! JWT or an opaque token), or with an integration access token when
+//! `oauth.allow_integration_bearer` is set; OAuth 1.0a parameters (header, query or form body)
+//! signed with an integration's access token; anything else, including a bearer token that
+//! names no one, is a guest. A signed request whose signature, token or nonce fails is refused
+//! outright with the OAuth problem. The route's resources then decide; a refusal answers
+//! `The consumer isn't authorized to access %resources.`
+
+use std::sync::Arc;
+
+use actix_web::HttpRequest;
+use actix_web::http::{StatusCode, header};
+
+use super::AppState;
+use super::error::RestError;
+use crate::oauth::{self, Scheme};
+use crate::services::authorization::Principal;
+use crate::services::oauth::{OauthError, SignedRequest};
+
+/// The parts of a request that authentication reads, wherever they come from (the request
+/// itself, or the headers a proxy forwarded to `/forward-auth`).
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    pub method: &'a str,
+    /// The URL as the client addressed it: what an OAuth signature covers.
+    pub url: Option<url::Url>,
+    pub authorization: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+impl<'a> Incoming<'a> {
+    /// The request as this server received it.
+    pub fn from_request(req: &'a HttpRequest, body: &'a [u8], trust_forwarded: bool) -> Self {
+        Self {
+            method: req.method().as_str(),
+            url: super::oauth::signed_url(req, trust_forwarded),
+            authorization: req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+            content_type: req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            body,
+        }
+    }
+}
+
+fn oauth_refusal(e: OauthError) -> RestError {
+    if e.status >= 500 {
+        return RestError::Unexpected(anyhow::anyhow!("authentication failed: {}", e.problem));
+    }
+    RestError::new(
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNAUTHORIZED),
+        e.problem,
+    )
+}
+
+/// Who sent the request.
+pub async fn identify(
+    incoming: &Incoming<'_>,
+    state: &AppState,
+) -> Result<Arc<Principal>, RestError> {
+    if let Some(Scheme::Bearer(token)) = incoming.authorization.map(Scheme::of) {
+        let token = token.trim();
+        if let Some(user) = state.tokens.bearer_principal(token).await? {
+            return Ok(user);
+        }
+        if state.oauth.allows_integration_bearer()
+            && let Some(consumer) = state.oauth.bearer_consumer(token).await?
+        {
+            return Ok(state.integrations.principal(consumer).await?);
+        }
+        return Ok(Arc::new(Principal::Guest));
+    }
+    let url = incoming.url.clone().ok_or_else(|| {
+        RestError::new(
+            StatusCode::BAD_REQUEST,
+            "The request URL cannot be determined",
+        )
+    })?;
+    let params = oauth::collect(
+        &url,
+        incoming.authorization,
+        incoming.content_type,
+        incoming.body,
+    )
+    .map_err(|e| oauth_refusal(OauthError::input(e.to_string())))?;
+    if params.protocol.is_empty() && params.signature.is_none() {
+        return Ok(Arc::new(Principal::Guest));
+    }
+    let signed = SignedRequest {
+        method: incoming.method.to_owned(),
+        url,
+        params,
+    };
+    let consumer = state
+        .oauth
+        .authenticate(&signed)
+        .await
+        .map_err(oauth_refusal)?;
+    Ok(state.integrations.principal(consumer).await?)
+}
+
+/// Magento's refusal of a caller who lacks a route's resources, with the status to answer.
+pub fn refusal(status: StatusCode, resources: &[String]) -> RestError {
+    RestError::with_parameters(
+        status,
+        "The consumer isn't authorized to access %resources.",
+        &[("resources", &resources.join(", "))],
+    )
+}
+
+/// A store code in the path must be the configured one or `all`.
+pub fn check_store(req: &HttpRequest, state: &AppState) -> Result<(), RestError> {
+    match req.match_info().get("store") {
+        Some(code) if code != state.settings.server.store_code && code != "all" => {
+            Err(RestError::with_parameters(
+                StatusCode::BAD_REQUEST,
+                "The store that was requested wasn't found. Verify the store and try again.",
+                &[("store", code)],
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The path of a REST request below `/rest` or `/rest/<store>`, as the route table writes it.
+fn route_path(req: &HttpRequest) -> &str {
+    let path = req.path().strip_prefix("/rest").unwrap_or(req.path());
+    match req.match_info().get("store") {
+        Some(store) => path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(store))
+            .unwrap_or(path),
+        None => path,
+    }
+}
+
+/// Authenticates a REST request and requires the resources its route declares.
+pub async fn authorize(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &AppState,
+) -> Result<Arc<Principal>, RestError> {
+    check_store(req, state)?;
+    let route = state
+        .routes
+        .find_own(req.method().as_str(), route_path(req))
+        .ok_or_else(|| {
+            RestError::Unexpected(anyhow::anyhow!(
+                "no route table entry for {} {}",
+                req.method(),
+                req.path()
+            ))
+        })?;
+    let incoming = Incoming::from_request(req, body, state.settings.oauth.trust_forwarded_headers);
+    let principal = identify(&incoming, state).await?;
+    if principal.allows(route.resources.iter().map(String::as_str)) {
+        Ok(principal)
+    } else {
+        Err(refusal(StatusCode::UNAUTHORIZED, &route.resources))
+    }
+}
