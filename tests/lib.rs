@@ -846,3 +846,68 @@ impl Drop for Recorder {
         drop(handle.stop(false));
     }
 }
+
+/// A local upstream service that answers every request with what it received, as JSON:
+/// `method`, `path` (with the query), `headers` (lower-case names, repeated values joined with
+/// `, `) and `body` (as text).
+#[derive(Debug)]
+pub struct Upstream {
+    pub port: u16,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(|| {
+            App::new().default_service(web::to(|req: HttpRequest, body: web::Bytes| async move {
+                let mut headers = serde_json::Map::new();
+                for (name, value) in req.headers() {
+                    let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                    let entry = headers
+                        .entry(name.as_str().to_owned())
+                        .or_insert_with(|| serde_json::Value::String(String::new()));
+                    let joined = match entry.as_str() {
+                        Some("") | None => v,
+                        Some(prior) => format!("{prior}, {v}"),
+                    };
+                    *entry = serde_json::Value::String(joined);
+                }
+                HttpResponse::Ok()
+                    .insert_header(("X-Upstream", "echo"))
+                    .json(serde_json::json!({
+                        "method": req.method().as_str(),
+                        "path": req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+                        "headers": headers,
+                        "body": String::from_utf8_lossy(&body),
+                    }))
+            }))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self { port, handle }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+/// The protocol parameters of an `Authorization: OAuth …` value made by [`oauth_header`], to
+/// send them in a form body or query instead.
+pub fn oauth_params(header: &str) -> Vec<(String, String)> {
+    integration_host::oauth::parse_authorization(header).expect("a header made by oauth_header")
+}

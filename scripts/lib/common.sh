@@ -29,6 +29,12 @@ ensure_rust() {
   fi
 }
 
+# nginx, which the forward-auth tests start on loopback with auth_request (the test runs its own
+# instance from a temporary configuration; the packaged service is not used).
+ensure_nginx() {
+  [ -x /usr/sbin/nginx ] || apt_install nginx
+}
+
 # A free TCP port on the loopback interface.
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

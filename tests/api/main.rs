@@ -6,6 +6,7 @@ mod cli;
 mod clients;
 mod config;
 mod declarative;
+mod forward_auth;
 mod handshake;
 mod health;
 mod migrations;
