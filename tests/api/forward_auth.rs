@@ -428,7 +428,7 @@ http {{
         );
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new(binary)
+        let mut child = Command::new(binary)
             .arg("-c")
             .arg(&conf_path)
             .arg("-p")
@@ -447,6 +447,8 @@ http {{
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
         panic!("nginx did not start: {log}");
     }
