@@ -9,6 +9,7 @@ mod declarative;
 mod forward_auth;
 mod handshake;
 mod health;
+mod jobs;
 mod migrations;
 mod race;
 mod rest;
