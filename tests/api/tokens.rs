@@ -707,15 +707,30 @@ async fn customer_login_reaches_observers_with_the_customer_and_client() {
     token(&app, ADMIN_TOKEN, "jane", "secret123").await;
     let t = token(&app, CUSTOMER_TOKEN, "jo@example.com", "secret456").await;
     status_with(&app, "POST", REVOKE_SELF, &t).await;
+    // Integration changes are events too.
+    let caller = app
+        .minted_integration("Evented", &["Magento_Sales::sales"])
+        .await;
+    app.integrations
+        .delete(caller.integration_id)
+        .await
+        .unwrap();
     app.events.flush().await;
-    let names: Vec<&'static str> = later.0.lock().unwrap().iter().map(Event::name).collect();
+    let seen = later.0.lock().unwrap().clone();
+    let names: Vec<&'static str> = seen.iter().map(Event::name).collect();
     assert_eq!(
         names,
         [
             "customer_login",
             "admin_login",
             "customer_login",
-            "tokens_revoked"
+            "tokens_revoked",
+            "integration_saved",
+            "integration_activated",
+            "integration_deleted"
         ]
+    );
+    assert!(
+        matches!(&seen[4], Event::IntegrationSaved { integration, created: true } if integration.name == "Evented")
     );
 }

@@ -14,6 +14,7 @@ use super::cache::{CAPACITY, TtlCache};
 use super::oauth::{FieldError, OauthService, ServiceError};
 use crate::acl::Grants;
 use crate::crypto;
+use crate::events::{Dispatcher, Event, IntegrationRef};
 use crate::store::{IntegrationFields, IntegrationRow, NewConsumer, Store};
 
 /// Integration status, as Magento numbers it.
@@ -249,6 +250,7 @@ pub struct IntegrationService {
     oauth: OauthService,
     authorization: AuthorizationService,
     principals: Arc<TtlCache<i64, Arc<Principal>>>,
+    events: Dispatcher,
 }
 
 impl IntegrationService {
@@ -258,13 +260,36 @@ impl IntegrationService {
         oauth: OauthService,
         authorization: AuthorizationService,
         cache_ttl: Duration,
+        events: Dispatcher,
     ) -> Self {
         Self {
             store,
             oauth,
             authorization,
             principals: Arc::new(TtlCache::new(cache_ttl, CAPACITY)),
+            events,
         }
+    }
+
+    async fn emit(&self, event: fn(IntegrationRef) -> Event, i: &Integration) {
+        self.events
+            .dispatch(event(IntegrationRef {
+                id: i.id,
+                name: i.name.clone(),
+            }))
+            .await;
+    }
+
+    async fn saved(&self, i: &Integration, created: bool) {
+        self.events
+            .dispatch(Event::IntegrationSaved {
+                integration: IntegrationRef {
+                    id: i.id,
+                    name: i.name.clone(),
+                },
+                created,
+            })
+            .await;
     }
 
     pub fn authorization(&self) -> &AuthorizationService {
@@ -324,7 +349,9 @@ impl IntegrationService {
                     input.name.as_str()
                 ))
             })?;
-        Ok(row.into())
+        let created: Integration = row.into();
+        self.saved(&created, true).await;
+        Ok(created)
     }
 
     /// Changes a manual integration's fields and permissions (its consumer and tokens stay).
@@ -338,7 +365,9 @@ impl IntegrationService {
         if current.is_config() {
             return Err(read_only(&current));
         }
-        self.write(id, input, false).await
+        let changed = self.write(id, input, false).await?;
+        self.saved(&changed, false).await;
+        Ok(changed)
     }
 
     /// Applies a changed definition to a config integration: fields and permissions
@@ -348,7 +377,9 @@ impl IntegrationService {
         id: i64,
         input: IntegrationInput,
     ) -> Result<Integration, ServiceError> {
-        self.write(id, input, true).await
+        let changed = self.write(id, input, true).await?;
+        self.emit(Event::IntegrationReset, &changed).await;
+        Ok(changed)
     }
 
     async fn write(
@@ -428,12 +459,21 @@ impl IntegrationService {
             )));
         }
         self.store.delete_integration(id).await?;
+        self.emit(Event::IntegrationDeleted, &integration).await;
         Ok(integration)
     }
 
     /// Deletes any integration (the sync removing a definition).
     pub(crate) async fn delete_any(&self, id: i64) -> Result<bool, ServiceError> {
-        Ok(self.store.delete_integration(id).await?)
+        let Some(integration) = self.store.integration_by_id(id).await? else {
+            return Ok(false);
+        };
+        let deleted = self.store.delete_integration(id).await?;
+        if deleted {
+            self.emit(Event::IntegrationDeleted, &integration.into())
+                .await;
+        }
+        Ok(deleted)
     }
 
     /// The principal of a consumer that authenticated: its integration when active (with
@@ -490,6 +530,7 @@ impl IntegrationService {
             link.query_pairs_mut()
                 .append_pair("oauth_consumer_key", &consumer.key)
                 .append_pair("success_call_back", &self.oauth.success_callback_url(id));
+            self.emit(Event::IntegrationActivated, &integration).await;
             Ok(Activation::IdentityLink(link.into()))
         } else {
             self.oauth
@@ -498,6 +539,7 @@ impl IntegrationService {
             self.store
                 .set_integration_status(id, Status::Active as i64)
                 .await?;
+            self.emit(Event::IntegrationActivated, &integration).await;
             Ok(Activation::Minted)
         }
     }

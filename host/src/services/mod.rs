@@ -60,8 +60,13 @@ impl Services {
             settings.server.base_url.clone(),
         );
         let authorization = authorization::AuthorizationService::new(store.clone(), tree.clone());
-        let integrations =
-            integration::IntegrationService::new(store, oauth.clone(), authorization, cache_ttl);
+        let integrations = integration::IntegrationService::new(
+            store,
+            oauth.clone(),
+            authorization,
+            cache_ttl,
+            events.clone(),
+        );
         Ok(Self {
             oauth,
             integrations,

@@ -83,6 +83,7 @@ pub struct TokenService {
     events: Dispatcher,
     users: Arc<TtlCache<(i64, i64), Arc<CachedUser>>>,
     opaque: Arc<TtlCache<Vec<u8>, CachedOpaque>>,
+    jwts: Arc<TtlCache<String, Claims>>,
 }
 
 fn kind_of(utypid: i64) -> Option<AccountKind> {
@@ -111,6 +112,7 @@ impl TokenService {
             events,
             users: Arc::new(TtlCache::new(cache_ttl, CAPACITY)),
             opaque: Arc::new(TtlCache::new(cache_ttl, CAPACITY)),
+            jwts: Arc::new(TtlCache::new(cache_ttl, CAPACITY)),
         }
     }
 
@@ -296,7 +298,7 @@ impl TokenService {
     ) -> Result<Option<Arc<Principal>>, ServiceError> {
         let t = now();
         let (kind, user_id, issued) = if token.split('.').count() == 3 {
-            let Ok(claims) = self.jwt.verify(token, t) else {
+            let Some(claims) = self.verified(token, t) else {
                 return Ok(None);
             };
             let Some(kind) = kind_of(claims.utypid) else {
@@ -324,6 +326,21 @@ impl TokenService {
             return Ok(None);
         }
         Ok(user.principal.clone())
+    }
+
+    /// The claims of a JWT that verified, through a cache of tokens already verified (a
+    /// signature cannot stop matching, and the expiry is checked on every use). Tokens that
+    /// fail are not cached.
+    fn verified(&self, token: &str, now: i64) -> Option<Claims> {
+        let claims = match self.jwts.get(token, 0) {
+            Some(c) => c,
+            None => {
+                let c = self.jwt.verify(token, now).ok()?;
+                self.jwts.put(token.to_owned(), 0, c.clone());
+                c
+            }
+        };
+        (now < claims.exp).then_some(claims)
     }
 
     async fn opaque_token(&self, value: &str) -> Result<Option<CachedOpaque>, ServiceError> {

@@ -35,13 +35,18 @@ pub struct Incoming<'a> {
 impl<'a> Incoming<'a> {
     /// The request as this server received it.
     pub fn from_request(req: &'a HttpRequest, body: &'a [u8], trust_forwarded: bool) -> Self {
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         Self {
             method: req.method().as_str(),
-            url: super::oauth::signed_url(req, trust_forwarded),
-            authorization: req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok()),
+            // Only an OAuth signature covers the URL.
+            url: match authorization.map(Scheme::of) {
+                Some(Scheme::Bearer(_)) => None,
+                _ => super::oauth::signed_url(req, trust_forwarded),
+            },
+            authorization,
             content_type: req
                 .headers()
                 .get(header::CONTENT_TYPE)

@@ -114,11 +114,16 @@ async fn answer(
         .routes
         .find_external(method, uri)
         .ok_or_else(no_route)?;
-    let url = origin(req).and_then(|o| url::Url::parse(&format!("{o}{uri}")).ok());
+    let authorization = header_str(req, "authorization");
+    // Only an OAuth signature covers the URL.
+    let url = match authorization.map(crate::oauth::Scheme::of) {
+        Some(crate::oauth::Scheme::Bearer(_)) => None,
+        _ => origin(req).and_then(|o| url::Url::parse(&format!("{o}{uri}")).ok()),
+    };
     let incoming = Incoming {
         method,
         url,
-        authorization: header_str(req, "authorization"),
+        authorization,
         // auth_request and forwardAuth send no body: only header and query parameters count.
         content_type: None,
         body: &[],
