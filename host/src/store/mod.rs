@@ -89,6 +89,8 @@ struct SqliteFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
+    /// How long a write waits for another connection's lock.
+    busy_timeout: Duration,
 }
 
 /// The database: a connection pool and every query the server runs.
@@ -199,6 +201,7 @@ impl Store {
                 Ok(Self {
                     pool: Pool::Sqlite(pool),
                     sqlite_file: Some(SqliteFile {
+                        busy_timeout: Duration::from_millis(settings.sqlite_busy_timeout_ms),
                         path: path.clone(),
                         dev: meta.dev(),
                         ino: meta.ino(),

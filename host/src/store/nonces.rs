@@ -2,35 +2,34 @@
 //!
 //! Recording a nonce is the one write of every signed request; one synchronous insert per
 //! request caps throughput near a tenth of an unauthenticated request. [`NonceWriter`] owns a
-//! task that takes every nonce waiting at the moment it is free, writes them with one
-//! multi-row `INSERT` on a connection of its own, and answers each
-//! waiter whether its nonce was new. The primary key (consumer, nonce) keeps the check atomic
-//! across server processes; within one batch, a repeated nonce is answered "used" without
-//! reaching the database.
+//! writer that takes every nonce waiting at the moment it is free, writes them in one
+//! transaction on a connection of its own, and answers each waiter whether its nonce was new.
+//! The primary key (consumer, nonce) keeps the check atomic across server processes; within one
+//! batch, a repeated nonce is answered "used" without reaching the database.
+//!
+//! On SQLite the writer is a thread of its own with a direct connection (`rusqlite`, on the
+//! same SQLite library as the pool): a batch is a few in-process calls, with no hop through an
+//! async runtime or a driver's worker thread, which on two cores cost more than the inserts
+//! themselves. On PostgreSQL it is a task on the runtime with its own connection, sending each
+//! batch as three arrays in one statement.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use sqlx::Connection as _;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::{Store, StoreError};
 
-/// Largest number of nonces written by one statement (3 parameters each).
+/// Largest number of nonces written in one batch.
 const MAX_BATCH: usize = 512;
-/// Nonces that may wait for the writer before callers wait to enqueue.
-const QUEUE: usize = 8192;
 
 struct Pending {
     consumer_id: i64,
     nonce: String,
     timestamp: i64,
     reply: oneshot::Sender<Result<bool, String>>,
-}
-
-/// Handle to the nonce-writing task; cheap to clone. The task ends when the last handle drops.
-#[derive(Debug, Clone)]
-pub struct NonceWriter {
-    tx: mpsc::Sender<Pending>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -41,12 +40,42 @@ impl std::fmt::Debug for Pending {
     }
 }
 
+/// Where waiting nonces go. Unbounded: every entry is a request awaiting its answer, so the
+/// number waiting is bounded by the requests in flight.
+#[derive(Debug, Clone)]
+enum Queue {
+    Thread(std::sync::mpsc::Sender<Pending>),
+    Task(tokio::sync::mpsc::UnboundedSender<Pending>),
+}
+
+/// Handle to the nonce writer; cheap to clone. The writer ends when the last handle drops.
+#[derive(Debug, Clone)]
+pub struct NonceWriter {
+    queue: Queue,
+}
+
 impl NonceWriter {
-    /// Starts the writer on the current tokio runtime.
+    /// Starts the writer: a thread for SQLite, a task on the current tokio runtime for
+    /// PostgreSQL.
     pub fn spawn(store: Store) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, rx));
-        Self { tx }
+        let queue = match &store.sqlite_file {
+            Some(file) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let path = file.path.clone();
+                let busy = file.busy_timeout;
+                std::thread::Builder::new()
+                    .name("nonce-writer".into())
+                    .spawn(move || sqlite_writer(path, busy, rx))
+                    .expect("the nonce writer thread starts");
+                Queue::Thread(tx)
+            }
+            None => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                tokio::spawn(postgres_writer(store, rx));
+                Queue::Task(tx)
+            }
+        };
+        Self { queue }
     }
 
     /// Records a nonce for a consumer. `false` when this consumer already used it.
@@ -64,161 +93,163 @@ impl NonceWriter {
             reply,
         };
         let gone = || StoreError::Batch("the nonce writer has stopped".into());
-        self.tx.send(pending).await.map_err(|_| gone())?;
+        match &self.queue {
+            Queue::Thread(tx) => tx.send(pending).map_err(|_| gone())?,
+            Queue::Task(tx) => tx.send(pending).map_err(|_| gone())?,
+        }
         answer.await.map_err(|_| gone())?.map_err(StoreError::Batch)
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Pending>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut conn = None;
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        write(&store, &mut conn, std::mem::take(&mut batch)).await;
-    }
-}
-
-/// The writer's own connection, outside the pool and held across batches: SQLite keeps its
-/// page cache only while one connection does every write (a write through another connection
-/// discards it), and no batch waits for the pool. Closing the pool does not wait for it; it
-/// closes when the writer ends.
-enum Connection {
-    Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
-}
-
-async fn write(store: &Store, conn: &mut Option<Connection>, batch: Vec<Pending>) {
-    // A nonce repeated within the batch: only its first copy reaches the database.
+/// Splits off the copies of a nonce repeated within a batch (answered "used" at once).
+fn dedupe(batch: Vec<Pending>) -> Vec<Pending> {
     let mut seen = HashSet::with_capacity(batch.len());
     let mut unique = Vec::with_capacity(batch.len());
-    let mut repeated = Vec::new();
     for p in batch {
         if seen.insert((p.consumer_id, p.nonce.clone())) {
             unique.push(p);
         } else {
-            repeated.push(p);
+            let _ = p.reply.send(Ok(false));
         }
     }
-    for p in repeated {
-        let _ = p.reply.send(Ok(false));
-    }
-    let result = match conn {
-        Some(c) => store.insert_nonces(c, &unique).await,
-        None => match store.nonce_connection().await {
-            Ok(c) => store.insert_nonces(conn.insert(c), &unique).await,
-            Err(e) => Err(e),
-        },
-    };
-    match result {
-        Ok(Inserted::All) => {
-            for p in unique {
-                let _ = p.reply.send(Ok(true));
-            }
-        }
-        Ok(Inserted::These(inserted)) => {
-            let inserted: HashSet<(i64, String)> = inserted.into_iter().collect();
-            for p in unique {
-                let fresh = inserted.contains(&(p.consumer_id, p.nonce));
-                let _ = p.reply.send(Ok(fresh));
-            }
-        }
-        Err(e) => {
-            // The connection may be what failed (a restarted server, a replaced file): the
-            // next batch opens another.
-            *conn = None;
-            let message = e.to_string();
-            for p in unique {
-                let _ = p.reply.send(Err(message.clone()));
-            }
-        }
+    unique
+}
+
+fn fail(batch: Vec<Pending>, message: String) {
+    for p in batch {
+        let _ = p.reply.send(Err(message.clone()));
     }
 }
 
-/// Which nonces of a batch were new.
-enum Inserted {
-    All,
-    These(Vec<(i64, String)>),
+fn open_sqlite(path: &PathBuf, busy: Duration) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(busy)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
 }
 
-/// Every nonce of the batch, or none when one of them is already there (SQLite's default
-/// conflict handling rolls the statement back).
-const SQLITE_INSERT: &str = "INSERT INTO oauth_nonce (nonce, timestamp, consumer_id)
-     SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1)";
-
-/// The new nonces of the batch, after a conflict.
-const SQLITE_INSERT_NEW: &str = "INSERT INTO oauth_nonce (nonce, timestamp, consumer_id)
-     SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true
-     ON CONFLICT DO NOTHING RETURNING consumer_id, nonce";
-
-impl Store {
-    async fn nonce_connection(&self) -> Result<Connection, StoreError> {
-        Ok(match &self.pool {
-            super::Pool::Sqlite(p) => Connection::Sqlite(
-                sqlx::SqliteConnection::connect_with(&p.connect_options()).await?,
-            ),
-            super::Pool::Postgres(p) => {
-                Connection::Postgres(sqlx::PgConnection::connect_with(&p.connect_options()).await?)
+/// The SQLite writer thread: waits for a nonce, takes every other one waiting, writes them in
+/// one immediate transaction (each insert tells by its change count whether it was new).
+fn sqlite_writer(path: PathBuf, busy: Duration, rx: std::sync::mpsc::Receiver<Pending>) {
+    let mut conn: Option<rusqlite::Connection> = None;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
             }
-        })
-    }
-
-    /// Inserts nonces with statements of constant text (prepared once on the writer's
-    /// connection) and answers the (consumer, nonce) pairs that were new.
-    ///
-    /// SQLite reads the batch from one JSON parameter. Streaming back one row per new nonce
-    /// costs more than the insert itself, so the usual case (every nonce new) is one
-    /// statement in autocommit that either inserts every row or, on a replay, none; only then
-    /// is the batch inserted again with `ON CONFLICT DO NOTHING RETURNING`. PostgreSQL reads
-    /// three arrays and answers the new pairs aggregated in one row.
-    async fn insert_nonces(
-        &self,
-        conn: &mut Connection,
-        batch: &[Pending],
-    ) -> Result<Inserted, StoreError> {
-        if batch.is_empty() {
-            return Ok(Inserted::All);
         }
-        let rows = match conn {
-            Connection::Sqlite(c) => {
-                let rows: Vec<(&str, i64, i64)> = batch
-                    .iter()
-                    .map(|n| (n.nonce.as_str(), n.timestamp, n.consumer_id))
-                    .collect();
-                let json = serde_json::to_string(&rows).expect("tuples serialize");
-                match sqlx::query(SQLITE_INSERT)
-                    .bind(&json)
-                    .execute(&mut *c)
-                    .await
-                {
-                    Ok(_) => Inserted::All,
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Inserted::These(
-                        sqlx::query_as::<_, (i64, String)>(SQLITE_INSERT_NEW)
-                            .bind(&json)
-                            .fetch_all(&mut *c)
-                            .await?,
-                    ),
-                    Err(e) => return Err(e.into()),
+        let batch = dedupe(batch);
+        if conn.is_none() {
+            match open_sqlite(&path, busy) {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    fail(batch, format!("cannot open {}: {e}", path.display()));
+                    continue;
                 }
             }
-            Connection::Postgres(c) => {
-                let nonces: Vec<&str> = batch.iter().map(|n| n.nonce.as_str()).collect();
-                let timestamps: Vec<i64> = batch.iter().map(|n| n.timestamp).collect();
-                let consumers: Vec<i64> = batch.iter().map(|n| n.consumer_id).collect();
-                let (ids, values): (Vec<i64>, Vec<String>) = sqlx::query_as(
-                    "WITH ins AS (
-                         INSERT INTO oauth_nonce (nonce, timestamp, consumer_id)
-                         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[])
-                         ON CONFLICT DO NOTHING RETURNING consumer_id, nonce)
-                     SELECT COALESCE(array_agg(consumer_id), '{}'), COALESCE(array_agg(nonce), '{}')
-                     FROM ins",
-                )
-                .bind(nonces)
-                .bind(timestamps)
-                .bind(consumers)
-                .fetch_one(&mut *c)
-                .await?;
-                Inserted::These(ids.into_iter().zip(values).collect())
+        }
+        let c = conn.as_mut().expect("opened above");
+        match insert_sqlite(c, &batch) {
+            Ok(fresh) => {
+                for (p, new) in batch.into_iter().zip(fresh) {
+                    let _ = p.reply.send(Ok(new));
+                }
             }
-        };
-        Ok(rows)
+            Err(e) => {
+                // The connection may be what failed (a replaced file): open another next time.
+                conn = None;
+                fail(batch, e.to_string());
+            }
+        }
     }
+}
+
+fn insert_sqlite(
+    conn: &mut rusqlite::Connection,
+    batch: &[Pending],
+) -> rusqlite::Result<Vec<bool>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut fresh = Vec::with_capacity(batch.len());
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO oauth_nonce (nonce, timestamp, consumer_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
+        )?;
+        for p in batch {
+            fresh.push(insert.execute((&p.nonce, p.timestamp, p.consumer_id))? == 1);
+        }
+    }
+    tx.commit()?;
+    Ok(fresh)
+}
+
+/// The PostgreSQL writer task, with a connection of its own (outside the pool, so closing the
+/// pool does not wait for it).
+async fn postgres_writer(store: Store, mut rx: tokio::sync::mpsc::UnboundedReceiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut conn: Option<sqlx::PgConnection> = None;
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let unique = dedupe(std::mem::take(&mut batch));
+        if conn.is_none() {
+            let super::Pool::Postgres(p) = &store.pool else {
+                unreachable!("the task writer serves PostgreSQL")
+            };
+            match sqlx::PgConnection::connect_with(&p.connect_options()).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    fail(unique, e.to_string());
+                    continue;
+                }
+            }
+        }
+        let c = conn.as_mut().expect("connected above");
+        match insert_postgres(c, &unique).await {
+            Ok(inserted) => {
+                let inserted: HashSet<(i64, String)> = inserted.into_iter().collect();
+                for p in unique {
+                    let fresh = inserted.contains(&(p.consumer_id, p.nonce));
+                    let _ = p.reply.send(Ok(fresh));
+                }
+            }
+            Err(e) => {
+                // The connection may be what failed (a restarted server): connect again next time.
+                conn = None;
+                fail(unique, e.to_string());
+            }
+        }
+    }
+}
+
+/// Inserts the batch from three arrays and answers the (consumer, nonce) pairs that were new,
+/// aggregated in one row.
+async fn insert_postgres(
+    conn: &mut sqlx::PgConnection,
+    batch: &[Pending],
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let nonces: Vec<&str> = batch.iter().map(|n| n.nonce.as_str()).collect();
+    let timestamps: Vec<i64> = batch.iter().map(|n| n.timestamp).collect();
+    let consumers: Vec<i64> = batch.iter().map(|n| n.consumer_id).collect();
+    let (ids, values): (Vec<i64>, Vec<String>) = sqlx::query_as(
+        "WITH ins AS (
+             INSERT INTO oauth_nonce (nonce, timestamp, consumer_id)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[])
+             ON CONFLICT DO NOTHING RETURNING consumer_id, nonce)
+         SELECT COALESCE(array_agg(consumer_id), '{}'), COALESCE(array_agg(nonce), '{}')
+         FROM ins",
+    )
+    .bind(nonces)
+    .bind(timestamps)
+    .bind(consumers)
+    .fetch_one(conn)
+    .await?;
+    Ok(ids.into_iter().zip(values).collect())
 }

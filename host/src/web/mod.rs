@@ -80,8 +80,6 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 web::route().to(oauth::request_token),
             )
             .route("/oauth/token/access", web::route().to(oauth::access_token))
-            .service(get_only("/rest/schema", rest::schema))
-            .service(get_only("/rest/{store}/schema", rest::schema))
             .configure(|cfg| rest::routes(cfg, &state.routes))
             .route("/forward-auth", web::route().to(forward_auth::forward_auth))
             .route(
@@ -93,7 +91,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
     }
 }
 
-fn get_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
+pub(crate) fn get_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args>,
     Args: actix_web::FromRequest + 'static,

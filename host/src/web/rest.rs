@@ -43,13 +43,16 @@ fn handler(name: &str) -> Option<actix_web::Route> {
     })
 }
 
-/// Registers every route of the built-in table below `/rest` and `/rest/{store}`, the most
-/// literal patterns first (actix takes the first pattern that matches); another method on a
-/// known path answers 405.
+/// Registers every route of the built-in table, and the OpenAPI document, in a scope at
+/// `/rest`: first the paths without a store code, static ones (matched by plain comparison)
+/// before patterns, the most literal first as actix takes the first that matches; then the same below
+/// `/{store}`. Another method on a known path answers 405.
 pub fn routes(cfg: &mut web::ServiceConfig, table: &RouteTable) {
     let mut patterns: Vec<(String, Vec<&Route>)> = Vec::new();
     let mut own: Vec<&Route> = table.own().iter().collect();
-    own.sort_by_key(|r| std::cmp::Reverse(r.specificity()));
+    // Static patterns first: actix compares them as strings, and a static pattern is always
+    // more specific than a dynamic one that matches the same path.
+    own.sort_by_key(|r| std::cmp::Reverse((r.is_static(), r.specificity())));
     for r in own {
         let pattern = r.actix_pattern();
         match patterns.iter_mut().find(|(p, _)| *p == pattern) {
@@ -57,11 +60,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, table: &RouteTable) {
             None => patterns.push((pattern, vec![r])),
         }
     }
-    for (pattern, routes) in patterns {
-        let mut resource = web::resource([
-            format!("/rest{pattern}"),
-            format!("/rest/{{store}}{pattern}"),
-        ]);
+    let resource = |path: String, routes: &[&Route]| {
+        let mut resource = web::resource(path);
         for r in routes {
             let name = r.handler.as_deref().unwrap_or_default();
             let route = handler(name).unwrap_or_else(|| {
@@ -72,10 +72,26 @@ pub fn routes(cfg: &mut web::ServiceConfig, table: &RouteTable) {
                 m => route.method(m.parse().expect("route methods are valid")),
             });
         }
-        cfg.service(resource.default_service(web::to(|| async {
+        resource.default_service(web::to(|| async {
             RestError::method_not_allowed().error_response()
-        })));
-    }
+        }))
+    };
+    cfg.service(
+        web::scope("/rest")
+            .configure(|scope| {
+                scope.service(super::get_only("/schema", schema));
+                for (pattern, routes) in &patterns {
+                    scope.service(resource(pattern.clone(), routes));
+                }
+                scope.service(super::get_only("/{store}/schema", schema));
+                for (pattern, routes) in &patterns {
+                    scope.service(resource(format!("/{{store}}{pattern}"), routes));
+                }
+            })
+            .default_service(web::to(|| async {
+                RestError::not_found_route().error_response()
+            })),
+    );
 }
 
 /// `GET /rest/schema`: the OpenAPI document of the REST API.

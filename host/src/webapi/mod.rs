@@ -106,6 +106,13 @@ impl Route {
         (segs, self.method != "*")
     }
 
+    /// Whether the pattern is all literal segments.
+    pub fn is_static(&self) -> bool {
+        self.segments
+            .iter()
+            .all(|s| matches!(s, Segment::Literal(_)))
+    }
+
     fn matches(&self, method: &str, path: &str) -> bool {
         if self.method != "*" && !self.method.eq_ignore_ascii_case(method) {
             return false;
