@@ -347,3 +347,90 @@ async fn integration_create_show_activate_reauthorize_delete() {
     let err = fails(&env.run(&["integration", "show", "Shop Sync"], ""));
     assert!(err.contains("does not exist"), "{err}");
 }
+
+#[tokio::test]
+async fn token_revoke_and_account_delete_reach_a_running_server_within_the_cache_bound() {
+    use integration_host_tests::{run_binary, send_json, spawn_app};
+    use serde_json::json;
+    let app = spawn_app().await;
+    app.account(AccountKind::Customer, "jo@example.com", "secret456")
+        .await;
+    app.account(AccountKind::Admin, "jane", "secret123").await;
+    let sign_in = |path: &'static str, user: &'static str, pw: &'static str| {
+        let app = &app;
+        async move {
+            let (s, body) = app
+                .post_json(path, &json!({"username": user, "password": pw}))
+                .await;
+            assert_eq!(s, 200, "{body}");
+            body.as_str().unwrap().to_owned()
+        }
+    };
+    let customer = sign_in(
+        "/rest/V1/integration/customer/token",
+        "jo@example.com",
+        "secret456",
+    )
+    .await;
+    let admin = sign_in("/rest/V1/integration/admin/token", "jane", "secret123").await;
+    let revoke_self = "/rest/V1/integration/customer/revoke-customer-token";
+    // Checked once, so that the server holds the customer in its cache.
+    let probe = send_json(app.bearer("GET", "/rest/V1/integrations", &admin)).await;
+    assert_eq!(probe.0, 200);
+
+    let config = app.config_file();
+    let cli = |args: &[&str]| run_binary(&config, args, "", &[]);
+    let out = ok(&cli(&["token", "revoke", "--customer", "Jo@Example.com"]));
+    assert!(out.contains("every token of Jo@Example.com"), "{out}");
+    let out = ok(&cli(&["admin", "delete", "jane"]));
+    assert!(
+        out.contains("admin user jane") && out.contains("deleted"),
+        "{out}"
+    );
+
+    // Another process wrote the revocation: the server sees it within
+    // oauth.credential_cache_seconds (5).
+    let started = std::time::Instant::now();
+    loop {
+        let c = send_json(app.bearer("POST", revoke_self, &customer))
+            .await
+            .0;
+        let a = send_json(app.bearer("GET", "/rest/V1/integrations", &admin))
+            .await
+            .0;
+        if c == 401 && a == 401 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(6),
+            "still accepted after the cache bound"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The customer signs in again; the deleted admin cannot.
+    sign_in(
+        "/rest/V1/integration/customer/token",
+        "jo@example.com",
+        "secret456",
+    )
+    .await;
+    let (s, _) = app
+        .post_json(
+            "/rest/V1/integration/admin/token",
+            &json!({"username": "jane", "password": "secret123"}),
+        )
+        .await;
+    assert_eq!(s, 401);
+
+    let err = fails(&cli(&[
+        "token",
+        "revoke",
+        "--customer",
+        "nobody@example.com",
+    ]));
+    assert!(err.contains("does not exist"), "{err}");
+    let err = fails(&cli(&["token", "revoke"]));
+    assert!(err.contains("--admin"), "{err}");
+    let err = fails(&cli(&["customer", "delete", "nobody@example.com"]));
+    assert!(err.contains("does not exist"), "{err}");
+}

@@ -325,7 +325,7 @@ impl IntegrationService {
 
     /// Creates an integration with its consumer and permissions, in one transaction. Names
     /// are unique regardless of case; unknown resources are refused.
-    #[tracing::instrument(skip(self, input), fields(name = %input.name.as_str()))]
+    #[tracing::instrument(skip(self, input), fields(integration = %input.name.as_str()))]
     pub async fn create(&self, input: IntegrationInput) -> Result<Integration, ServiceError> {
         let rules = self.rules(&input)?;
         let key = crypto::random_token();
