@@ -552,6 +552,20 @@ async fn the_openapi_document_describes_the_api() {
         assert!(paths.contains_key(p), "{p} missing");
     }
     assert!(doc["paths"]["/rest/V1/integrations/{id}"]["delete"].is_object());
+    // Every route of the built-in route table is described, with its method.
+    let tree = integration_host::acl::ResourceTree::builtin();
+    let table = integration_host::webapi::RouteTable::load(&[], &tree).unwrap();
+    for route in table.own() {
+        let path = format!("/rest{}", route.actix_pattern());
+        let method = route.method.to_lowercase();
+        assert!(
+            doc["paths"][&path][&method].is_object(),
+            "{} {path} is not in the OpenAPI document",
+            route.method
+        );
+    }
+    assert!(doc["paths"]["/rest/V1/integration/admin/token"]["post"]["security"].is_null());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["schemas"]["IntegrationView"].is_object());
     assert!(doc["components"]["securitySchemes"]["oauth1"].is_object());
     app.db.destroy().await;

@@ -349,15 +349,23 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
 #[openapi(
     info(
         title = "integration-host REST API",
-        description = "Management of integrations. Every operation needs the ACL resource \
-            Magento_Integration::integrations: sign the request with OAuth 1.0a (HMAC-SHA256) \
-            using an active integration's consumer and access token. Paths also work under \
-            /rest/<store>/V1/."
+        description = "Admin and customer tokens, and management of integrations. Sign a request \
+            with OAuth 1.0a (HMAC-SHA256) using an active integration's consumer and access \
+            token, or send an admin or customer token as `Authorization: Bearer`. Each \
+            operation names the ACL resource it needs; the integration operations need \
+            Magento_Integration::integrations. Paths also work under /rest/<store>/V1/."
     ),
-    paths(me, list, create, get, update, delete, activate, reauthorize),
+    paths(
+        me, list, create, get, update, delete, activate, reauthorize,
+        super::tokens::admin_token, super::tokens::customer_token, super::tokens::revoke_self,
+        super::tokens::revoke_admin, super::tokens::revoke_customer
+    ),
     components(schemas(SelfView, IntegrationView, IntegrationList, IntegrationBody, ActivationView, Credentials, ErrorBody)),
     modifiers(&Security),
-    tags((name = "integrations", description = "Integrations and their activation"))
+    tags(
+        (name = "integrations", description = "Integrations and their activation"),
+        (name = "tokens", description = "Admin and customer bearer tokens")
+    )
 )]
 struct ApiDoc;
 
@@ -376,7 +384,28 @@ impl utoipa::Modify for Security {
                  oauth_signature=…`",
             ))),
         );
-        for path in openapi.paths.paths.values_mut() {
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                utoipa::openapi::security::HttpBuilder::new()
+                    .scheme(utoipa::openapi::security::HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An admin or customer token from /rest/V1/integration/*/token",
+                    ))
+                    .build(),
+            ),
+        );
+        let either = || {
+            ["oauth1", "bearer"]
+                .map(|s| {
+                    utoipa::openapi::security::SecurityRequirement::new(s, Vec::<String>::new())
+                })
+                .to_vec()
+        };
+        for (name, path) in openapi.paths.paths.iter_mut() {
+            // Signing in needs no credentials.
+            let open = name.ends_with("/token");
             for op in [
                 &mut path.get,
                 &mut path.post,
@@ -386,10 +415,7 @@ impl utoipa::Modify for Security {
             .into_iter()
             .flatten()
             {
-                op.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
-                    "oauth1",
-                    Vec::<String>::new(),
-                )]);
+                op.security = if open { None } else { Some(either()) };
             }
         }
     }
