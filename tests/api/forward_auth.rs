@@ -410,6 +410,8 @@ http {{
             auth_request_set $auth_id $upstream_http_x_auth_user_id;
             proxy_set_header X-Auth-User-Type $auth_type;
             proxy_set_header X-Auth-User-Id $auth_id;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
             proxy_pass http://127.0.0.1:{upstream_port};
         }}
         location = /_auth {{
@@ -522,7 +524,6 @@ async fn nginx_auth_request_in_front_of_a_service() {
     let res = client
         .post(nginx.url("/shop/orders/3/cancel"))
         .header("Authorization", format!("Bearer {admin}"))
-        .json(&json!({"reason": "late"}))
         .send()
         .await
         .unwrap();
