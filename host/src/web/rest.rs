@@ -270,7 +270,8 @@ async fn view(state: &AppState, i: Integration) -> Result<IntegrationView, RestE
     Ok(IntegrationView::new(i, grants))
 }
 
-fn path_id(req: &HttpRequest) -> Result<i64, RestError> {
+/// The `id` path parameter, or Magento's invalid-value error.
+pub(crate) fn path_id(req: &HttpRequest) -> Result<i64, RestError> {
     let raw = req.match_info().get("id").unwrap_or("");
     raw.parse::<i64>().map_err(|_| {
         RestError::with_parameters(

@@ -181,14 +181,9 @@ async fn revoke_other(
     kind: AccountKind,
 ) -> Result<HttpResponse, RestError> {
     authorize(&req, &body, &state).await?;
-    let raw = req.match_info().get("id").unwrap_or("");
-    let id = raw.parse::<i64>().map_err(|_| {
-        RestError::with_parameters(
-            StatusCode::BAD_REQUEST,
-            "Invalid value of \"%value\" provided for the %fieldName field.",
-            &[("value", raw), ("fieldName", "id")],
-        )
-    })?;
+    let id = super::rest::path_id(&req)?;
+    let raw = id.to_string();
+    let raw = raw.as_str();
     if state.tokens.revoke(kind, id, "admin").await? {
         Ok(json(&true))
     } else {
