@@ -410,7 +410,9 @@ async fn admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> {
             println!("password of admin user {username} changed");
         }
         AdminCommand::Disable { username } => {
+            let account = service.get(kind, &username).await?;
             service.set_active(kind, &username, false).await?;
+            revoked(kind, account.id, "deactivated").await;
             println!("admin user {username} disabled; their tokens are revoked");
         }
         AdminCommand::Enable { username } => {
@@ -419,6 +421,7 @@ async fn admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::Delete { username } => {
             let a = service.delete(kind, &username).await?;
+            revoked(kind, a.id, "deleted").await;
             println!(
                 "admin user {} (id {}) deleted; their tokens are revoked",
                 a.login, a.id
@@ -449,7 +452,9 @@ async fn customer(settings: Settings, cmd: CustomerCommand) -> anyhow::Result<()
             println!("created customer {email} (id {id})");
         }
         CustomerCommand::Disable { email } => {
+            let account = service.get(kind, &email).await?;
             service.set_active(kind, &email, false).await?;
+            revoked(kind, account.id, "deactivated").await;
             println!("customer {email} disabled; their tokens are revoked");
         }
         CustomerCommand::Enable { email } => {
@@ -458,6 +463,7 @@ async fn customer(settings: Settings, cmd: CustomerCommand) -> anyhow::Result<()
         }
         CustomerCommand::Delete { email } => {
             let a = service.delete(kind, &email).await?;
+            revoked(kind, a.id, "deleted").await;
             println!(
                 "customer {} (id {}) deleted; their tokens are revoked",
                 a.login, a.id
@@ -466,6 +472,23 @@ async fn customer(settings: Settings, cmd: CustomerCommand) -> anyhow::Result<()
         CustomerCommand::List(args) => print_accounts(&service.list(kind).await?, &args, "EMAIL"),
     }
     Ok(())
+}
+
+/// Reports a revocation made by an account command as the services report theirs: the
+/// `tokens_revoked` event, written to the audit log.
+async fn revoked(kind: AccountKind, user_id: i64, reason: &'static str) {
+    use crate::events::{AuditLog, Dispatcher, Event, Mode, TokensRevoked};
+    let events = Dispatcher::new();
+    events
+        .subscribe(&["*"], Mode::Sync, std::sync::Arc::new(AuditLog))
+        .expect("every event name is known");
+    events
+        .dispatch(Event::TokensRevoked(TokensRevoked {
+            user_type: kind as i64,
+            user_id,
+            reason,
+        }))
+        .await;
 }
 
 async fn token(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {

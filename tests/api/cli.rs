@@ -379,13 +379,31 @@ async fn token_revoke_and_account_delete_reach_a_running_server_within_the_cache
     assert_eq!(probe.0, 200);
 
     let config = app.config_file();
-    let cli = |args: &[&str]| run_binary(&config, args, "", &[]);
-    let out = ok(&cli(&["token", "revoke", "--customer", "Jo@Example.com"]));
+    // Off the test's runtime: a blocked runtime would let the server close the client's
+    // pooled keep-alive connections unseen.
+    let cli = |args: &[&str]| {
+        let config = config.clone();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_binary(&config, &args, "", &[])
+        })
+    };
+    let out = ok(&cli(&["token", "revoke", "--customer", "Jo@Example.com"])
+        .await
+        .unwrap());
     assert!(out.contains("every token of Jo@Example.com"), "{out}");
-    let out = ok(&cli(&["admin", "delete", "jane"]));
+    let deleted = cli(&["admin", "delete", "jane"]).await.unwrap();
+    let out = ok(&deleted);
     assert!(
         out.contains("admin user jane") && out.contains("deleted"),
         "{out}"
+    );
+    // The revocation is in the audit log, as the server's own revocations are.
+    let log = String::from_utf8_lossy(&deleted.stderr);
+    assert!(
+        log.contains("tokens_revoked") && log.contains("deleted"),
+        "{log}"
     );
 
     // Another process wrote the revocation: the server sees it within
@@ -422,15 +440,18 @@ async fn token_revoke_and_account_delete_reach_a_running_server_within_the_cache
         .await;
     assert_eq!(s, 401);
 
-    let err = fails(&cli(&[
-        "token",
-        "revoke",
-        "--customer",
-        "nobody@example.com",
-    ]));
+    let err = fails(
+        &cli(&["token", "revoke", "--customer", "nobody@example.com"])
+            .await
+            .unwrap(),
+    );
     assert!(err.contains("does not exist"), "{err}");
-    let err = fails(&cli(&["token", "revoke"]));
+    let err = fails(&cli(&["token", "revoke"]).await.unwrap());
     assert!(err.contains("--admin"), "{err}");
-    let err = fails(&cli(&["customer", "delete", "nobody@example.com"]));
+    let err = fails(
+        &cli(&["customer", "delete", "nobody@example.com"])
+            .await
+            .unwrap(),
+    );
     assert!(err.contains("does not exist"), "{err}");
 }
