@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 
@@ -213,7 +213,11 @@ async fn proxy(
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|e| RestError::Unexpected(anyhow::anyhow!("method: {e}")))?;
     let mut headers = reqwest::header::HeaderMap::new();
-    let dropped = connection_listed(req.headers());
+    let dropped = connection_listed(
+        req.headers()
+            .get_all(header::CONNECTION)
+            .map(|v| v.as_bytes()),
+    );
     for (name, value) in req.headers() {
         let n = name.as_str();
         if HOP_BY_HOP.contains(&n)
@@ -286,14 +290,13 @@ async fn proxy(
     let status =
         StatusCode::from_u16(upstream_res.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut res = HttpResponse::build(status);
-    let dropped: Vec<String> = upstream_res
-        .headers()
-        .get_all("connection")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .collect();
+    let dropped = connection_listed(
+        upstream_res
+            .headers()
+            .get_all("connection")
+            .iter()
+            .map(|v| v.as_bytes()),
+    );
     for (name, value) in upstream_res.headers() {
         let n = name.as_str();
         if HOP_BY_HOP.contains(&n) || dropped.iter().any(|d| d == n) || n == "content-length" {
@@ -319,11 +322,10 @@ async fn proxy(
     Ok(res.body(bytes))
 }
 
-/// Header names a `Connection` header lists: they belong to this hop only.
-fn connection_listed(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::CONNECTION)
-        .filter_map(|v| v.to_str().ok())
+/// Header names the `Connection` header values list: they belong to this hop only.
+fn connection_listed<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
+    values
+        .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
         .map(|s| s.trim().to_ascii_lowercase())
         .collect()

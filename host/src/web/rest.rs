@@ -340,7 +340,8 @@ fn read_form(req: &HttpRequest, body: &[u8]) -> Result<IntegrationForm, RestErro
     }
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
+/// A JSON answer that no cache keeps.
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(value)

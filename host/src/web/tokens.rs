@@ -78,9 +78,7 @@ fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
 }
 
 fn json<T: serde::Serialize>(value: &T) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(value)
+    super::rest::json(StatusCode::OK, value)
 }
 
 async fn sign_in(
@@ -182,26 +180,22 @@ async fn revoke_other(
 ) -> Result<HttpResponse, RestError> {
     authorize(&req, &body, &state).await?;
     let id = super::rest::path_id(&req)?;
-    let raw = id.to_string();
-    let raw = raw.as_str();
     if state.tokens.revoke(kind, id, "admin").await? {
-        Ok(json(&true))
-    } else {
-        let what = match kind {
-            AccountKind::Admin => "The admin user with the \"%id\" ID doesn't exist.",
-            AccountKind::Customer => "No such entity with %fieldName = %fieldValue",
-        };
-        Err(match kind {
-            AccountKind::Admin => {
-                RestError::with_parameters(StatusCode::NOT_FOUND, what, &[("id", raw)])
-            }
-            AccountKind::Customer => RestError::with_parameters(
-                StatusCode::NOT_FOUND,
-                what,
-                &[("fieldName", "customerId"), ("fieldValue", raw)],
-            ),
-        })
+        return Ok(json(&true));
     }
+    let id = id.to_string();
+    Err(match kind {
+        AccountKind::Admin => RestError::with_parameters(
+            StatusCode::NOT_FOUND,
+            "The admin user with the \"%id\" ID doesn't exist.",
+            &[("id", &id)],
+        ),
+        AccountKind::Customer => RestError::with_parameters(
+            StatusCode::NOT_FOUND,
+            "No such entity with %fieldName = %fieldValue",
+            &[("fieldName", "customerId"), ("fieldValue", &id)],
+        ),
+    })
 }
 
 /// Revoke every token of an admin user.
