@@ -14,7 +14,6 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::acl::Grants;
 use crate::config::{self, KeySpec, Settings};
-use crate::declarative;
 use crate::services::accounts::{AccountInput, AccountService, Email, Password, Username};
 use crate::services::integration::{
     Activation, Integration, IntegrationForm, IntegrationInput, IntegrationService, SetupType,
@@ -65,6 +64,32 @@ pub enum Command {
     /// Run the scheduled cleanup jobs by hand, or list them.
     #[command(subcommand)]
     Cron(CronCommand),
+    /// Inspect WebAssembly plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Load every plugin of plugins.directories as the server would and list them; folders
+    /// that fail are listed with the reason (exit status 1).
+    List,
+    /// Check one plugin folder: its manifest, its component's exports and API version, and
+    /// that it starts. Exit status 1 with the reason when it would not load.
+    Check {
+        /// The plugin folder (holding plugin.toml), or its plugin.toml.
+        path: PathBuf,
+    },
+    /// Measure calls into a permission-resolver plugin: time per call through the host
+    /// (taking a warm instance, the deadline, the call, giving it back), the plugin's own work
+    /// included.
+    Bench {
+        /// The plugin folder.
+        path: PathBuf,
+        /// How many calls to time.
+        #[arg(long, default_value_t = 100_000)]
+        calls: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,6 +309,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Integration(cmd) => runtime()?.block_on(integration(settings, cmd)),
         Command::Token(cmd) => runtime()?.block_on(token(settings, cmd)),
         Command::Cron(cmd) => runtime()?.block_on(cron(settings, cmd)),
+        Command::Plugin(cmd) => runtime()?.block_on(plugin(settings, cmd)),
     }
 }
 
@@ -483,7 +509,7 @@ async fn revoked(kind: AccountKind, user_id: i64, reason: &'static str) {
         .subscribe(&["*"], Mode::Sync, std::sync::Arc::new(AuditLog))
         .expect("every event name is known");
     events
-        .dispatch(Event::TokensRevoked(TokensRevoked {
+        .notify(Event::TokensRevoked(TokensRevoked {
             user_type: kind as i64,
             user_id,
             reason,
@@ -681,20 +707,21 @@ async fn integration(settings: Settings, cmd: IntegrationCommand) -> anyhow::Res
             println!("created integration {} (id {})", created.name, created.id);
         }
         IntegrationCommand::Sync => {
-            if settings.integrations.directories.is_empty() {
-                anyhow::bail!(
-                    "no folders to sync: set integrations.directories (or APP_INTEGRATIONS__DIRECTORIES)"
-                );
-            }
-            let report =
-                declarative::sync_directories(&service, &settings.integrations.directories)
-                    .await
-                    .map_err(|e| match e {
-                        declarative::SyncError::Definitions(_) => {
-                            anyhow::anyhow!("{e}\nnothing was changed")
-                        }
-                        other => other.into(),
-                    })?;
+            // Config-provider plugins declare integrations too: load them as the server does.
+            let plugins = crate::plugins::PluginHost::new(
+                &settings.plugins,
+                &settings.data_dir,
+                crate::events::Dispatcher::new(),
+            )?;
+            plugins.reload().await;
+            let report = crate::startup::sync_integrations(&service, &settings, &plugins)
+                .await
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "nothing to sync: set integrations.directories (or APP_INTEGRATIONS__DIRECTORIES) or plugins.directories"
+                    )
+                })?
+                .map_err(|e| anyhow::anyhow!("{e}\nnothing was changed"))?;
             for (what, names) in [
                 ("created", &report.created),
                 ("updated and reset", &report.updated),
@@ -812,4 +839,115 @@ pub fn iso8601(ts: i64) -> String {
         secs % 3600 / 60,
         secs % 60
     )
+}
+
+async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Result<()> {
+    use crate::plugins::{PluginHost, PluginInfo, v1};
+    fn show(p: &PluginInfo) {
+        let roles: Vec<&str> = p.roles.iter().map(|r| r.as_str()).collect();
+        println!(
+            "{} {} (API {}) roles: {}; sort order {}; {}",
+            p.id,
+            p.version,
+            p.api_version,
+            roles.join(", "),
+            p.sort_order,
+            p.dir
+        );
+        if !p.events.is_empty() {
+            let mode = p
+                .mode
+                .map(|m| format!("{m:?}").to_lowercase())
+                .unwrap_or_default();
+            println!("  observes ({mode}): {}", p.events.join(", "));
+        }
+        if !p.description.is_empty() {
+            println!("  {}", p.description);
+        }
+    }
+    match cmd {
+        PluginCommand::List => {
+            if settings.plugins.directories.is_empty() {
+                anyhow::bail!(
+                    "no plugin folders: set plugins.directories (or APP_PLUGINS__DIRECTORIES)"
+                );
+            }
+            let host = PluginHost::new(
+                &settings.plugins,
+                &settings.data_dir,
+                crate::events::Dispatcher::new(),
+            )?;
+            let report = host.reload().await;
+            for p in host.list() {
+                show(&p);
+            }
+            for p in &report.problems {
+                eprintln!("not loaded: {p}");
+            }
+            if !report.problems.is_empty() {
+                anyhow::bail!("{} plugin folder(s) failed to load", report.problems.len());
+            }
+        }
+        PluginCommand::Check { path } => {
+            let dir = if path
+                .file_name()
+                .is_some_and(|f| f == crate::plugins::manifest::FILE)
+            {
+                path.parent()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default()
+            } else {
+                path
+            };
+            let host = PluginHost::standalone(&settings.plugins, &settings.data_dir)?;
+            match host.load_folder(&dir).await {
+                Ok(p) => {
+                    show(&p.info());
+                    println!("ok: the plugin loads and starts");
+                }
+                Err(problem) => anyhow::bail!("{problem}"),
+            }
+        }
+        PluginCommand::Bench { path, calls } => {
+            let host = PluginHost::standalone(&settings.plugins, &settings.data_dir)?;
+            let plugin = host
+                .load_folder(&path)
+                .await
+                .map_err(|p| anyhow::anyhow!("{p}"))?;
+            let request = v1::ResolverRequest {
+                principal: v1::wit::Principal::Admin(v1::wit::Account {
+                    id: 1,
+                    name: "admin".into(),
+                }),
+                resources: vec!["Magento_Integration::integrations".into()],
+                acl_allows: true,
+                method: "GET".into(),
+                path: "/rest/V1/integrations".into(),
+                client_address: Some("127.0.0.1".into()),
+                now: 0,
+            };
+            for _ in 0..1000 {
+                plugin.resolve(&request).await.map_err(anyhow::Error::msg)?;
+            }
+            let calls = calls.max(1);
+            let mut times = Vec::with_capacity(calls as usize);
+            let all = std::time::Instant::now();
+            for _ in 0..calls {
+                let t = std::time::Instant::now();
+                plugin.resolve(&request).await.map_err(anyhow::Error::msg)?;
+                times.push(t.elapsed());
+            }
+            let total = all.elapsed();
+            times.sort();
+            let pct = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+            println!(
+                "plugin call ({}, permission resolver): {calls} calls, mean {:.2} µs, p50 {:.2} µs, p99 {:.2} µs",
+                plugin.id(),
+                total.as_secs_f64() * 1e6 / f64::from(calls),
+                pct(0.5),
+                pct(0.99)
+            );
+        }
+    }
+    Ok(())
 }

@@ -14,6 +14,7 @@ pub mod events;
 pub mod fuzzing;
 pub mod jobs;
 pub mod oauth;
+pub mod plugins;
 pub mod services;
 pub mod startup;
 pub mod store;

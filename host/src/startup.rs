@@ -18,6 +18,7 @@ use actix_web::{App, HttpServer};
 use crate::config::Settings;
 use crate::crypto;
 use crate::declarative;
+use crate::plugins::PluginHost;
 use crate::services::Services;
 use crate::services::accounts::{AccountService, BootstrapAdmin};
 use crate::services::integration::IntegrationService;
@@ -75,26 +76,20 @@ impl Application {
 
         let keys = Arc::new(keys);
         let services = Services::build(store.clone(), keys.clone(), &settings)?;
-        if !settings.integrations.directories.is_empty() {
-            match declarative::sync_directories(
-                &services.integrations,
-                &settings.integrations.directories,
-            )
-            .await
-            {
-                Ok(report) => tracing::info!(
-                    created = ?report.created,
-                    updated = ?report.updated,
-                    removed = ?report.removed,
-                    unchanged = report.unchanged.len(),
-                    "declarative integrations synced: {report}"
-                ),
-                Err(e) => tracing::error!(
-                    error = %e,
-                    "declarative integrations not synced; nothing was changed"
-                ),
-            }
+        let plugins = PluginHost::new(
+            &settings.plugins,
+            &settings.data_dir,
+            services.events.clone(),
+        )?;
+        let loaded = plugins.reload().await;
+        if settings.plugins.strict && !loaded.problems.is_empty() {
+            let problems: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+            anyhow::bail!(
+                "plugins failed to load and plugins.strict is set:\n{}",
+                problems.join("\n")
+            );
         }
+        log_sync(sync_integrations(&services.integrations, &settings, &plugins).await);
         let routes =
             crate::webapi::RouteTable::load(&settings.webapi.routes_files, &services.tree)?;
         let Services {
@@ -113,6 +108,7 @@ impl Application {
             tokens,
             events,
             routes: Arc::new(routes),
+            plugins,
             proxy: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .no_proxy()
@@ -169,6 +165,11 @@ impl Application {
         &self.state.events
     }
 
+    /// The plugin host of this server.
+    pub fn plugins(&self) -> &PluginHost {
+        &self.state.plugins
+    }
+
     /// The OAuth service this server uses.
     pub fn oauth(&self) -> &crate::services::oauth::OauthService {
         &self.state.oauth
@@ -200,6 +201,20 @@ impl Application {
             tracing::info!("closing the listener; finishing in-flight requests");
             handle.stop(true).await;
         });
+        let reloader = {
+            let state = self.state.clone();
+            crate::plugins::spawn_reloader(self.state.plugins.clone(), move |report| {
+                let state = state.clone();
+                Box::pin(async move {
+                    if report.providers_changed {
+                        log_sync(
+                            sync_integrations(&state.integrations, &state.settings, &state.plugins)
+                                .await,
+                        );
+                    }
+                })
+            })
+        };
         let scheduler = self.state.settings.cron.enabled.then(|| {
             crate::jobs::spawn_scheduler(self.state.store.clone(), (*self.state.settings).clone())
         });
@@ -208,10 +223,58 @@ impl Application {
         if let Some(s) = scheduler {
             s.abort();
         }
+        if let Some(r) = reloader {
+            r.abort();
+        }
         self.state.events.flush().await;
         self.state.store.close().await;
         tracing::info!("stopped");
         result
+    }
+}
+
+/// Runs the declarative sync over the definition folders and the config-provider plugins.
+/// `None` when there is nothing to sync from (no folders, no plugins). When a plugin folder
+/// failed to load, nothing is synced: that plugin may declare integrations, and a sync without
+/// them would delete them.
+pub async fn sync_integrations(
+    integrations: &IntegrationService,
+    settings: &Settings,
+    plugins: &PluginHost,
+) -> Option<Result<declarative::SyncReport, String>> {
+    if settings.integrations.directories.is_empty() && !plugins.enabled() {
+        return None;
+    }
+    if let Some(p) = plugins.problems().iter().find(|p| !p.still_serving) {
+        return Some(Err(format!(
+            "{p}; the sync waits until every plugin loads, so nothing a config provider declared is deleted"
+        )));
+    }
+    let provided = match plugins.provided_integrations().await {
+        Ok(p) => p,
+        Err(errors) => return Some(Err(errors.join("\n"))),
+    };
+    Some(
+        declarative::sync_sources(integrations, &settings.integrations.directories, provided)
+            .await
+            .map_err(|e| e.to_string()),
+    )
+}
+
+fn log_sync(outcome: Option<Result<declarative::SyncReport, String>>) {
+    match outcome {
+        None => {}
+        Some(Ok(report)) => tracing::info!(
+            created = ?report.created,
+            updated = ?report.updated,
+            removed = ?report.removed,
+            unchanged = report.unchanged.len(),
+            "declarative integrations synced: {report}"
+        ),
+        Some(Err(e)) => tracing::error!(
+            error = %e,
+            "declarative integrations not synced; nothing was changed"
+        ),
     }
 }
 

@@ -29,6 +29,13 @@ ensure_rust() {
   fi
 }
 
+# The guest side of plugins: the SDK, the sample plugins of plugins/ and the test plugins of
+# tests/plugins/, built for wasm32-wasip2 into plugins/target.
+build_plugins() {
+  say "building the WebAssembly plugins (wasm32-wasip2)"
+  (cd plugins && cargo build --release --locked --target wasm32-wasip2)
+}
+
 # nginx, which the forward-auth tests start on loopback with auth_request (the test runs its own
 # instance from a temporary configuration; the packaged service is not used).
 ensure_nginx() {

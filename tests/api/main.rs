@@ -11,6 +11,7 @@ mod handshake;
 mod health;
 mod jobs;
 mod migrations;
+mod plugins;
 mod race;
 mod rest;
 mod shutdown;

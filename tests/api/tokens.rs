@@ -646,7 +646,8 @@ impl Observer for Recorder {
     fn observe<'a>(
         &'a self,
         event: &'a Event,
-    ) -> futures_util::future::BoxFuture<'a, Result<(), String>> {
+    ) -> futures_util::future::BoxFuture<'a, Result<(), integration_host::events::ObserveError>>
+    {
         Box::pin(async move {
             self.0.lock().unwrap().push(event.clone());
             Ok(())

@@ -40,6 +40,7 @@ pub struct Settings {
     pub acl: AclSettings,
     pub integrations: IntegrationSettings,
     pub webapi: WebapiSettings,
+    pub plugins: PluginSettings,
     pub proxy: ProxySettings,
     pub cron: CronSettings,
     pub log: LogSettings,
@@ -143,6 +144,52 @@ pub enum TokenFormat {
 pub struct WebapiSettings {
     /// Route tables of other services (forward-auth and proxy), read after the built-in one.
     pub routes_files: Vec<PathBuf>,
+}
+
+/// WebAssembly plugins ([S-5]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginSettings {
+    /// Folders holding plugins: every subfolder with a `plugin.toml` is one plugin.
+    pub directories: Vec<PathBuf>,
+    /// Refuse to start when a plugin cannot be loaded (otherwise it is reported and skipped).
+    pub strict: bool,
+    /// Where compiled components are cached; default `<data_dir>/plugin-cache`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<PathBuf>,
+    /// Capabilities granted per plugin id (`clock`); a plugin asking for one it is not granted
+    /// is not loaded.
+    pub grants: BTreeMap<String, Vec<String>>,
+    /// How often plugin folders are checked for changes, in milliseconds; 0 turns it off.
+    pub reload_poll_ms: u64,
+    /// Failures within `quarantine_window_seconds` that quarantine a plugin.
+    pub quarantine_failures: u32,
+    pub quarantine_window_seconds: u64,
+    /// How long a quarantined plugin is skipped.
+    pub quarantine_seconds: u64,
+    /// Upper bounds over what manifests ask for.
+    pub max_memory_mib: u32,
+    pub max_timeout_ms: u64,
+    /// Warm instances kept per plugin and role.
+    pub warm_instances: usize,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            directories: Vec::new(),
+            strict: false,
+            cache_dir: None,
+            grants: BTreeMap::new(),
+            reload_poll_ms: 1000,
+            quarantine_failures: 5,
+            quarantine_window_seconds: 60,
+            quarantine_seconds: 60,
+            max_memory_mib: 64,
+            max_timeout_ms: 2000,
+            warm_instances: 8,
+        }
+    }
 }
 
 /// The reverse proxy for routes declared with an upstream.
@@ -250,6 +297,7 @@ impl Default for Settings {
             acl: AclSettings::default(),
             integrations: IntegrationSettings::default(),
             webapi: WebapiSettings::default(),
+            plugins: PluginSettings::default(),
             proxy: ProxySettings::default(),
             cron: CronSettings::default(),
             log: LogSettings::default(),
@@ -578,6 +626,7 @@ mod tests {
             "database.url".into(),
             "crypto.lookup_key".into(),
             "acl.resources_file".into(),
+            "plugins.cache_dir".into(),
         ]);
         expected.sort();
         let mut named = Vec::new();

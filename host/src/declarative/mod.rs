@@ -133,16 +133,35 @@ pub fn parse_file(
         message,
     };
     let doc: FileDoc = crate::config::parse_toml_at_key(text).map_err(|(k, m)| err(k, m))?;
-    let mut out = Vec::with_capacity(doc.integration.len());
-    for (i, e) in doc.integration.into_iter().enumerate() {
-        let form = IntegrationForm {
+    let forms = doc
+        .integration
+        .into_iter()
+        .map(|e| IntegrationForm {
             name: e.name,
             email: e.email,
             endpoint: e.endpoint_url,
             identity_link_url: e.identity_link_url,
             all_resources: e.all_resources,
             resources: e.resources,
-        };
+        })
+        .collect();
+    parse_forms(path, forms, check_resource)
+}
+
+/// Checks definitions given as forms (a file's entries, or what a config-provider plugin
+/// declared, with `path` naming the source, e.g. `plugin:partner-catalog`).
+pub fn parse_forms(
+    path: &Path,
+    forms: Vec<IntegrationForm>,
+    check_resource: &dyn Fn(&str) -> Result<(), String>,
+) -> Result<Vec<Definition>, DefinitionError> {
+    let err = |key: String, message: String| DefinitionError {
+        path: path.to_owned(),
+        key,
+        message,
+    };
+    let mut out = Vec::with_capacity(forms.len());
+    for (i, form) in forms.into_iter().enumerate() {
         let mut input = IntegrationInput::parse(&form, SetupType::Config).map_err(|f| {
             let key = match f.field {
                 "endpoint" => "endpoint_url",
@@ -187,11 +206,18 @@ fn fingerprint(input: &IntegrationInput) -> String {
 /// unique across files.
 pub fn load(
     dirs: &[PathBuf],
+    provided: Vec<(String, Vec<IntegrationForm>)>,
     check_resource: &dyn Fn(&str) -> Result<(), String>,
 ) -> Result<Vec<Definition>, Vec<DefinitionError>> {
     let files = definition_files(dirs).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let mut defs: Vec<Definition> = Vec::new();
+    for (source, forms) in provided {
+        match parse_forms(Path::new(&source), forms, check_resource) {
+            Ok(found) => defs.extend(found),
+            Err(e) => errors.push(e),
+        }
+    }
     for path in files {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -309,13 +335,23 @@ pub async fn sync_directories(
     service: &IntegrationService,
     dirs: &[PathBuf],
 ) -> Result<SyncReport, SyncError> {
+    sync_sources(service, dirs, Vec::new()).await
+}
+
+/// Syncs the definition files of `dirs` together with definitions from other sources (config
+/// provider plugins), as one set.
+pub async fn sync_sources(
+    service: &IntegrationService,
+    dirs: &[PathBuf],
+    provided: Vec<(String, Vec<IntegrationForm>)>,
+) -> Result<SyncReport, SyncError> {
     let tree = service.authorization().tree();
     let check = |resource: &str| {
         tree.grant([resource])
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
-    let definitions = load(dirs, &check).map_err(SyncError::Definitions)?;
+    let definitions = load(dirs, provided, &check).map_err(SyncError::Definitions)?;
     sync(service, definitions).await
 }
 

@@ -104,18 +104,45 @@ impl Event {
     ];
 }
 
+/// Why an observer did not simply proceed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObserveError {
+    /// Refuse the operation (honoured from sync observers of vetoable events), with the reason
+    /// shown to the caller.
+    Veto(String),
+    /// The observer failed; logged with its name.
+    Failed(String),
+}
+
+impl From<String> for ObserveError {
+    fn from(e: String) -> Self {
+        ObserveError::Failed(e)
+    }
+}
+
+/// A sync observer refused the operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Veto {
+    /// The observer's name.
+    pub observer: String,
+    /// Shown to the caller.
+    pub reason: String,
+}
+
 /// Something that reacts to events.
 pub trait Observer: Send + Sync + 'static {
-    /// Shown in logs when it fails.
+    /// Shown in logs when it fails; [`Dispatcher::subscribe_ordered`] replaces an earlier
+    /// subscription of the same name.
     fn name(&self) -> &str;
-    /// Handles one event; an error is logged with the observer's name.
-    fn observe<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), String>>;
+    /// Handles one event; a failure is logged with the observer's name.
+    fn observe<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), ObserveError>>;
 }
 
 /// When an observer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Before the operation answers, in subscription order.
+    /// Before the operation answers, by sort order then name.
     Sync,
     /// After, from a bounded queue, one at a time.
     Async,
@@ -124,6 +151,8 @@ pub enum Mode {
 struct Subscription {
     events: Vec<String>,
     mode: Mode,
+    /// Lower runs first; ties by observer name.
+    sort_order: i32,
     observer: Arc<dyn Observer>,
 }
 
@@ -176,7 +205,14 @@ impl Dispatcher {
         let (task_idle, task_pending) = (idle.clone(), pending.clone());
         tokio::spawn(async move {
             while let Some((event, observer)) = rx.recv().await {
-                run(observer.as_ref(), &event).await;
+                if let Some(reason) = run(observer.as_ref(), &event).await {
+                    tracing::warn!(
+                        event = event.name(),
+                        observer = observer.name(),
+                        reason = %reason,
+                        "an async observer vetoed; only sync observers can veto, ignored"
+                    );
+                }
                 if task_pending.fetch_sub(1, Ordering::AcqRel) == 1 {
                     task_idle.notify_waiters();
                 }
@@ -191,12 +227,44 @@ impl Dispatcher {
         }
     }
 
-    /// Subscribes `observer` to the named events (`*` for all of them).
+    /// Subscribes `observer` to the named events (`*` for all of them), at sort order 0.
     pub fn subscribe(
         &self,
         events: &[&str],
         mode: Mode,
         observer: Arc<dyn Observer>,
+    ) -> Result<(), UnknownEvent> {
+        self.insert(events, mode, 0, observer, false)
+    }
+
+    /// Removes the subscription of the observer of that name, if any.
+    pub fn unsubscribe(&self, name: &str) {
+        self.subscriptions
+            .write()
+            .expect("subscriptions lock")
+            .retain(|s| s.observer.name() != name);
+    }
+
+    /// Subscribes `observer` to the named events, run by `sort_order` then name (like
+    /// Magento's `sortOrder`). An earlier subscription of the same name is replaced at once,
+    /// so no event is seen by both or by neither (how a reloaded plugin takes over).
+    pub fn subscribe_ordered(
+        &self,
+        events: &[&str],
+        mode: Mode,
+        sort_order: i32,
+        observer: Arc<dyn Observer>,
+    ) -> Result<(), UnknownEvent> {
+        self.insert(events, mode, sort_order, observer, true)
+    }
+
+    fn insert(
+        &self,
+        events: &[&str],
+        mode: Mode,
+        sort_order: i32,
+        observer: Arc<dyn Observer>,
+        replace: bool,
     ) -> Result<(), UnknownEvent> {
         if let Some(unknown) = events
             .iter()
@@ -204,19 +272,41 @@ impl Dispatcher {
         {
             return Err(UnknownEvent((*unknown).to_owned()));
         }
-        self.subscriptions
-            .write()
-            .expect("subscriptions lock")
-            .push(Subscription {
-                events: events.iter().map(|e| (*e).to_owned()).collect(),
-                mode,
-                observer,
-            });
+        let mut subs = self.subscriptions.write().expect("subscriptions lock");
+        if replace {
+            subs.retain(|s| s.observer.name() != observer.name());
+        }
+        subs.push(Subscription {
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            mode,
+            sort_order,
+            observer,
+        });
+        // Stable: equal keys keep their subscription order.
+        subs.sort_by(|a, b| {
+            (a.sort_order, a.observer.name()).cmp(&(b.sort_order, b.observer.name()))
+        });
         Ok(())
     }
 
-    /// Runs the sync observers of the event, then queues it for the async ones.
-    pub async fn dispatch(&self, event: Event) {
+    /// Dispatches an event that reports something already done: a veto cannot undo it, so
+    /// it is logged and ignored.
+    pub async fn notify(&self, event: Event) {
+        let name = event.name();
+        if let Err(veto) = self.dispatch(event).await {
+            tracing::warn!(
+                event = name,
+                observer = %veto.observer,
+                reason = %veto.reason,
+                "an observer vetoed an event that reports a finished operation; ignored"
+            );
+        }
+    }
+
+    /// Runs the sync observers of the event in order, then queues it for the async ones. The
+    /// first veto of a sync observer stops the sync observers and is returned; async
+    /// observers then do not see the event.
+    pub async fn dispatch(&self, event: Event) -> Result<(), Veto> {
         let name = event.name();
         let (sync, later): (Vec<_>, Vec<_>) = {
             let subs = self.subscriptions.read().expect("subscriptions lock");
@@ -226,10 +316,15 @@ impl Dispatcher {
                 .partition(|(mode, _)| *mode == Mode::Sync)
         };
         for (_, observer) in sync {
-            run(observer.as_ref(), &event).await;
+            if let Some(reason) = run(observer.as_ref(), &event).await {
+                return Err(Veto {
+                    observer: observer.name().to_owned(),
+                    reason,
+                });
+            }
         }
         if later.is_empty() {
-            return;
+            return Ok(());
         }
         let event = Arc::new(event);
         for (_, observer) in later {
@@ -245,6 +340,7 @@ impl Dispatcher {
                 );
             }
         }
+        Ok(())
     }
 
     /// Events dropped because the async queue was full, since start.
@@ -264,14 +360,20 @@ impl Dispatcher {
     }
 }
 
-async fn run(observer: &dyn Observer, event: &Event) {
-    if let Err(e) = observer.observe(event).await {
-        tracing::warn!(
-            event = event.name(),
-            observer = observer.name(),
-            error = %e,
-            "an event observer failed"
-        );
+/// Runs one observer; returns its veto, if it vetoed.
+async fn run(observer: &dyn Observer, event: &Event) -> Option<String> {
+    match observer.observe(event).await {
+        Ok(()) => None,
+        Err(ObserveError::Veto(reason)) => Some(reason),
+        Err(ObserveError::Failed(e)) => {
+            tracing::warn!(
+                event = event.name(),
+                observer = observer.name(),
+                error = %e,
+                "an event observer failed"
+            );
+            None
+        }
     }
 }
 
@@ -284,7 +386,7 @@ impl Observer for AuditLog {
         "audit-log"
     }
 
-    fn observe<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), String>> {
+    fn observe<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), ObserveError>> {
         Box::pin(async move {
             let fields = serde_json::to_string(event).map_err(|e| e.to_string())?;
             tracing::info!(target: "integration_host::audit", event = event.name(), details = %fields, "event");
@@ -322,14 +424,14 @@ mod tests {
         fn name(&self) -> &str {
             "recorder"
         }
-        fn observe<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), String>> {
+        fn observe<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), ObserveError>> {
             Box::pin(async move {
                 if let Some(gate) = &self.gate {
                     gate.acquire().await.unwrap().forget();
                 }
                 self.seen.lock().unwrap().push(event.name().to_owned());
                 if self.fail {
-                    Err("boom".into())
+                    Err(ObserveError::Failed("boom".into()))
                 } else {
                     Ok(())
                 }
@@ -352,13 +454,14 @@ mod tests {
         d.subscribe(&["*"], Mode::Sync, all.clone()).unwrap();
         d.subscribe(&["integration_deleted"], Mode::Sync, only_deleted.clone())
             .unwrap();
-        d.dispatch(deleted(1)).await;
+        d.dispatch(deleted(1)).await.unwrap();
         d.dispatch(Event::TokensRevoked(TokensRevoked {
             user_type: 3,
             user_id: 1,
             reason: "self",
         }))
-        .await;
+        .await
+        .unwrap();
         assert_eq!(all.seen(), ["integration_deleted", "tokens_revoked"]);
         assert_eq!(only_deleted.seen(), ["integration_deleted"]);
         assert_eq!(
@@ -378,7 +481,7 @@ mod tests {
         let after = Recorder::new();
         d.subscribe(&["*"], Mode::Sync, failing.clone()).unwrap();
         d.subscribe(&["*"], Mode::Sync, after.clone()).unwrap();
-        d.dispatch(deleted(1)).await;
+        d.dispatch(deleted(1)).await.unwrap();
         assert_eq!(failing.seen().len(), 1);
         assert_eq!(after.seen().len(), 1);
     }
@@ -395,7 +498,7 @@ mod tests {
         d.subscribe(&["*"], Mode::Async, slow.clone()).unwrap();
         // One is taken by the task and waits at the gate; QUEUE more fill the channel.
         for i in 0..(QUEUE as i64 + 10) {
-            d.dispatch(deleted(i)).await;
+            d.dispatch(deleted(i)).await.unwrap();
         }
         assert!(d.dropped() >= 9, "dropped {}", d.dropped());
         assert!(slow.seen().is_empty());

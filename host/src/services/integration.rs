@@ -273,7 +273,7 @@ impl IntegrationService {
 
     async fn emit(&self, event: fn(IntegrationRef) -> Event, i: &Integration) {
         self.events
-            .dispatch(event(IntegrationRef {
+            .notify(event(IntegrationRef {
                 id: i.id,
                 name: i.name.clone(),
             }))
@@ -282,7 +282,7 @@ impl IntegrationService {
 
     async fn saved(&self, i: &Integration, created: bool) {
         self.events
-            .dispatch(Event::IntegrationSaved {
+            .notify(Event::IntegrationSaved {
                 integration: IntegrationRef {
                     id: i.id,
                     name: i.name.clone(),

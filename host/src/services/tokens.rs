@@ -54,6 +54,9 @@ pub enum SignInError {
     /// Wrong credentials, an inactive account or a lock: [`SIGN_IN_FAILED`].
     #[error("{SIGN_IN_FAILED}")]
     Refused,
+    /// A sync observer of the sign-in event (a plugin) refused it, with its reason.
+    #[error("{0}")]
+    Vetoed(String),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -132,7 +135,8 @@ impl TokenService {
                 client_address: client.address,
                 user_agent: client.user_agent,
             }))
-            .await;
+            .await
+            .map_err(|veto| SignInError::Vetoed(veto.reason))?;
         self.finish_sign_in(AccountKind::Admin, &account.login, account.id)
             .await
     }
@@ -157,7 +161,8 @@ impl TokenService {
                 client_address: client.address,
                 user_agent: client.user_agent,
             }))
-            .await;
+            .await
+            .map_err(|veto| SignInError::Vetoed(veto.reason))?;
         self.finish_sign_in(AccountKind::Customer, &account.login, account.id)
             .await
     }
@@ -280,7 +285,7 @@ impl TokenService {
         }
         self.store.revoke_account_tokens(kind, user_id).await?;
         self.events
-            .dispatch(Event::TokensRevoked(TokensRevoked {
+            .notify(Event::TokensRevoked(TokensRevoked {
                 user_type: kind as i64,
                 user_id,
                 reason,

@@ -17,6 +17,7 @@ use actix_web::http::{StatusCode, header};
 use super::AppState;
 use super::error::RestError;
 use crate::oauth::{self, Scheme};
+use crate::plugins::{Decision, RequestFacts};
 use crate::services::authorization::Principal;
 use crate::services::oauth::{OauthError, SignedRequest};
 
@@ -166,9 +167,57 @@ pub async fn authorize(
         })?;
     let incoming = Incoming::from_request(req, body, state.settings.oauth.trust_forwarded_headers);
     let principal = identify(&incoming, state).await?;
-    if principal.allows(route.resources.iter().map(String::as_str)) {
+    if permits(
+        state,
+        req,
+        &principal,
+        &route.resources,
+        req.method().as_str(),
+        req.path(),
+    )
+    .await
+    {
         Ok(principal)
     } else {
         Err(refusal(StatusCode::UNAUTHORIZED, &route.resources))
+    }
+}
+
+/// The client's address: the forwarded one when `oauth.trust_forwarded_headers` is set,
+/// otherwise the peer's.
+pub fn client_address(req: &HttpRequest, state: &AppState) -> Option<String> {
+    if state.settings.oauth.trust_forwarded_headers {
+        req.connection_info()
+            .realip_remote_addr()
+            .map(str::to_owned)
+    } else {
+        req.peer_addr().map(|a| a.ip().to_string())
+    }
+}
+
+/// Whether `principal` may call a route that requires `resources`: the ACL's answer, unless a
+/// permission-resolver plugin decides (any deny wins, then any allow). `method` and `path`
+/// are the request's as the client sent it (the original request's for forward-auth).
+pub async fn permits(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    resources: &[String],
+    method: &str,
+    path: &str,
+) -> bool {
+    let acl = principal.allows(resources.iter().map(String::as_str));
+    if !state.plugins.has_resolvers() {
+        return acl;
+    }
+    let facts = RequestFacts {
+        method,
+        path: path.split('?').next().unwrap_or(path),
+        client_address: client_address(req, state),
+    };
+    match state.plugins.decide(principal, resources, acl, facts).await {
+        Decision::Deny { .. } => false,
+        Decision::Allow { .. } => true,
+        Decision::Abstain => acl,
     }
 }

@@ -18,7 +18,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 
 use super::AppState;
-use super::auth::{Incoming, identify, refusal};
+use super::auth::{Incoming, identify, permits, refusal};
 use super::error::RestError;
 use crate::services::authorization::Principal;
 use crate::webapi::Route;
@@ -58,11 +58,22 @@ fn identity(principal: &Principal) -> Vec<(HeaderName, HeaderValue)> {
 /// Identifies the caller of an original request and checks its route.
 async fn check(
     state: &AppState,
+    req: &HttpRequest,
     route: &Route,
     incoming: &Incoming<'_>,
+    path: &str,
 ) -> Result<Arc<Principal>, RestError> {
     let principal = identify(incoming, state).await?;
-    if principal.allows(route.resources.iter().map(String::as_str)) {
+    if permits(
+        state,
+        req,
+        &principal,
+        &route.resources,
+        incoming.method,
+        path,
+    )
+    .await
+    {
         Ok(principal)
     } else if matches!(*principal, Principal::Guest) {
         Err(refusal(StatusCode::UNAUTHORIZED, &route.resources))
@@ -128,7 +139,7 @@ async fn answer(
         content_type: None,
         body: &[],
     };
-    let principal = check(state, route, &incoming).await?;
+    let principal = check(state, req, route, &incoming, uri).await?;
     let mut res = HttpResponse::Ok();
     res.insert_header((header::CACHE_CONTROL, "no-store"));
     for h in identity(&principal) {
@@ -203,7 +214,7 @@ async fn proxy(
         return Err(RestError::not_found_route());
     };
     let incoming = Incoming::from_request(req, body, state.settings.oauth.trust_forwarded_headers);
-    let principal = check(state, route, &incoming).await?;
+    let principal = check(state, req, route, &incoming, req.path()).await?;
     let upstream = route.upstream.as_ref().expect("filtered on upstream");
     let mut target = upstream.clone();
     let base = upstream.path().trim_end_matches('/');

@@ -11,6 +11,7 @@ mod forward_auth;
 mod health;
 pub mod metrics;
 pub mod oauth;
+mod plugins;
 pub mod rest;
 mod tokens;
 
@@ -44,6 +45,8 @@ pub struct AppState {
     pub events: crate::events::Dispatcher,
     /// The Web API route table: the server's own routes and other services'.
     pub routes: Arc<crate::webapi::RouteTable>,
+    /// The WebAssembly plugins: observers, permission resolvers, config providers.
+    pub plugins: crate::plugins::PluginHost,
     /// The client of the reverse proxy (no redirects, no system proxy, `proxy.timeout_seconds`).
     pub proxy: reqwest::Client,
     /// Set once shutdown began: `/readyz` answers 503 from then on.

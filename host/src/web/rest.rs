@@ -39,6 +39,8 @@ fn handler(name: &str) -> Option<actix_web::Route> {
         "tokens.revoke_self" => web::route().to(tokens::revoke_self),
         "tokens.revoke_admin" => web::route().to(tokens::revoke_admin),
         "tokens.revoke_customer" => web::route().to(tokens::revoke_customer),
+        "plugins.list" => web::route().to(super::plugins::list),
+        "plugins.reload" => web::route().to(super::plugins::reload),
         _ => return None,
     })
 }
@@ -360,13 +362,16 @@ pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse 
     paths(
         me, list, create, get, update, delete, activate, reauthorize,
         super::tokens::admin_token, super::tokens::customer_token, super::tokens::revoke_self,
-        super::tokens::revoke_admin, super::tokens::revoke_customer
+        super::tokens::revoke_admin, super::tokens::revoke_customer,
+        super::plugins::list, super::plugins::reload
     ),
-    components(schemas(SelfView, IntegrationView, IntegrationList, IntegrationBody, ActivationView, Credentials, ErrorBody)),
+    components(schemas(SelfView, IntegrationView, IntegrationList, IntegrationBody, ActivationView, Credentials, ErrorBody,
+        super::plugins::PluginsView, super::plugins::ReloadView)),
     modifiers(&Security),
     tags(
         (name = "integrations", description = "Integrations and their activation"),
-        (name = "tokens", description = "Admin and customer bearer tokens")
+        (name = "tokens", description = "Admin and customer bearer tokens"),
+        (name = "plugins", description = "WebAssembly plugins")
     )
 )]
 struct ApiDoc;

@@ -55,18 +55,13 @@ fn sign_in_error(e: SignInError) -> RestError {
             }
         }
         SignInError::Refused => RestError::new(StatusCode::UNAUTHORIZED, SIGN_IN_FAILED),
+        SignInError::Vetoed(reason) => RestError::new(StatusCode::UNAUTHORIZED, reason),
         SignInError::Service(e) => e.into(),
     }
 }
 
 fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
-    let address = if state.settings.oauth.trust_forwarded_headers {
-        req.connection_info()
-            .realip_remote_addr()
-            .map(str::to_owned)
-    } else {
-        req.peer_addr().map(|a| a.ip().to_string())
-    };
+    let address = super::auth::client_address(req, state);
     ClientInfo {
         address,
         user_agent: req

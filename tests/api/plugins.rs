@@ -1,0 +1,777 @@
+//! WebAssembly plugins through the real server: the sample plugins doing their jobs, plugins
+//! that misbehave on purpose (contained, reported with their id, the server answering
+//! meanwhile), broken plugin folders, observer order and vetoes, the async queue, quarantine,
+//! and reloading while requests run. Every component is built from source for wasm32-wasip2
+//! (`plugin_component`); a missing one fails the test.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use integration_host::config::Settings;
+use integration_host::events::{Event, IntegrationRef};
+use integration_host::store::AccountKind;
+use integration_host_tests::{
+    PluginFolder, TestApp, TestDb, plugin_component, run_binary, sample_manifest, send_json, show,
+    spawn_app_with, test_settings,
+};
+use serde_json::{Value, json};
+
+const ADMIN_TOKEN: &str = "/rest/V1/integration/admin/token";
+const CUSTOMER_TOKEN: &str = "/rest/V1/integration/customer/token";
+
+/// Compiled components are shared by every test of the run (keyed by content and engine).
+fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache")
+}
+
+fn with_plugins(folder: &PluginFolder) -> impl FnOnce(&mut Settings) + use<> {
+    let dir = folder.path();
+    move |s: &mut Settings| {
+        s.plugins.directories = vec![dir];
+        s.plugins.cache_dir = Some(cache_dir());
+        s.plugins.reload_poll_ms = 100;
+    }
+}
+
+/// An admin token, from the token service itself: a sign-in through the REST route would be
+/// a request the tests' resolvers answer too.
+async fn admin_token(app: &TestApp) -> String {
+    app.account(AccountKind::Admin, "jane", "secret123").await;
+    app.tokens
+        .create_admin_access_token(
+            Some("jane"),
+            Some("secret123"),
+            integration_host::services::tokens::ClientInfo {
+                address: None,
+                user_agent: None,
+            },
+        )
+        .await
+        .expect("admin token")
+}
+
+async fn plugins_view(app: &TestApp, token: &str) -> Value {
+    let (status, body) = send_json(app.bearer("GET", "/rest/V1/plugins", token)).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn plugin<'a>(view: &'a Value, id: &str) -> &'a Value {
+    view["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id)
+        .unwrap_or_else(|| panic!("plugin {id} not loaded: {view:#}"))
+}
+
+fn logs(view: &Value, id: &str) -> Vec<Value> {
+    plugin(view, id)["health"]["recent_logs"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn field<'a>(record: &'a Value, name: &str) -> Option<&'a str> {
+    record["fields"]
+        .as_array()?
+        .iter()
+        .find(|f| f[0] == name)
+        .and_then(|f| f[1].as_str())
+}
+
+/// Polls `check` every 50 ms for up to `limit`.
+async fn eventually<F: AsyncFn() -> bool>(limit: Duration, what: &str, check: F) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not within {limit:?}: {what}");
+}
+
+#[tokio::test]
+async fn the_login_observer_sees_each_customer_login_and_vetoes_blocked_domains() {
+    let folder = PluginFolder::new();
+    folder.write_raw("login-audit", &sample_manifest("login-audit"));
+    let app = spawn_app_with(with_plugins(&folder)).await;
+    let admin = admin_token(&app).await;
+    let id = app
+        .account(AccountKind::Customer, "jo@shop.example", "secret456")
+        .await;
+    app.account(AccountKind::Customer, "max@blocked.example", "secret456")
+        .await;
+
+    let res = app
+        .client
+        .post(app.url(CUSTOMER_TOKEN))
+        .header("User-Agent", "shop-app/2.0")
+        .json(&json!({"username": "jo@shop.example", "password": "secret456"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let view = plugins_view(&app, &admin).await;
+    let seen = logs(&view, "login-audit");
+    let login = seen
+        .iter()
+        .find(|r| r["message"] == "customer signed in")
+        .unwrap_or_else(|| panic!("{seen:#?}"));
+    assert_eq!(login["level"], "info");
+    assert_eq!(field(login, "customer_id"), Some(id.to_string().as_str()));
+    assert_eq!(field(login, "email"), Some("jo@shop.example"));
+    assert_eq!(field(login, "name"), Some("Jo Doe"));
+    assert_eq!(field(login, "client_address"), Some("127.0.0.1"));
+    assert_eq!(field(login, "user_agent"), Some("shop-app/2.0"));
+    let at: i64 = field(login, "at").unwrap().parse().unwrap();
+    assert!((at - integration_host_tests::unix_now()).abs() <= 5);
+
+    // The manifest blocks blocked.example: the sync observer vetoes, no token is issued.
+    let (status, body) = app
+        .post_json(
+            CUSTOMER_TOKEN,
+            &json!({"username": "max@blocked.example", "password": "secret456"}),
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        body["message"],
+        "Sign-in for customers of this email domain is disabled."
+    );
+    let view = plugins_view(&app, &admin).await;
+    assert!(logs(&view, "login-audit").iter().any(|r| r["message"]
+        == "customer sign-in refused: blocked email domain"
+        && field(r, "email") == Some("max@blocked.example")));
+    assert_eq!(plugin(&view, "login-audit")["health"]["failures"], 0);
+}
+
+#[tokio::test]
+async fn the_access_policy_denies_and_allows_integrations_as_configured() {
+    let folder = PluginFolder::new();
+    let manifest = |rule: &str| {
+        format!(
+            "roles = [\"permission-resolver\"]\n[permission_resolver]\non_error = \"deny\"\n[config.integrations.\"Shop A\"]\n{rule}\n"
+        )
+    };
+    folder.write(
+        "access-policy",
+        "access_policy",
+        &manifest("addresses = [\"10.9.0.0/16\"]"),
+    );
+    let app = spawn_app_with(with_plugins(&folder)).await;
+    let admin = admin_token(&app).await;
+    let shop_a = app
+        .minted_integration("Shop A", &["Magento_Integration::integrations"])
+        .await;
+    let shop_b = app
+        .minted_integration("Shop B", &["Magento_Integration::integrations"])
+        .await;
+
+    // From 127.0.0.1, which is not in 10.9.0.0/16: denied although the ACL allows it.
+    let (status, body) = send_json(shop_a.request("GET", "/rest/V1/integrations")).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        body["message"],
+        "The consumer isn't authorized to access %resources."
+    );
+    // Another integration, and admins, are not concerned.
+    assert_eq!(
+        send_json(shop_b.request("GET", "/rest/V1/integrations"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        send_json(app.bearer("GET", "/rest/V1/integrations", &admin))
+            .await
+            .0,
+        200
+    );
+    let view = plugins_view(&app, &admin).await;
+    assert!(
+        logs(&view, "access-policy")
+            .iter()
+            .any(|r| r["message"] == "denied: client address not allowed"
+                && field(r, "integration") == Some("Shop A")
+                && field(r, "client_address") == Some("127.0.0.1")),
+        "{view:#}"
+    );
+
+    // The loopback block allows it; the resolver abstains and the ACL decides.
+    folder.write(
+        "access-policy",
+        "access_policy",
+        &manifest("addresses = [\"127.0.0.0/8\"]"),
+    );
+    let (status, body) = send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["reload"]["reloaded"], json!(["access-policy"]));
+    assert_eq!(
+        send_json(shop_a.request("GET", "/rest/V1/integrations"))
+            .await
+            .0,
+        200
+    );
+    // The resolver never widens access: a route the ACL refuses stays refused.
+    let (status, _) = send_json(shop_a.request("GET", "/rest/V1/plugins")).await;
+    assert_eq!(status, 401);
+
+    // An hour window that excludes the current hour denies.
+    let hour = (integration_host_tests::unix_now().rem_euclid(86_400) / 3600) as u8;
+    let (from, to) = ((hour + 1) % 24, (hour + 2) % 24);
+    folder.write(
+        "access-policy",
+        "access_policy",
+        &manifest(&format!("hours_utc = [{from}, {to}]")),
+    );
+    send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
+    assert_eq!(
+        send_json(shop_a.request("GET", "/rest/V1/integrations"))
+            .await
+            .0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn a_provided_integration_appears_changes_and_goes_with_its_provider() {
+    let folder = PluginFolder::new();
+    folder.write_raw("partner-catalog", &sample_manifest("partner-catalog"));
+    let app = spawn_app_with(with_plugins(&folder)).await;
+    let admin = admin_token(&app).await;
+    let found = app
+        .integrations
+        .find_by_name("Partner: Acme Feeds")
+        .await
+        .unwrap()
+        .expect("the provided integration was created at start");
+    assert!(found.is_config());
+    assert_eq!(found.email, "feeds@acme.example");
+    let resources = app.integrations.selected_resources(found.id).await.unwrap();
+    assert!(
+        resources.allows(["Magento_Catalog::products"])
+            && !resources.allows(["Magento_Sales::sales"]),
+        "{resources:?}"
+    );
+    // Provided integrations are read-only through the API, like definition files'.
+    let (status, _) = send_json(app.bearer(
+        "DELETE",
+        &format!("/rest/V1/integrations/{}", found.id),
+        &admin,
+    ))
+    .await;
+    assert_eq!(status, 400);
+
+    // A new tier changes it (reset); the poller reloads by itself.
+    let text = sample_manifest("partner-catalog").replace("tier = \"catalog\"", "tier = \"full\"");
+    folder.write_raw("partner-catalog", &text);
+    eventually(
+        Duration::from_secs(10),
+        "the provided integration changed",
+        async || {
+            app.integrations
+                .get(found.id)
+                .await
+                .ok()
+                .is_some_and(|i| i.config_hash != found.config_hash)
+        },
+    )
+    .await;
+    let now = app.integrations.get(found.id).await.unwrap();
+    assert_eq!(now.consumer_id, found.consumer_id, "same consumer, reset");
+    assert!(
+        app.integrations
+            .selected_resources(found.id)
+            .await
+            .unwrap()
+            .allows(["Magento_Sales::sales"]),
+        "the full tier grants everything"
+    );
+
+    // A broken provider (unknown tier) applies nothing.
+    folder.write_raw(
+        "partner-catalog",
+        &text.replace("tier = \"full\"", "tier = \"gold\""),
+    );
+    let (status, body) = send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
+    assert_eq!(status, 200);
+    let sync = body["sync"].as_str().unwrap();
+    assert!(
+        sync.contains("not synced")
+            && sync.contains("plugin:partner-catalog")
+            && sync.contains("unknown tier `gold`"),
+        "{sync}"
+    );
+    assert!(app.integrations.get(found.id).await.is_ok());
+
+    // Gone from the list: removed.
+    folder.write_raw(
+        "partner-catalog",
+        text.split("[[config.partners]]").next().unwrap(),
+    );
+    let (_, body) = send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
+    assert_eq!(
+        body["sync"],
+        "0 created, 0 updated and reset, 0 unchanged, 1 removed"
+    );
+    assert!(
+        app.integrations
+            .find_by_name("Partner: Acme Feeds")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Sends requests to /livez while `during` runs and answers the slowest one.
+async fn slowest_livez_during<F: Future>(app: &TestApp, during: F) -> (F::Output, Duration) {
+    let client = app.client.clone();
+    let url = app.url("/livez");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let probe = tokio::spawn(async move {
+        let mut slowest = Duration::ZERO;
+        let mut count = 0;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) || count < 5 {
+            let t = Instant::now();
+            let res = client.get(&url).send().await.expect("livez answers");
+            assert_eq!(res.status(), 200);
+            slowest = slowest.max(t.elapsed());
+            count += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (slowest, count)
+    });
+    let out = during.await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (slowest, count) = probe.await.unwrap();
+    assert!(count >= 5);
+    (out, slowest)
+}
+
+#[tokio::test]
+async fn misbehaving_plugins_are_contained_reported_and_the_server_keeps_answering() {
+    let folder = PluginFolder::new();
+    let cases = [
+        ("loop", "timed out after 100 ms"),
+        ("memory", "exceeded its memory limit of 16 MiB"),
+        ("panic", "panicked or aborted"),
+        ("recursion", "stack overflowed"),
+        (
+            "huge",
+            "answered a deny reason of 4194304 bytes (at most 1024)",
+        ),
+        ("error", "failed: misbehave was told to fail"),
+    ];
+    for (behaviour, _) in cases {
+        folder.write(
+            &format!("bad-{behaviour}"),
+            "misbehave",
+            &format!(
+                "roles = [\"permission-resolver\"]\n[limits]\nmemory_mib = 16\ntimeout_ms = 100\n[config]\nbehaviour = \"{behaviour}\"\n"
+            ),
+        );
+    }
+    let app = spawn_app_with(with_plugins(&folder)).await;
+    let admin = admin_token(&app).await;
+    assert!(
+        app.plugins.problems().is_empty(),
+        "{:?}",
+        app.plugins.problems()
+    );
+
+    // Every request runs every resolver; all fail, abstaining by their policy, so the ACL
+    // answers. Meanwhile /livez keeps answering quickly.
+    let (statuses, slowest) = slowest_livez_during(&app, async {
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let (s, _) = send_json(app.bearer("GET", "/rest/V1/integrations", &admin)).await;
+            statuses.push(s);
+        }
+        statuses
+    })
+    .await;
+    assert_eq!(statuses, [200, 200, 200]);
+    assert!(
+        slowest < Duration::from_millis(500),
+        "/livez took {slowest:?} while plugins looped"
+    );
+
+    let view = plugins_view(&app, &admin).await;
+    for (behaviour, error) in cases {
+        let p = plugin(&view, &format!("bad-{behaviour}"));
+        let failures = p["health"]["recent_failures"].as_array().unwrap();
+        // The three requests, and the one that read this view.
+        assert_eq!(failures.len(), 4, "{behaviour}: {p:#}");
+        let text = failures[0]["error"].as_str().unwrap();
+        assert!(text.contains(error), "{behaviour}: {text}");
+        assert_eq!(failures[0]["role"], "permission-resolver");
+    }
+    // The panic message itself is kept.
+    let panic = &plugin(&view, "bad-panic")["health"]["recent_failures"][0]["error"];
+    assert!(
+        panic
+            .as_str()
+            .unwrap()
+            .contains("misbehave was told to panic"),
+        "{panic}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_plugin_is_quarantined_and_a_fail_closed_one_denies() {
+    let folder = PluginFolder::new();
+    folder.write(
+        "flaky",
+        "misbehave",
+        "roles = [\"permission-resolver\"]\n[permission_resolver]\non_error = \"deny\"\n[config]\nbehaviour = \"error\"\n",
+    );
+    let app = spawn_app_with(|s| {
+        with_plugins(&folder)(s);
+        s.plugins.quarantine_failures = 3;
+        s.plugins.quarantine_seconds = 300;
+    })
+    .await;
+    let admin = admin_token(&app).await;
+    for _ in 0..5 {
+        let (status, _) = send_json(app.bearer("GET", "/rest/V1/integrations", &admin)).await;
+        assert_eq!(status, 401, "fail closed: a failing resolver denies");
+    }
+    // Fail closed, the plugin view itself is denied now: read the host directly.
+    let health = app.plugins.get("flaky").unwrap().info().health;
+    assert_eq!(
+        health.failures, 3,
+        "calls stop at the quarantine: {health:#?}"
+    );
+    assert!(health.quarantined_for_seconds.unwrap() > 200);
+}
+
+#[tokio::test]
+async fn broken_plugin_folders_are_reported_and_the_server_starts_without_them() {
+    let folder = PluginFolder::new();
+    folder.write_raw("broken-manifest", "id = \"broken\"\nversion = [\n");
+    folder.write(
+        "wrong-exports",
+        "access_policy",
+        "roles = [\"observer\"]\n[observer]\nevents = [\"customer_login\"]\n",
+    );
+    folder.write(
+        "old-api",
+        "old_api",
+        "roles = [\"observer\"]\n[observer]\nevents = [\"customer_login\"]\n",
+    );
+    folder.write_raw(
+        "future-api",
+        &format!(
+            "id = \"future\"\nversion = \"1\"\napi_version = \"2.0\"\ncomponent = {:?}\nroles = [\"permission-resolver\"]\n",
+            plugin_component("misbehave").display().to_string()
+        ),
+    );
+    folder.write_raw(
+        "no-component",
+        "id = \"ghost\"\nversion = \"1\"\napi_version = \"1.0\"\ncomponent = \"missing.wasm\"\nroles = [\"permission-resolver\"]\n",
+    );
+    folder.write(
+        "good",
+        "misbehave",
+        "roles = [\"permission-resolver\"]\n[config]\nbehaviour = \"abstain\"\n",
+    );
+    let app = spawn_app_with(with_plugins(&folder)).await;
+    let admin = admin_token(&app).await;
+    let view = plugins_view(&app, &admin).await;
+    assert_eq!(view["plugins"].as_array().unwrap().len(), 1);
+    plugin(&view, "good");
+    let problems = view["problems"].as_array().unwrap();
+    let find = |dir: &str| {
+        problems
+            .iter()
+            .find(|p| p["dir"].as_str().unwrap().ends_with(dir))
+            .unwrap_or_else(|| panic!("{dir} not reported: {problems:#?}"))
+    };
+    let p = find("broken-manifest");
+    assert!(p["error"].as_str().unwrap().contains("line 2"), "{p}");
+    let p = find("wrong-exports");
+    assert_eq!(p["id"], "wrong-exports");
+    assert!(
+        p["error"].as_str().unwrap().contains(
+            "the manifest lists the role observer but the component does not export `integration-host:plugin/observer@1.0.0` (it exports: integration-host:plugin/permission-resolver@1.0.0)"
+        ),
+        "{p}"
+    );
+    let p = find("old-api");
+    assert!(
+        p["error"].as_str().unwrap().contains(
+            "built against another API version: it exports `integration-host:plugin/observer@0.9.0`"
+        ),
+        "{p}"
+    );
+    let p = find("future-api");
+    assert!(
+        p["error"].as_str().unwrap().contains(
+            "key `api_version`: API version 2.0 is not supported by this server (supported: 1.0)"
+        ),
+        "{p}"
+    );
+    let p = find("no-component");
+    assert_eq!(p["id"], "ghost");
+    assert!(
+        p["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read the component"),
+        "{p}"
+    );
+
+    // Strict mode refuses to start, naming each.
+    let db = TestDb::new().await;
+    let mut settings = test_settings(&db);
+    with_plugins(&folder)(&mut settings);
+    settings.plugins.strict = true;
+    let err = integration_host::startup::Application::build(settings)
+        .await
+        .expect_err("strict mode refuses bad plugins")
+        .to_string();
+    assert!(
+        err.contains("plugins.strict") && err.contains("wrong-exports") && err.contains("ghost"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn observers_run_by_sort_order_then_id_and_a_sync_veto_stops_the_rest() {
+    let folder = PluginFolder::new();
+    let observer = |order: i32, behaviour: &str, label: &str| {
+        format!(
+            "roles = [\"observer\"]\nsort_order = {order}\n[observer]\nevents = [\"admin_login\"]\nmode = \"sync\"\n[config]\nbehaviour = \"{behaviour}\"\nlabel = \"{label}\"\n"
+        )
+    };
+    folder.write("obs-b", "misbehave", &observer(10, "proceed", "b"));
+    folder.write("obs-a", "misbehave", &observer(10, "proceed", "a"));
+    folder.write("obs-c", "misbehave", &observer(5, "proceed", "c"));
+    let app = spawn_app_with(with_plugins(&folder)).await;
+    let admin = admin_token(&app).await;
+    let view = plugins_view(&app, &admin).await;
+    let mut seen: Vec<(u64, String)> = ["obs-a", "obs-b", "obs-c"]
+        .iter()
+        .flat_map(|id| logs(&view, id))
+        .map(|r| {
+            (
+                r["seq"].as_u64().unwrap(),
+                field(&r, "label").unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let order: Vec<&str> = seen.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(order, ["c", "a", "b"]);
+
+    // A vetoing observer between them: sign-in refused with its reason, later ones skipped.
+    folder.write("obs-veto", "misbehave", &observer(7, "veto", "v"));
+    send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
+    let (status, body) = app
+        .post_json(
+            ADMIN_TOKEN,
+            &json!({"username": "jane", "password": "secret123"}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["message"], "vetoed by v");
+    let view = plugins_view(&app, &admin).await;
+    assert_eq!(logs(&view, "obs-c").len(), 2, "before the veto: ran");
+    assert_eq!(logs(&view, "obs-a").len(), 1, "after the veto: skipped");
+
+    // A fail-closed observer that fails vetoes too; a fail-open one does not.
+    folder.write(
+        "obs-veto",
+        "misbehave",
+        &observer(7, "panic", "p")
+            .replace("mode = \"sync\"", "mode = \"sync\"\non_error = \"veto\""),
+    );
+    send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
+    let (status, body) = app
+        .post_json(
+            ADMIN_TOKEN,
+            &json!({"username": "jane", "password": "secret123"}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["message"],
+        "The request was refused because the plugin `obs-veto` failed."
+    );
+    folder.write("obs-veto", "misbehave", &observer(7, "panic", "p"));
+    send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
+    let (status, _) = app
+        .post_json(
+            ADMIN_TOKEN,
+            &json!({"username": "jane", "password": "secret123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "fail open: the failure is only reported");
+}
+
+#[tokio::test]
+async fn a_slow_async_observer_fills_its_queue_without_blocking_anything() {
+    let folder = PluginFolder::new();
+    folder.write(
+        "slow",
+        "misbehave",
+        "roles = [\"observer\"]\n[observer]\nevents = [\"*\"]\nmode = \"async\"\n[limits]\ntimeout_ms = 200\n[config]\nbehaviour = \"loop\"\n",
+    );
+    let app = spawn_app_with(|s| {
+        with_plugins(&folder)(s);
+        s.plugins.quarantine_failures = 0;
+    })
+    .await;
+    let total = integration_host::events::QUEUE + 100;
+    let start = Instant::now();
+    for i in 0..total {
+        app.events
+            .dispatch(Event::IntegrationDeleted(IntegrationRef {
+                id: i as i64,
+                name: format!("n{i}"),
+            }))
+            .await
+            .unwrap();
+    }
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(2), "dispatching took {took:?}");
+    assert!(
+        app.events.dropped() >= 99,
+        "dropped {}",
+        app.events.dropped()
+    );
+    // Requests are answered meanwhile.
+    let t = Instant::now();
+    assert_eq!(app.get("/livez").await.status(), 200);
+    assert!(t.elapsed() < Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn replacing_a_plugin_while_requests_run_fails_none() {
+    let folder = PluginFolder::new();
+    folder.write(
+        "policy",
+        "misbehave",
+        "roles = [\"permission-resolver\"]\n[config]\nbehaviour = \"abstain\"\n",
+    );
+    let app = spawn_app_with(with_plugins(&folder)).await;
+    let admin = admin_token(&app).await;
+    let load = {
+        let (client, url, admin) = (
+            app.client.clone(),
+            app.url("/rest/V1/integrations"),
+            admin.clone(),
+        );
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            let until = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < until {
+                let batch: Vec<_> = (0..8)
+                    .map(|_| {
+                        client
+                            .get(&url)
+                            .header("Authorization", format!("Bearer {admin}"))
+                            .send()
+                    })
+                    .collect();
+                for r in futures_util::future::join_all(batch).await {
+                    statuses.push(r.map(|r| r.status().as_u16()).unwrap_or(0));
+                }
+            }
+            statuses
+        })
+    };
+    // Version 2 is another component (the sample access policy, which abstains for admins);
+    // the poller picks it up within 100 ms.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    folder.write_raw(
+        "policy",
+        &format!(
+            "id = \"policy\"\nversion = \"0.2.0\"\napi_version = \"1.0\"\ncomponent = {:?}\nroles = [\"permission-resolver\"]\n",
+            plugin_component("access_policy").display().to_string()
+        ),
+    );
+    eventually(Duration::from_secs(5), "version 0.2.0 loaded", async || {
+        app.plugins
+            .get("policy")
+            .is_some_and(|p| p.manifest.version == "0.2.0")
+    })
+    .await;
+    let statuses = load.await.unwrap();
+    assert!(statuses.len() > 50, "only {} requests", statuses.len());
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let view = plugins_view(&app, &admin).await;
+    assert_eq!(plugin(&view, "policy")["version"], "0.2.0");
+    // Removing the folder unloads it.
+    folder.remove("policy");
+    eventually(Duration::from_secs(5), "the plugin removed", async || {
+        app.plugins.get("policy").is_none()
+    })
+    .await;
+    assert!(!app.plugins.has_resolvers());
+}
+
+#[tokio::test]
+async fn plugin_check_and_list_from_the_command_line() {
+    let folder = PluginFolder::new();
+    let good = folder.write_raw("login-audit", &sample_manifest("login-audit"));
+    let bad = folder.write(
+        "wrong",
+        "partner_catalog",
+        "roles = [\"permission-resolver\"]\n",
+    );
+    let config = folder.dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[plugins]\ndirectories = [{:?}]\ncache_dir = {:?}\n",
+            folder.dir.path().join("data").display().to_string(),
+            folder.path().display().to_string(),
+            cache_dir().display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = run_binary(
+        &config,
+        &["plugin", "check", good.to_str().unwrap()],
+        "",
+        &[],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("login-audit 0.1.0 (API 1.0) roles: observer"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ok: the plugin loads and starts"),
+        "{stdout}"
+    );
+
+    let out = run_binary(
+        &config,
+        &["plugin", "check", bad.to_str().unwrap()],
+        "",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("plugin `wrong`"),
+        "{}",
+        show(&out)
+    );
+
+    let out = run_binary(&config, &["plugin", "list"], "", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("login-audit 0.1.0"), "{stdout}");
+    assert!(
+        stdout.contains("observes (sync): customer_login"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("not loaded: plugin `wrong`"), "{stderr}");
+}
