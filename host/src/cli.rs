@@ -714,7 +714,7 @@ async fn integration(settings: Settings, cmd: IntegrationCommand) -> anyhow::Res
                 crate::events::Dispatcher::new(),
             )?;
             plugins.reload().await;
-            let report = crate::startup::sync_integrations(&service, &settings, &plugins)
+            let report = crate::startup::sync_integrations(&service, &settings, &plugins, false)
                 .await
                 .ok_or_else(|| {
                     anyhow::anyhow!(

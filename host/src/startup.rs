@@ -89,7 +89,7 @@ impl Application {
                 problems.join("\n")
             );
         }
-        log_sync(sync_integrations(&services.integrations, &settings, &plugins).await);
+        log_sync(sync_integrations(&services.integrations, &settings, &plugins, false).await);
         let routes =
             crate::webapi::RouteTable::load(&settings.webapi.routes_files, &services.tree)?;
         let Services {
@@ -208,8 +208,13 @@ impl Application {
                 Box::pin(async move {
                     if report.providers_changed {
                         log_sync(
-                            sync_integrations(&state.integrations, &state.settings, &state.plugins)
-                                .await,
+                            sync_integrations(
+                                &state.integrations,
+                                &state.settings,
+                                &state.plugins,
+                                true,
+                            )
+                            .await,
                         );
                     }
                 })
@@ -234,15 +239,20 @@ impl Application {
 }
 
 /// Runs the declarative sync over the definition folders and the config-provider plugins.
-/// `None` when there is nothing to sync from (no folders, no plugins). When a plugin folder
-/// failed to load, nothing is synced: that plugin may declare integrations, and a sync without
-/// them would delete them.
+/// `None` when there is nothing to sync from (no folders, no config provider) and `providers_changed`
+/// is false (a provider that just went away must take its integrations with it). When a plugin
+/// folder failed to load, nothing is synced: that plugin may declare integrations, and a sync
+/// without them would delete them.
 pub async fn sync_integrations(
     integrations: &IntegrationService,
     settings: &Settings,
     plugins: &PluginHost,
+    providers_changed: bool,
 ) -> Option<Result<declarative::SyncReport, String>> {
-    if settings.integrations.directories.is_empty() && !plugins.enabled() {
+    if settings.integrations.directories.is_empty()
+        && !plugins.has_providers()
+        && !providers_changed
+    {
         return None;
     }
     if let Some(p) = plugins.problems().iter().find(|p| !p.still_serving) {

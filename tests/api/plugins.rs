@@ -775,3 +775,62 @@ async fn plugin_check_and_list_from_the_command_line() {
     );
     assert!(stderr.contains("not loaded: plugin `wrong`"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_sandbox_hides_files_environment_and_clock_unless_granted() {
+    let folder = PluginFolder::new();
+    let probe = |caps: &str| {
+        format!(
+            "roles = [\"observer\"]\n{caps}\n[observer]\nevents = [\"admin_login\"]\nmode = \"sync\"\n[config]\nbehaviour = \"probe\"\n"
+        )
+    };
+    folder.write("sealed", "misbehave", &probe(""));
+    folder.write("timed", "misbehave", &probe("capabilities = [\"clock\"]"));
+    let app = spawn_app_with(|s| {
+        with_plugins(&folder)(s);
+        s.plugins
+            .grants
+            .insert("timed".into(), vec!["clock".into()]);
+    })
+    .await;
+    assert!(
+        app.plugins.problems().is_empty(),
+        "{:?}",
+        app.plugins.problems()
+    );
+    let admin = admin_token(&app).await;
+    let view = plugins_view(&app, &admin).await;
+    let probe_of = |id: &str| {
+        logs(&view, id)
+            .into_iter()
+            .find(|r| r["message"] == "probe")
+            .unwrap_or_else(|| panic!("{id} did not probe: {view:#}"))
+    };
+    let sealed = probe_of("sealed");
+    assert_eq!(
+        field(&sealed, "now"),
+        Some("0"),
+        "no clock without the grant"
+    );
+    assert!(
+        field(&sealed, "fs").unwrap().starts_with("refused"),
+        "{sealed}"
+    );
+    assert_eq!(field(&sealed, "env"), Some("0"));
+    let timed = probe_of("timed");
+    let now: i64 = field(&timed, "now").unwrap().parse().unwrap();
+    assert!(
+        (now - integration_host_tests::unix_now()).abs() <= 5,
+        "{timed}"
+    );
+    assert!(field(&timed, "fs").unwrap().starts_with("refused"));
+
+    // Asking for a capability the operator did not grant keeps the plugin out.
+    folder.write("greedy", "misbehave", &probe("capabilities = [\"clock\"]"));
+    let (_, body) = send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
+    let problem = body["reload"]["problems"][0]["error"].as_str().unwrap();
+    assert!(
+        problem.contains("capability `clock` is not granted to `greedy`"),
+        "{problem}"
+    );
+}

@@ -486,6 +486,66 @@ mod tests {
         assert_eq!(after.seen().len(), 1);
     }
 
+    struct Named {
+        name: String,
+        log: Arc<Mutex<Vec<String>>>,
+        veto: bool,
+    }
+
+    impl Observer for Named {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn observe<'a>(&'a self, _event: &'a Event) -> BoxFuture<'a, Result<(), ObserveError>> {
+            Box::pin(async move {
+                self.log.lock().unwrap().push(self.name.clone());
+                if self.veto {
+                    Err(ObserveError::Veto(format!("no, says {}", self.name)))
+                } else {
+                    Ok(())
+                }
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn ordered_observers_run_by_sort_order_then_name_and_a_veto_stops_the_rest() {
+        let d = Dispatcher::new();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let named = |name: &str, veto| {
+            Arc::new(Named {
+                name: name.into(),
+                log: log.clone(),
+                veto,
+            })
+        };
+        d.subscribe_ordered(&["*"], Mode::Sync, 10, named("b", false))
+            .unwrap();
+        d.subscribe_ordered(&["*"], Mode::Sync, 10, named("a", false))
+            .unwrap();
+        d.subscribe_ordered(&["*"], Mode::Sync, 5, named("c", false))
+            .unwrap();
+        d.dispatch(deleted(1)).await.unwrap();
+        assert_eq!(*log.lock().unwrap(), ["c", "a", "b"]);
+
+        // Subscribing a name again replaces it in place of order; unsubscribe removes it.
+        log.lock().unwrap().clear();
+        d.subscribe_ordered(&["*"], Mode::Sync, 7, named("b", true))
+            .unwrap();
+        let veto = d.dispatch(deleted(2)).await.unwrap_err();
+        assert_eq!(veto.observer, "b");
+        assert_eq!(veto.reason, "no, says b");
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["c", "b"],
+            "a runs after the veto: skipped"
+        );
+        log.lock().unwrap().clear();
+        d.unsubscribe("b");
+        d.notify(deleted(3)).await;
+        assert_eq!(*log.lock().unwrap(), ["c", "a"]);
+    }
+
     #[tokio::test]
     async fn async_observers_run_later_and_a_full_queue_drops_without_blocking() {
         let d = Dispatcher::new();

@@ -877,6 +877,11 @@ impl PluginHost {
             .map_err(|(id, e)| problem(id, e))
     }
 
+    /// Whether any config provider is loaded.
+    pub fn has_providers(&self) -> bool {
+        self.registry().plugins().any(|p| p.provider.is_some())
+    }
+
     /// Whether any permission resolver is loaded (the fast path skips them all otherwise).
     pub fn has_resolvers(&self) -> bool {
         self.inner.any_resolver.load(Ordering::Acquire)
@@ -893,7 +898,7 @@ impl PluginHost {
         if !self.has_resolvers() {
             return Decision::Abstain;
         }
-        let resolvers = self.registry().resolvers.clone();
+        let registry = self.registry();
         let request = v1::ResolverRequest {
             principal: v1::principal(principal),
             resources: resources.to_vec(),
@@ -904,7 +909,7 @@ impl PluginHost {
             now: state::unix_now(),
         };
         let mut allowed_by = None;
-        for plugin in resolvers {
+        for plugin in &registry.resolvers {
             let verdict = match plugin.resolve(&request).await {
                 Ok(v) => v,
                 Err(e) => match plugin.manifest.resolver.as_ref().map(|r| r.on_error) {

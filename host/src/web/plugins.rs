@@ -77,12 +77,17 @@ pub async fn reload(
     authorize(&req, &body, &state).await?;
     let report = state.plugins.reload().await;
     let sync = if report.providers_changed {
-        crate::startup::sync_integrations(&state.integrations, &state.settings, &state.plugins)
-            .await
-            .map(|r| match r {
-                Ok(report) => report.to_string(),
-                Err(e) => format!("not synced: {e}"),
-            })
+        crate::startup::sync_integrations(
+            &state.integrations,
+            &state.settings,
+            &state.plugins,
+            true,
+        )
+        .await
+        .map(|r| match r {
+            Ok(report) => report.to_string(),
+            Err(e) => format!("not synced: {e}"),
+        })
     } else {
         None
     };

@@ -1,4 +1,5 @@
-//! Misbehaves on purpose, as its configuration says, in every role.
+//! Misbehaves on purpose, as its configuration says, in every role; `probe` logs what the
+//! sandbox lets it see.
 
 use integration_host_sdk::{
     ConfigProvider, Event, IntegrationDefinition, Observer, Outcome, PermissionResolver,
@@ -52,6 +53,27 @@ fn misbehave(behaviour: &str) -> Result<(), PluginError> {
     }
 }
 
+/// Logs what the sandbox lets it see: the clock, the filesystem, the environment.
+fn probe() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let fs = match std::fs::read_dir("/") {
+        Ok(_) => "readable".to_owned(),
+        Err(e) => format!("refused: {e}"),
+    };
+    let env = std::env::vars().count();
+    log::info(
+        "probe",
+        &[
+            ("now", &now.to_string()),
+            ("fs", &fs),
+            ("env", &env.to_string()),
+        ],
+    );
+}
+
 fn huge() -> String {
     "x".repeat(4 << 20)
 }
@@ -72,6 +94,9 @@ impl Observer for Misbehave {
             Event::Other(o) => o.name.as_str(),
         };
         log::info("observed", &[("event", name), ("label", &c.label)]);
+        if c.behaviour == "probe" {
+            probe();
+        }
         misbehave(&c.behaviour)?;
         Ok(match c.behaviour.as_str() {
             "veto" => Outcome::Veto(format!("vetoed by {}", c.label)),
