@@ -5,7 +5,7 @@
 //! in `fuzz/corpus/` and over random inputs, while `scripts/fuzz` runs them under libFuzzer
 //! (`cargo fuzz`, nightly). Covered: the OAuth parameter collection and signature base string
 //! (with a sign-then-verify invariant), and every TOML file the server reads: the
-//! configuration, integration definitions and the ACL resource tree.
+//! configuration, integration definitions, the ACL resource tree and plugin manifests.
 
 use std::path::Path;
 
@@ -66,6 +66,21 @@ pub fn definition_file(data: &[u8]) {
     }
 }
 
+/// A plugin manifest (`plugin.toml`), the text a plugin author hands the host.
+pub fn plugin_manifest(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let mut settings = crate::config::PluginSettings::default();
+        settings
+            .grants
+            .insert("granted".into(), vec!["clock".into()]);
+        if let Ok(m) = crate::plugins::manifest::parse(Path::new("fuzz"), text, &settings) {
+            assert!(!m.roles.is_empty());
+            assert!(m.limits.memory_mib <= settings.max_memory_mib);
+            assert!(serde_json::from_str::<serde_json::Value>(&m.config_json).is_ok());
+        }
+    }
+}
+
 /// An ACL resource tree file; a tree that parses must walk and grant.
 pub fn resource_tree(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data)
@@ -87,11 +102,12 @@ mod tests {
 
     type Target = fn(&[u8]);
 
-    const TARGETS: [(&str, Target); 4] = [
+    const TARGETS: [(&str, Target); 5] = [
         ("oauth_request", super::oauth_request),
         ("config_file", super::config_file),
         ("definition_file", super::definition_file),
         ("resource_tree", super::resource_tree),
+        ("plugin_manifest", super::plugin_manifest),
     ];
 
     #[test]
