@@ -5,6 +5,8 @@
 //! server; without it, every test gets an SQLite file in a temporary folder. The test script
 //! runs the whole suite once each way.
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;

@@ -99,6 +99,11 @@ impl Application {
             events,
             ..
         } = services;
+        let admin_sessions = crate::services::admin_sessions::AdminSessions::new(
+            store.clone(),
+            keys.clone(),
+            settings.admin_ui.session_minutes,
+        );
         let state = Data::new(AppState {
             settings: Arc::new(settings.clone()),
             store,
@@ -109,6 +114,7 @@ impl Application {
             events,
             routes: Arc::new(routes),
             plugins,
+            admin_sessions,
             proxy: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .no_proxy()

@@ -42,6 +42,11 @@ ensure_nginx() {
   [ -x /usr/sbin/nginx ] || apt_install nginx
 }
 
+# Headless Chromium and its WebDriver, which the admin UI tests drive.
+ensure_browser() {
+  { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || apt_install chromium chromium-driver
+}
+
 # A free TCP port on the loopback interface.
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

@@ -1,6 +1,7 @@
 //! End-to-end tests of integration-host: the real server and the real binary, on SQLite or
 //! PostgreSQL (see `tests/lib.rs`).
 
+mod admin_ui;
 mod bootstrap;
 mod cli;
 mod clients;

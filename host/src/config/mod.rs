@@ -41,6 +41,7 @@ pub struct Settings {
     pub integrations: IntegrationSettings,
     pub webapi: WebapiSettings,
     pub plugins: PluginSettings,
+    pub admin_ui: AdminUiSettings,
     pub proxy: ProxySettings,
     pub cron: CronSettings,
     pub log: LogSettings,
@@ -144,6 +145,22 @@ pub enum TokenFormat {
 pub struct WebapiSettings {
     /// Route tables of other services (forward-auth and proxy), read after the built-in one.
     pub routes_files: Vec<PathBuf>,
+}
+
+/// The admin UI at `/admin` ([S-7]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminUiSettings {
+    /// Minutes an admin UI session lasts after sign-in.
+    pub session_minutes: u64,
+}
+
+impl Default for AdminUiSettings {
+    fn default() -> Self {
+        Self {
+            session_minutes: 240,
+        }
+    }
 }
 
 /// WebAssembly plugins ([S-5]).
@@ -298,6 +315,7 @@ impl Default for Settings {
             integrations: IntegrationSettings::default(),
             webapi: WebapiSettings::default(),
             plugins: PluginSettings::default(),
+            admin_ui: AdminUiSettings::default(),
             proxy: ProxySettings::default(),
             cron: CronSettings::default(),
             log: LogSettings::default(),

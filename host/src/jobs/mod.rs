@@ -88,6 +88,7 @@ impl Job {
                         .max(tokens.customer_lifetime_minutes),
                 ) * 60;
                 n += store.delete_revocations_before(t - longest - 120).await?;
+                n += store.delete_expired_admin_sessions(t).await?;
                 Ok(n)
             }
             Job::Nonces => {

@@ -247,6 +247,15 @@ impl AccountService {
         Ok(account)
     }
 
+    /// The account with this id, if any.
+    pub async fn by_id(
+        &self,
+        kind: AccountKind,
+        id: i64,
+    ) -> Result<Option<AccountRow>, AccountError> {
+        Ok(self.store.account_by_id(kind, id).await?)
+    }
+
     /// Checks a login and password: `Some(account)` when both match an active account.
     pub async fn verify(
         &self,

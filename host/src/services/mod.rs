@@ -6,6 +6,7 @@
 //! requests).
 
 pub mod accounts;
+pub mod admin_sessions;
 pub mod authorization;
 mod cache;
 pub mod integration;

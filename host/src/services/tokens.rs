@@ -167,6 +167,35 @@ impl TokenService {
             .await
     }
 
+    /// Signs an admin in to the admin UI: the same checks, lock and `admin_login` event as
+    /// the token route (a sync observer may veto), without issuing a token. Answers the admin.
+    pub async fn sign_in_admin_ui(
+        &self,
+        username: Option<&str>,
+        password: Option<&str>,
+        client: ClientInfo,
+    ) -> Result<crate::store::AccountRow, SignInError> {
+        let account = self.sign_in(AccountKind::Admin, username, password).await?;
+        self.events
+            .dispatch(Event::AdminLogin(AdminLogin {
+                admin_id: account.id,
+                username: account.login.clone(),
+                at: now(),
+                client_address: client.address,
+                user_agent: client.user_agent,
+            }))
+            .await
+            .map_err(|veto| SignInError::Vetoed(veto.reason))?;
+        self.store
+            .reset_failures(
+                &account.login.to_lowercase(),
+                throttle_type(AccountKind::Admin),
+            )
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(account)
+    }
+
     /// Checks the fields, the lock and the password; counts a failure.
     async fn sign_in(
         &self,

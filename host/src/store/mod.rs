@@ -11,6 +11,7 @@ mod acl;
 mod integrations;
 mod jobs;
 mod nonces;
+mod sessions;
 mod tokens;
 
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ pub use integrations::{
     ConsumerRow, IntegrationFields, IntegrationRow, NewConsumer, SealedToken, TokenRow,
 };
 pub use nonces::NonceWriter;
+pub use sessions::SessionRow;
 pub use tokens::CLEANUP_BATCH;
 
 use crate::config::{DatabaseSettings, DatabaseUrl};

@@ -13,7 +13,7 @@ use super::{AccountKind, SealedToken, Store, StoreError, now, on_pool};
 pub const CLEANUP_BATCH: i64 = 5_000;
 
 /// Revokes every token of an account inside the open transaction `$tx`: stored tokens are
-/// deleted and bearer tokens issued up to `$t` are refused.
+/// deleted, bearer tokens issued up to `$t` are refused, and an admin's UI sessions end.
 macro_rules! revoke_account_tokens {
     ($tx:expr, $kind:expr, $id:expr, $t:expr) => {{
         let delete = match $kind {
@@ -21,6 +21,12 @@ macro_rules! revoke_account_tokens {
             AccountKind::Customer => "DELETE FROM oauth_token WHERE customer_id = $1",
         };
         sqlx::query(delete).bind($id).execute(&mut *$tx).await?;
+        if matches!($kind, AccountKind::Admin) {
+            sqlx::query("DELETE FROM admin_session WHERE admin_id = $1")
+                .bind($id)
+                .execute(&mut *$tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO jwt_auth_revoked (user_type, user_id, revoke_before) VALUES ($1, $2, $3)
              ON CONFLICT (user_type, user_id) DO UPDATE SET revoke_before = excluded.revoke_before",
@@ -142,7 +148,11 @@ impl Store {
 
     /// Runs one batched deletion until it deletes fewer than a batch. `sql` deletes at most
     /// `$2` rows matching `$1`. Returns the rows deleted.
-    async fn delete_in_batches(&self, sql: String, cutoff: i64) -> Result<u64, StoreError> {
+    pub(super) async fn delete_in_batches(
+        &self,
+        sql: String,
+        cutoff: i64,
+    ) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
             let n = on_pool!(self, |p| sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
@@ -162,7 +172,7 @@ impl Store {
 
     /// `DELETE FROM table WHERE <condition on $1> ` limited to `$2` rows, in each dialect:
     /// SQLite by rowid (or the primary key of a table without one), PostgreSQL by ctid.
-    fn batched_delete(&self, table: &str, key: &str, condition: &str) -> String {
+    pub(super) fn batched_delete(&self, table: &str, key: &str, condition: &str) -> String {
         match self.backend() {
             super::Backend::Sqlite => format!(
                 "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {condition} LIMIT $2)"

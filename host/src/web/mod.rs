@@ -5,6 +5,7 @@
 //! extractor limits, and the route table of the server's own endpoints. No business rule lives
 //! here: handlers parse, call a service, and render.
 
+mod admin;
 pub mod auth;
 pub mod error;
 mod forward_auth;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub routes: Arc<crate::webapi::RouteTable>,
     /// The WebAssembly plugins: observers, permission resolvers, config providers.
     pub plugins: crate::plugins::PluginHost,
+    /// Sessions and form keys of the admin UI.
+    pub admin_sessions: crate::services::admin_sessions::AdminSessions,
     /// The client of the reverse proxy (no redirects, no system proxy, `proxy.timeout_seconds`).
     pub proxy: reqwest::Client,
     /// Set once shutdown began: `/readyz` answers 503 from then on.
@@ -84,6 +87,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             )
             .route("/oauth/token/access", web::route().to(oauth::access_token))
             .configure(|cfg| rest::routes(cfg, &state.routes))
+            .configure(admin::routes)
             .route("/forward-auth", web::route().to(forward_auth::forward_auth))
             .route(
                 "/forward-auth/envoy{tail:.*}",

@@ -1,0 +1,544 @@
+//! The admin UI in a real headless Chromium, driven as a merchant would: sign in, create an
+//! integration (and the refusals: a wrong current password, invalid fields), activate it against
+//! a local endpoint that records the POST and an identity link that sends the popup to the
+//! success callback, see the tokens, reauthorize, view a config integration read-only, delete,
+//! the plugins page, force sign-in, sign out; a missing form key refused; the same pages without
+//! JavaScript on a narrow screen. Every page's screenshot is saved under `test-artifacts/`.
+
+use std::time::Duration;
+
+use integration_host::store::AccountKind;
+use integration_host_tests::browser::Browser;
+use integration_host_tests::{
+    PluginFolder, Posts, TestApp, sample_manifest, send_json, spawn_app_with,
+};
+use serde_json::json;
+
+const PASSWORD: &str = "secret123";
+const WRONG_CURRENT: &str =
+    "The password entered for the current user is invalid. Verify the password and try again.";
+
+/// An integrator's service: records the activation POST at `/activate`; its identity link
+/// `/identity` sends the browser on to the `success_call_back` it was given.
+struct Integrator {
+    url: String,
+    posts: Posts,
+    identity_hits: std::sync::Arc<std::sync::Mutex<u32>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Integrator {
+    async fn start() -> Self {
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+        let posts: Posts = Default::default();
+        let recorded = posts.clone();
+        let identity_hits: std::sync::Arc<std::sync::Mutex<u32>> = Default::default();
+        let hits = identity_hits.clone();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(move || {
+            let recorded = recorded.clone();
+            let hits = hits.clone();
+            App::new()
+                .route(
+                    "/activate",
+                    web::post().to(move |body: web::Bytes| {
+                        let recorded = recorded.clone();
+                        async move {
+                            recorded
+                                .lock()
+                                .unwrap()
+                                .push(form_urlencoded::parse(&body).into_owned().collect());
+                            HttpResponse::Ok().finish()
+                        }
+                    }),
+                )
+                .route(
+                    "/identity",
+                    web::get().to(move |req: HttpRequest| {
+                        *hits.lock().unwrap() += 1;
+                        async move {
+                            let back = form_urlencoded::parse(req.query_string().as_bytes())
+                                .find(|(k, _)| k == "success_call_back")
+                                .map(|(_, v)| v.into_owned())
+                                .unwrap_or_default();
+                            HttpResponse::Found()
+                                .insert_header(("Location", back))
+                                .finish()
+                        }
+                    }),
+                )
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            url: format!("http://127.0.0.1:{port}"),
+            posts,
+            identity_hits,
+            handle,
+        }
+    }
+}
+
+impl Drop for Integrator {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+async fn sign_in(app: &TestApp, b: &Browser) {
+    b.goto(&app.url("/admin/integration/")).await;
+    assert!(b.url().await.ends_with("/admin/login"), "{}", b.url().await);
+    b.fill("#username", "jane").await;
+    b.fill("#password", PASSWORD).await;
+    b.click("#login-form button[type=submit]").await;
+    b.wait_for("#integrationGrid, p.empty", Duration::from_secs(10))
+        .await;
+}
+
+/// The grid row of an integration, by name.
+async fn row_id(b: &Browser, name: &str) -> String {
+    let id = b
+        .script(&format!(
+            "for (const r of document.querySelectorAll('#integrationGrid tbody tr')) {{ if (r.querySelector('.name').textContent === {name:?}) return r.dataset.id; }} return null;"
+        ))
+        .await;
+    id.as_str()
+        .unwrap_or_else(|| panic!("no row for {name}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_merchant_manages_integrations_in_the_browser() {
+    let integrator = Integrator::start().await;
+    let plugins = PluginFolder::new();
+    plugins.write_raw("login-audit", &sample_manifest("login-audit"));
+    // The success callback is addressed through server.base_url: listen where it says.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_app_with(|s| {
+        s.server.listen =
+            integration_host::config::ListenAddr::parse(&format!("127.0.0.1:{port}")).unwrap();
+        s.server.base_url =
+            integration_host::config::PublicUrl::parse(&format!("http://127.0.0.1:{port}/"))
+                .unwrap();
+        s.integrations.directories =
+            vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-integrations")];
+        s.plugins.directories = vec![plugins.path()];
+        s.plugins.cache_dir = Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache"),
+        );
+    })
+    .await;
+    app.account(AccountKind::Admin, "jane", PASSWORD).await;
+    let b = Browser::start("admin-ui", 1280, true).await;
+
+    // Sign-in: a wrong password is refused with Magento's text, then the grid.
+    b.goto(&app.url("/admin/integration/")).await;
+    assert!(b.url().await.ends_with("/admin/login"));
+    b.screenshot("login").await;
+    b.fill("#username", "jane").await;
+    b.fill("#password", "wrong-password1").await;
+    b.click("#login-form button[type=submit]").await;
+    assert!(
+        b.text(".message.error")
+            .await
+            .contains("The account sign-in was incorrect"),
+    );
+    b.fill("#password", PASSWORD).await;
+    b.click("#login-form button[type=submit]").await;
+    b.wait_for("#integrationGrid", Duration::from_secs(10))
+        .await;
+    b.screenshot("grid").await;
+    // Config integrations: View instead of Edit, Remove disabled.
+    let erp = row_id(&b, "ERP Connector").await;
+    assert_eq!(
+        b.text(&format!("tr[data-id='{erp}'] .action.view")).await,
+        "View"
+    );
+    assert!(
+        b.try_find(&format!("tr[data-id='{erp}'] .action.disabled"))
+            .await
+            .is_some()
+    );
+    assert!(b.try_find("#insecure-notice").await.is_none());
+
+    // New integration: a wrong current password and a bad email are shown next to the fields,
+    // nothing is saved.
+    b.click("#add-integration").await;
+    b.wait_for("#edit_form", Duration::from_secs(5)).await;
+    let name = "Shop <b>&amp; Co";
+    b.fill("#integration_name", name).await;
+    b.fill("#integration_email", "not-an-email").await;
+    b.fill(
+        "#integration_endpoint",
+        &format!("{}/activate", integrator.url),
+    )
+    .await;
+    b.fill(
+        "#integration_identity_link_url",
+        &format!("{}/identity", integrator.url),
+    )
+    .await;
+    b.click("input[value='Magento_Sales::sales_order']").await;
+    b.fill("#current_password", "wrong-password1").await;
+    b.click("#save").await;
+    b.wait_for("#current_password-error", Duration::from_secs(5))
+        .await;
+    assert_eq!(b.text("#current_password-error").await, WRONG_CURRENT);
+    assert!(b.try_find("#email-error").await.is_some());
+    b.screenshot("form-errors").await;
+    assert!(app.integrations.find_by_name(name).await.unwrap().is_none());
+    // The form kept what was typed.
+    assert_eq!(
+        b.attribute("#integration_name", "value").await.as_deref(),
+        Some(name)
+    );
+    b.fill("#integration_email", "shop@example.com").await;
+    b.fill("#current_password", PASSWORD).await;
+    b.click("#save").await;
+    b.wait_for("#integrationGrid", Duration::from_secs(5)).await;
+    assert_eq!(
+        b.text(".message.success").await,
+        format!("The integration '{name}' has been saved.")
+    );
+    let created = app
+        .integrations
+        .find_by_name(name)
+        .await
+        .unwrap()
+        .expect("saved");
+    let id = created.id.to_string();
+    // The name is shown as text (escaped), with the "not secure" badge and notice.
+    assert_eq!(b.text(&format!("tr[data-id='{id}'] .name")).await, name);
+    assert!(
+        b.try_find(&format!("tr[data-id='{id}'] .badge.insecure"))
+            .await
+            .is_some()
+    );
+    assert!(b.try_find("#insecure-notice").await.is_some());
+    b.screenshot("grid-after-save").await;
+
+    // Activation with an endpoint: permissions dialog, POST to the endpoint, identity-link
+    // popup that the success callback closes.
+    b.click(&format!("tr[data-id='{id}'] .action.activate"))
+        .await;
+    b.wait_for("#permissions-dialog", Duration::from_secs(5))
+        .await;
+    let dialog = b.text("#permissions-dialog").await;
+    assert!(dialog.contains("Orders"), "{dialog}");
+    b.screenshot("permissions-dialog").await;
+    b.click("#allow").await;
+    // The exchange page opens the popup at once; the popup may be done before we look.
+    b.wait_for(
+        "#tokens-exchange, #integrationGrid",
+        Duration::from_secs(10),
+    )
+    .await;
+    {
+        let posts = integrator.posts.lock().unwrap();
+        assert_eq!(posts.len(), 1);
+        let fields: Vec<&str> = posts[0].iter().map(|(k, _)| k.as_str()).collect();
+        for f in [
+            "oauth_consumer_key",
+            "oauth_consumer_secret",
+            "store_base_url",
+            "oauth_verifier",
+        ] {
+            assert!(fields.contains(&f), "{fields:?}");
+        }
+    }
+    b.screenshot("tokens-exchange").await;
+    let main = b.windows().await[0].clone();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if b.windows().await.len() == 1 && b.try_find("#identity-link").await.is_some() {
+        // The popup was blocked: the link opens it.
+        b.click("#identity-link").await;
+    }
+    let start = std::time::Instant::now();
+    loop {
+        let n = b.windows().await.len();
+        if n == 1 && *integrator.identity_hits.lock().unwrap() == 1 {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(15) {
+            for w in b.windows().await {
+                b.switch_to(&w).await;
+                eprintln!("window {w}: {}", b.url().await);
+                b.screenshot("popup-stuck").await;
+            }
+            panic!("the popup did not open and close (windows: {n})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.switch_to(&main).await;
+    // The callback sent the admin page back to the grid.
+    b.wait_for("#integrationGrid", Duration::from_secs(10))
+        .await;
+
+    // Activation without an endpoint mints the token: the tokens dialog shows the
+    // credentials, which work; reauthorize replaces the token.
+    b.click("#add-integration").await;
+    b.wait_for("#edit_form", Duration::from_secs(5)).await;
+    b.fill("#integration_name", "Minted").await;
+    b.select("#all_resources", "1").await;
+    b.fill("#current_password", PASSWORD).await;
+    b.click("#save").await;
+    b.wait_for("#integrationGrid", Duration::from_secs(5)).await;
+    let minted = row_id(&b, "Minted").await;
+    b.click(&format!("tr[data-id='{minted}'] .action.activate"))
+        .await;
+    b.wait_for("#permissions-dialog", Duration::from_secs(5))
+        .await;
+    assert!(b.text(".resources-all").await.contains("All resources"));
+    b.click("#allow").await;
+    b.wait_for("#tokens-dialog", Duration::from_secs(10)).await;
+    b.screenshot("tokens-dialog").await;
+    let integration = app.integrations.get(minted.parse().unwrap()).await.unwrap();
+    let consumer = app
+        .oauth
+        .load_consumer(integration.consumer_id)
+        .await
+        .unwrap();
+    let token = app
+        .oauth
+        .get_access_token(integration.consumer_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.text("#consumer-key").await, consumer.key);
+    assert_eq!(b.text("#consumer-secret").await, consumer.secret);
+    assert_eq!(b.text("#access-token").await, token.token);
+    assert_eq!(b.text("#access-token-secret").await, token.secret);
+    b.click("#done").await;
+    b.wait_for("#integrationGrid", Duration::from_secs(5)).await;
+    assert_eq!(
+        b.text(&format!("tr[data-id='{minted}'] .status")).await,
+        "Active"
+    );
+    b.click(&format!("tr[data-id='{minted}'] .action.reauthorize"))
+        .await;
+    b.wait_for("#permissions-dialog", Duration::from_secs(5))
+        .await;
+    assert_eq!(b.text("#allow").await, "Reauthorize");
+    b.click("#allow").await;
+    b.wait_for("#tokens-dialog", Duration::from_secs(10)).await;
+    let renewed = b.text("#access-token").await;
+    assert_ne!(renewed, token.token, "reauthorize issues a new token");
+    b.screenshot("reauthorized").await;
+
+    // A config integration is read-only.
+    b.goto(&app.url(&format!("/admin/integration/edit/{erp}")))
+        .await;
+    b.wait_for("#readonly-notice", Duration::from_secs(5)).await;
+    assert!(b.try_find("#save").await.is_none());
+    let disabled = b
+        .script("return document.querySelector('#edit_form fieldset').disabled")
+        .await;
+    assert_eq!(disabled, json!(true));
+    b.screenshot("config-view").await;
+
+    // A state change without the form key is refused, from the signed-in browser itself.
+    let answer = b
+        .script(&format!(
+            "const x = new XMLHttpRequest(); x.open('POST', '/admin/integration/delete/{minted}', false); x.setRequestHeader('Content-Type', 'application/x-www-form-urlencoded'); x.send(''); return [x.responseURL, x.status, x.responseText.includes('Invalid Form Key. Please refresh the page.')];"
+        ))
+        .await;
+    assert!(
+        answer[0].as_str().unwrap().ends_with("/admin/integration/"),
+        "{answer}"
+    );
+    assert_eq!(answer[1], 200);
+    assert_eq!(answer[2], true, "the grid says why");
+    assert!(app.integrations.get(minted.parse().unwrap()).await.is_ok());
+    b.goto(&app.url("/admin/integration/")).await;
+    // Saving a config integration by hand-made POST is refused too.
+    let form_key = b.attribute("input[name=form_key]", "value").await.unwrap();
+    b.script(&format!(
+        "const x = new XMLHttpRequest(); x.open('POST', '/admin/integration/save', false); x.setRequestHeader('Content-Type', 'application/x-www-form-urlencoded'); x.send('form_key={form_key}&id={erp}&name=Hacked&current_password={PASSWORD}'); return x.status;"
+    ))
+    .await;
+    assert_eq!(
+        app.integrations
+            .get(erp.parse().unwrap())
+            .await
+            .unwrap()
+            .name,
+        "ERP Connector"
+    );
+
+    // Delete with confirmation.
+    b.goto(&app.url("/admin/integration/")).await;
+    b.click(&format!("tr[data-id='{minted}'] .action.delete"))
+        .await;
+    b.wait_for("#delete-dialog", Duration::from_secs(5)).await;
+    b.screenshot("delete-confirm").await;
+    b.click("#confirm-delete").await;
+    b.wait_for("#integrationGrid", Duration::from_secs(5)).await;
+    assert_eq!(
+        b.text(".message.success").await,
+        "The integration 'Minted' has been deleted."
+    );
+    assert!(app.integrations.get(minted.parse().unwrap()).await.is_err());
+
+    // The plugins page.
+    b.click("nav a[href='/admin/plugins']").await;
+    b.wait_for("#plugin-login-audit", Duration::from_secs(5))
+        .await;
+    assert!(
+        b.text("#plugin-login-audit .roles")
+            .await
+            .contains("observer")
+    );
+    b.screenshot("plugins").await;
+    b.click("#reload-plugins").await;
+    b.wait_for(".message.success", Duration::from_secs(10))
+        .await;
+
+    // Force sign-in of a customer: their token is refused afterwards.
+    app.account(AccountKind::Customer, "jo@example.com", "secret456")
+        .await;
+    let (status, token) = app
+        .post_json(
+            "/rest/V1/integration/customer/token",
+            &json!({"username": "jo@example.com", "password": "secret456"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let token = token.as_str().unwrap().to_owned();
+    b.click("nav a[href='/admin/accounts']").await;
+    b.wait_for("#customer-accounts", Duration::from_secs(5))
+        .await;
+    b.screenshot("accounts").await;
+    b.click("#customer-accounts tr[data-login='jo@example.com'] button.revoke")
+        .await;
+    b.accept_alert().await;
+    b.wait_for(".message.success", Duration::from_secs(10))
+        .await;
+    assert!(b.text(".message.success").await.contains("jo@example.com"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _) = send_json(app.bearer(
+        "POST",
+        "/rest/V1/integration/customer/revoke-customer-token",
+        &token,
+    ))
+    .await;
+    assert_eq!(status, 401, "the customer's token is refused");
+
+    // Sign out: the session is gone.
+    b.click(".logout button").await;
+    b.wait_for("#login-form", Duration::from_secs(5)).await;
+    assert_eq!(b.text(".message.success").await, "You have signed out.");
+    b.goto(&app.url("/admin/integration/")).await;
+    assert!(b.url().await.ends_with("/admin/login"));
+    b.close().await;
+}
+
+#[tokio::test]
+async fn the_pages_work_without_javascript_on_a_narrow_screen() {
+    let app = spawn_app_with(|_| {}).await;
+    app.account(AccountKind::Admin, "jane", PASSWORD).await;
+    let b = Browser::start("admin-ui-nojs-narrow", 390, false).await;
+    sign_in(&app, &b).await;
+    b.click("#add-integration").await;
+    b.wait_for("#edit_form", Duration::from_secs(5)).await;
+    b.fill("#integration_name", "Phone Shop").await;
+    b.click("input[value='Magento_Sales::sales_order']").await;
+    b.fill("#current_password", PASSWORD).await;
+    b.screenshot("narrow-form").await;
+    b.click("#save").await;
+    b.wait_for("#integrationGrid", Duration::from_secs(5)).await;
+    // Narrow: the grid's header row is not rendered, rows stack as cards.
+    assert_eq!(b.css("#integrationGrid thead", "display").await, "none");
+    assert_eq!(b.css("#integrationGrid tbody tr", "display").await, "block");
+    b.screenshot("narrow-grid").await;
+    let id = app
+        .integrations
+        .find_by_name("Phone Shop")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    b.click(&format!("tr[data-id='{id}'] .action.activate"))
+        .await;
+    b.wait_for("#permissions-dialog", Duration::from_secs(5))
+        .await;
+    b.click("#allow").await;
+    b.wait_for("#tokens-dialog", Duration::from_secs(10)).await;
+    b.screenshot("narrow-tokens").await;
+    assert!(!b.text("#access-token").await.is_empty());
+    // Delete through the confirmation page, no script needed.
+    b.goto(&app.url("/admin/integration/")).await;
+    b.click(&format!("tr[data-id='{id}'] .action.delete")).await;
+    b.click("#confirm-delete").await;
+    b.wait_for("#integrationGrid, p.empty", Duration::from_secs(5))
+        .await;
+    assert!(app.integrations.get(id).await.is_err());
+    b.close().await;
+}
+
+#[tokio::test]
+async fn admin_pages_need_a_session_and_answer_safe_headers() {
+    let app = spawn_app_with(|_| {}).await;
+    for path in [
+        "/admin/integration/",
+        "/admin/integration/new",
+        "/admin/plugins",
+        "/admin/accounts",
+    ] {
+        let res = app.get(path).await;
+        assert_eq!(res.status(), 303, "{path}");
+        assert_eq!(res.headers()["location"], "/admin/login");
+    }
+    let res = app
+        .client
+        .post(app.url("/admin/integration/delete/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    // The sign-in form without its cookie is refused.
+    let res = app
+        .client
+        .post(app.url("/admin/login"))
+        .form(&[
+            ("username", "jane"),
+            ("password", PASSWORD),
+            ("form_key", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body = res.text().await.unwrap();
+    assert!(body.contains("Invalid Form Key"), "{body}");
+    let res = app.get("/admin/login").await;
+    let h = res.headers();
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["cache-control"], "no-store");
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    let cookie = h["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    // The success callback changes nothing and needs no session.
+    assert_eq!(
+        app.get("/admin/integration/loginSuccessCallback?id=1")
+            .await
+            .status(),
+        200
+    );
+}
