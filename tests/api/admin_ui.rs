@@ -175,6 +175,7 @@ async fn a_merchant_manages_integrations_in_the_browser() {
     // nothing is saved.
     b.click("#add-integration").await;
     b.wait_for("#edit_form", Duration::from_secs(5)).await;
+    b.screenshot("new-form").await;
     let name = "Shop <b>&amp; Co";
     b.fill("#integration_name", name).await;
     b.fill("#integration_email", "not-an-email").await;
@@ -226,6 +227,33 @@ async fn a_merchant_manages_integrations_in_the_browser() {
     );
     assert!(b.try_find("#insecure-notice").await.is_some());
     b.screenshot("grid-after-save").await;
+
+    // Edit: the form holds what was saved; a change needs the password again.
+    b.click(&format!("tr[data-id='{id}'] .action.edit")).await;
+    b.wait_for("#edit_form", Duration::from_secs(5)).await;
+    assert_eq!(
+        b.attribute("#integration_email", "value").await.as_deref(),
+        Some("shop@example.com")
+    );
+    let ticked = b
+        .script("return [...document.querySelectorAll('#resource-tree input:checked')].map(i => i.value)")
+        .await;
+    assert!(
+        ticked
+            .as_array()
+            .unwrap()
+            .contains(&json!("Magento_Sales::sales_order")),
+        "{ticked}"
+    );
+    b.screenshot("edit-form").await;
+    b.fill("#integration_email", "orders@shop.example").await;
+    b.fill("#current_password", PASSWORD).await;
+    b.click("#save").await;
+    b.wait_for("#integrationGrid", Duration::from_secs(5)).await;
+    assert_eq!(
+        app.integrations.get(created.id).await.unwrap().email,
+        "orders@shop.example"
+    );
 
     // Activation with an endpoint: permissions dialog, POST to the endpoint, identity-link
     // popup that the success callback closes.
@@ -541,4 +569,93 @@ async fn admin_pages_need_a_session_and_answer_safe_headers() {
             .status(),
         200
     );
+}
+
+#[tokio::test]
+async fn notices_plugin_failures_and_signing_out_another_admin() {
+    let defs = tempfile::tempdir().unwrap();
+    let file = defs.path().join("shop.toml");
+    std::fs::write(
+        &file,
+        "[[integration]]\nname = \"Declared Shop\"\nresources = [\"Magento_Sales::sales\"]\n",
+    )
+    .unwrap();
+    let plugins = PluginFolder::new();
+    plugins.write(
+        "broken-policy",
+        "misbehave",
+        "roles = [\"permission-resolver\"]\n[config]\nbehaviour = \"panic\"\n",
+    );
+    let app = spawn_app_with(|s| {
+        s.integrations.directories = vec![defs.path().to_owned()];
+        s.plugins.directories = vec![plugins.path()];
+        s.plugins.quarantine_failures = 2;
+        s.plugins.cache_dir = Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache"),
+        );
+    })
+    .await;
+    app.account(AccountKind::Admin, "jane", PASSWORD).await;
+    app.account(AccountKind::Admin, "max", PASSWORD).await;
+    // The definition changes: the integration is reset and the grid says so.
+    std::fs::write(
+        &file,
+        "[[integration]]\nname = \"Declared Shop\"\nresources = [\"Magento_Sales::sales_order\"]\n",
+    )
+    .unwrap();
+    let report = integration_host::declarative::sync_directories(
+        &app.integrations,
+        &[defs.path().to_owned()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.updated, ["Declared Shop"]);
+    // Two REST calls make the panicking resolver fail twice: quarantined.
+    for _ in 0..2 {
+        app.get("/rest/V1/integrations").await;
+    }
+
+    let b = Browser::start("admin-ui-notices", 1280, true).await;
+    sign_in(&app, &b).await;
+    let notice = b.text("#reset-notice").await;
+    assert!(notice.contains("Declared Shop"), "{notice}");
+    let id = row_id(&b, "Declared Shop").await;
+    assert_eq!(
+        b.text(&format!("tr[data-id='{id}'] .status")).await,
+        "Reset"
+    );
+    b.screenshot("reset-notice").await;
+
+    b.click("nav a[href='/admin/plugins']").await;
+    b.wait_for("#plugin-broken-policy", Duration::from_secs(5))
+        .await;
+    assert!(
+        b.try_find("#plugin-broken-policy .quarantine")
+            .await
+            .is_some()
+    );
+    let failures = b.text("#plugin-broken-policy .failures-list").await;
+    assert!(failures.contains("panicked"), "{failures}");
+    b.screenshot("plugin-quarantined").await;
+
+    // Force sign-in of another admin ends their admin session.
+    let other = Browser::start("admin-ui-other-admin", 1280, true).await;
+    other.goto(&app.url("/admin/login")).await;
+    other.fill("#username", "max").await;
+    other.fill("#password", PASSWORD).await;
+    other.click("#login-form button[type=submit]").await;
+    other
+        .wait_for("#integrationGrid", Duration::from_secs(10))
+        .await;
+    b.click("nav a[href='/admin/accounts']").await;
+    b.wait_for("#admin-accounts", Duration::from_secs(5)).await;
+    b.click("#admin-accounts tr[data-login='max'] button.revoke")
+        .await;
+    b.accept_alert().await;
+    b.wait_for(".message.success", Duration::from_secs(10))
+        .await;
+    other.goto(&app.url("/admin/integration/")).await;
+    other.wait_for("#login-form", Duration::from_secs(5)).await;
+    other.close().await;
+    b.close().await;
 }
