@@ -126,19 +126,8 @@ impl TokenService {
         password: Option<&str>,
         client: ClientInfo,
     ) -> Result<String, SignInError> {
-        let account = self.sign_in(AccountKind::Admin, username, password).await?;
-        self.events
-            .dispatch(Event::AdminLogin(AdminLogin {
-                admin_id: account.id,
-                username: account.login.clone(),
-                at: now(),
-                client_address: client.address,
-                user_agent: client.user_agent,
-            }))
-            .await
-            .map_err(|veto| SignInError::Vetoed(veto.reason))?;
-        self.finish_sign_in(AccountKind::Admin, &account.login, account.id)
-            .await
+        let account = self.sign_in_admin(username, password, client).await?;
+        Ok(self.issue(AccountKind::Admin, account.id).await?)
     }
 
     /// `POST /V1/integration/customer/token`; dispatches `customer_login`.
@@ -167,9 +156,10 @@ impl TokenService {
             .await
     }
 
-    /// Signs an admin in to the admin UI: the same checks, lock and `admin_login` event as
-    /// the token route (a sync observer may veto), without issuing a token. Answers the admin.
-    pub async fn sign_in_admin_ui(
+    /// Signs an admin in: the checks, the lock and the `admin_login` event (a sync observer
+    /// may veto) of the token route, without issuing a token (the admin UI starts a session
+    /// instead). Answers the admin.
+    pub async fn sign_in_admin(
         &self,
         username: Option<&str>,
         password: Option<&str>,

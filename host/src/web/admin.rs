@@ -194,6 +194,17 @@ impl Form {
     }
 }
 
+/// The value of a `Result` whose error side is an answer already (the sign-in page, a redirect
+/// with a message, the error page): returns that answer from the handler.
+macro_rules! or_answer {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(answer) => return answer,
+        }
+    };
+}
+
 /// An admin page's caller: the session, or the answer to send instead (to the sign-in page).
 async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<AdminSession, HttpResponse> {
     let to_login = || redirect("/admin/login").finish();
@@ -383,7 +394,7 @@ async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -
     };
     let account = match state
         .tokens
-        .sign_in_admin_ui(Some(&username), form.get("password"), client)
+        .sign_in_admin(Some(&username), form.get("password"), client)
         .await
     {
         Ok(a) => a,
@@ -413,10 +424,7 @@ async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -
 }
 
 async fn logout(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
-    let (session, _) = match post(&req, &body, &state).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+    let (session, _) = or_answer!(post(&req, &body, &state).await);
     if let Err(e) = state.admin_sessions.end(&session.id).await {
         return failure(&e);
     }
@@ -461,14 +469,8 @@ fn insecure(i: &Integration) -> bool {
 }
 
 async fn grid(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let session = match signed_in(&req, &state).await {
-        Ok(s) => s,
-        Err(res) => return res,
-    };
-    let list = match state.integrations.list().await {
-        Ok(l) => l,
-        Err(e) => return failure(&e),
-    };
+    let session = or_answer!(signed_in(&req, &state).await);
+    let list = or_answer!(state.integrations.list().await.map_err(|e| failure(&e)));
     let rows: Vec<Row> = list
         .iter()
         .map(|i| Row {
@@ -541,10 +543,7 @@ fn tree_rows(state: &AppState, checked: &dyn Fn(&str) -> bool) -> Vec<TreeRow> {
 }
 
 async fn new_form(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let session = match signed_in(&req, &state).await {
-        Ok(s) => s,
-        Err(res) => return res,
-    };
+    let session = or_answer!(signed_in(&req, &state).await);
     let t = EditPage {
         page: page(&req, &state, &session, "integrations"),
         heading: "New Integration".into(),
@@ -562,17 +561,15 @@ async fn edit_form(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let session = match signed_in(&req, &state).await {
-        Ok(s) => s,
-        Err(res) => return res,
-    };
-    let Some(integration) = load(&state, &path).await else {
-        return missing(&state);
-    };
-    let grants = match state.integrations.selected_resources(integration.id).await {
-        Ok(g) => g,
-        Err(e) => return failure(&e),
-    };
+    let session = or_answer!(signed_in(&req, &state).await);
+    let integration = or_answer!(load(&state, &path).await.ok_or_else(|| missing(&state)));
+    let grants = or_answer!(
+        state
+            .integrations
+            .selected_resources(integration.id)
+            .await
+            .map_err(|e| failure(&e))
+    );
     let all = matches!(grants, crate::acl::Grants::All);
     let rules = grants.to_rules();
     let t = EditPage {
@@ -612,10 +609,7 @@ fn missing(state: &AppState) -> HttpResponse {
 }
 
 async fn save(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
-    let (session, form) = match post(&req, &body, &state).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+    let (session, form) = or_answer!(post(&req, &body, &state).await);
     let id = form.get("id").and_then(|v| v.parse::<i64>().ok());
     let values = FormValues {
         name: form.get("name").unwrap_or("").trim().to_owned(),
@@ -752,13 +746,8 @@ async fn delete_page(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let session = match signed_in(&req, &state).await {
-        Ok(s) => s,
-        Err(res) => return res,
-    };
-    let Some(i) = load(&state, &path).await else {
-        return missing(&state);
-    };
+    let session = or_answer!(signed_in(&req, &state).await);
+    let i = or_answer!(load(&state, &path).await.ok_or_else(|| missing(&state)));
     if i.is_config() {
         return redirect_with(
             &state,
@@ -784,12 +773,8 @@ async fn delete(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Err(res) = post(&req, &body, &state).await {
-        return res;
-    }
-    let Some(i) = load(&state, &path).await else {
-        return missing(&state);
-    };
+    or_answer!(post(&req, &body, &state).await);
+    let i = or_answer!(load(&state, &path).await.ok_or_else(|| missing(&state)));
     match state.integrations.delete(i.id).await {
         Ok(_) => redirect_with(
             &state,
@@ -831,17 +816,15 @@ async fn permissions_dialog(
     query: web::Query<Reauthorize>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let session = match signed_in(&req, &state).await {
-        Ok(s) => s,
-        Err(res) => return res,
-    };
-    let Some(i) = load(&state, &path).await else {
-        return missing(&state);
-    };
-    let grants = match state.integrations.selected_resources(i.id).await {
-        Ok(g) => g,
-        Err(e) => return failure(&e),
-    };
+    let session = or_answer!(signed_in(&req, &state).await);
+    let i = or_answer!(load(&state, &path).await.ok_or_else(|| missing(&state)));
+    let grants = or_answer!(
+        state
+            .integrations
+            .selected_resources(i.id)
+            .await
+            .map_err(|e| failure(&e))
+    );
     let tree = state.integrations.authorization().tree();
     let titles: Vec<String> = grants
         .to_rules()
@@ -893,13 +876,8 @@ async fn tokens_exchange(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let (session, form) = match post(&req, &body, &state).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
-    let Some(i) = load(&state, &path).await else {
-        return missing(&state);
-    };
+    let (session, form) = or_answer!(post(&req, &body, &state).await);
+    let i = or_answer!(load(&state, &path).await.ok_or_else(|| missing(&state)));
     let reauthorize = form.get("reauthorize") == Some("1") || i.status == Status::Active;
     match state.integrations.activate(i.id, reauthorize).await {
         Ok(Activation::IdentityLink(link)) => {
@@ -911,10 +889,13 @@ async fn tokens_exchange(
             render(StatusCode::OK, &t)
         }
         Ok(Activation::Minted) => {
-            let consumer = match state.oauth.load_consumer(i.consumer_id).await {
-                Ok(c) => c,
-                Err(e) => return failure(&e),
-            };
+            let consumer = or_answer!(
+                state
+                    .oauth
+                    .load_consumer(i.consumer_id)
+                    .await
+                    .map_err(|e| failure(&e))
+            );
             let token = match state.oauth.get_access_token(i.consumer_id).await {
                 Ok(Some(t)) => t,
                 Ok(None) => {
@@ -1006,10 +987,7 @@ struct PluginsPage {
 }
 
 async fn plugins_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let session = match signed_in(&req, &state).await {
-        Ok(s) => s,
-        Err(res) => return res,
-    };
+    let session = or_answer!(signed_in(&req, &state).await);
     let plugins = state
         .plugins
         .list()
@@ -1064,9 +1042,7 @@ async fn plugins_reload(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Err(res) = post(&req, &body, &state).await {
-        return res;
-    }
+    or_answer!(post(&req, &body, &state).await);
     let report = state.plugins.reload().await;
     if report.providers_changed
         && let Some(Err(e)) = crate::startup::sync_integrations(
@@ -1125,10 +1101,7 @@ struct AccountsPage {
 }
 
 async fn accounts_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let session = match signed_in(&req, &state).await {
-        Ok(s) => s,
-        Err(res) => return res,
-    };
+    let session = or_answer!(signed_in(&req, &state).await);
     let mut groups = Vec::new();
     for (kind, key, title, label) in [
         (AccountKind::Admin, "admin", "Admin users", "User Name"),
@@ -1166,10 +1139,7 @@ async fn revoke(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let (session, _) = match post(&req, &body, &state).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+    let (session, _) = or_answer!(post(&req, &body, &state).await);
     let (kind, id) = path.into_inner();
     let kind = match kind.as_str() {
         "admin" => AccountKind::Admin,
