@@ -8,9 +8,26 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!window.confirm(button.dataset.confirm)) event.preventDefault();
     });
   }
+  // Allowing an integration with an identity link: open its popup window now, while the click
+  // counts as the user's gesture (browsers block popups opened later by a page load); the page
+  // that answers the POST then only sends that window to the identity link.
+  const allow = document.querySelector("form[data-opens-popup]");
+  if (allow) {
+    allow.addEventListener("submit", () => {
+      window.open("about:blank", "integration_identity_link", "popup,width=980,height=640");
+      sessionStorage.setItem("identityPopupPending", "1");
+    });
+  }
   // The identity link opens in a popup; its success callback closes it and reloads this page.
   const link = document.querySelector("a[data-popup]");
+  if (!link && sessionStorage.getItem("identityPopupPending")) {
+    // The activation failed before reaching the identity link: close the waiting popup.
+    sessionStorage.removeItem("identityPopupPending");
+    const waiting = window.open("", "integration_identity_link");
+    if (waiting) waiting.close();
+  }
   if (link) {
+    sessionStorage.removeItem("identityPopupPending");
     const open = (event) => {
       const popup = window.open(link.href, "integration_identity_link", "popup,width=980,height=640");
       if (popup) {

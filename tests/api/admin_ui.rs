@@ -626,6 +626,47 @@ async fn notices_plugin_failures_and_signing_out_another_admin() {
     );
     b.screenshot("reset-notice").await;
 
+    // An endpoint that does not answer: the activation is refused with the reason and the
+    // popup opened for the identity link is closed again.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gone = app
+        .integrations
+        .create(
+            integration_host::services::integration::IntegrationInput::parse(
+                &integration_host::services::integration::IntegrationForm {
+                    name: "Unreachable".into(),
+                    endpoint: Some(format!("http://127.0.0.1:{closed}/activate")),
+                    identity_link_url: Some(format!("http://127.0.0.1:{closed}/login")),
+                    all_resources: true,
+                    ..Default::default()
+                },
+                integration_host::services::integration::SetupType::Manual,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    b.goto(&app.url(&format!("/admin/integration/permissionsDialog/{}", gone.id)))
+        .await;
+    b.click("#allow").await;
+    b.wait_for("#integrationGrid", Duration::from_secs(15))
+        .await;
+    let error = b.text(".message.error").await;
+    assert!(!error.is_empty());
+    b.screenshot("activation-refused").await;
+    let start = std::time::Instant::now();
+    while b.windows().await.len() > 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the waiting popup stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     b.click("nav a[href='/admin/plugins']").await;
     b.wait_for("#plugin-broken-policy", Duration::from_secs(5))
         .await;
