@@ -791,34 +791,57 @@ pub fn unix_now() -> i64 {
 pub type Posts = std::sync::Arc<std::sync::Mutex<Vec<Vec<(String, String)>>>>;
 
 /// A local HTTP endpoint that records the form posts it receives, as an integrator's
-/// activation endpoint would; answers with `status`.
+/// activation endpoint would; answers with `status`. Its identity link, `GET /identity`, sends
+/// the browser on to the `success_call_back` it was given (and counts the visits).
 #[derive(Debug)]
 pub struct Recorder {
     pub url: String,
+    /// The identity link's URL.
+    pub identity: String,
     pub posts: Posts,
+    pub identity_visits: std::sync::Arc<std::sync::atomic::AtomicU32>,
     handle: actix_web::dev::ServerHandle,
 }
 
 impl Recorder {
     pub async fn start(status: u16) -> Self {
-        use actix_web::{App, HttpResponse, HttpServer, web};
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
         let posts: Posts = Default::default();
         let recorded = posts.clone();
+        let identity_visits: std::sync::Arc<std::sync::atomic::AtomicU32> = Default::default();
+        let visits = identity_visits.clone();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = HttpServer::new(move || {
             let recorded = recorded.clone();
-            App::new().default_service(web::to(move |body: web::Bytes| {
-                let recorded = recorded.clone();
-                async move {
-                    let form: Vec<(String, String)> = form_urlencoded::parse(&body)
-                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                        .collect();
-                    recorded.lock().unwrap().push(form);
-                    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
-                        .finish()
-                }
-            }))
+            let visits = visits.clone();
+            App::new()
+                .route(
+                    "/identity",
+                    web::get().to(move |req: HttpRequest| {
+                        visits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let back = form_urlencoded::parse(req.query_string().as_bytes())
+                            .find(|(k, _)| k == "success_call_back")
+                            .map(|(_, v)| v.into_owned())
+                            .unwrap_or_default();
+                        async move {
+                            HttpResponse::Found()
+                                .insert_header(("Location", back))
+                                .finish()
+                        }
+                    }),
+                )
+                .default_service(web::to(move |body: web::Bytes| {
+                    let recorded = recorded.clone();
+                    async move {
+                        let form: Vec<(String, String)> = form_urlencoded::parse(&body)
+                            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                            .collect();
+                        recorded.lock().unwrap().push(form);
+                        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                            .finish()
+                    }
+                }))
         })
         .workers(1)
         .disable_signals()
@@ -829,7 +852,9 @@ impl Recorder {
         tokio::spawn(server);
         Self {
             url: format!("http://127.0.0.1:{port}/activate"),
+            identity: format!("http://127.0.0.1:{port}/identity"),
             posts,
+            identity_visits,
             handle,
         }
     }

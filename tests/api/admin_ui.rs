@@ -10,86 +10,13 @@ use std::time::Duration;
 use integration_host::store::AccountKind;
 use integration_host_tests::browser::Browser;
 use integration_host_tests::{
-    PluginFolder, Posts, TestApp, sample_manifest, send_json, spawn_app_with,
+    PluginFolder, Recorder, TestApp, sample_manifest, send_json, spawn_app_with,
 };
 use serde_json::json;
 
 const PASSWORD: &str = "secret123";
 const WRONG_CURRENT: &str =
     "The password entered for the current user is invalid. Verify the password and try again.";
-
-/// An integrator's service: records the activation POST at `/activate`; its identity link
-/// `/identity` sends the browser on to the `success_call_back` it was given.
-struct Integrator {
-    url: String,
-    posts: Posts,
-    identity_hits: std::sync::Arc<std::sync::Mutex<u32>>,
-    handle: actix_web::dev::ServerHandle,
-}
-
-impl Integrator {
-    async fn start() -> Self {
-        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-        let posts: Posts = Default::default();
-        let recorded = posts.clone();
-        let identity_hits: std::sync::Arc<std::sync::Mutex<u32>> = Default::default();
-        let hits = identity_hits.clone();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = HttpServer::new(move || {
-            let recorded = recorded.clone();
-            let hits = hits.clone();
-            App::new()
-                .route(
-                    "/activate",
-                    web::post().to(move |body: web::Bytes| {
-                        let recorded = recorded.clone();
-                        async move {
-                            recorded
-                                .lock()
-                                .unwrap()
-                                .push(form_urlencoded::parse(&body).into_owned().collect());
-                            HttpResponse::Ok().finish()
-                        }
-                    }),
-                )
-                .route(
-                    "/identity",
-                    web::get().to(move |req: HttpRequest| {
-                        *hits.lock().unwrap() += 1;
-                        async move {
-                            let back = form_urlencoded::parse(req.query_string().as_bytes())
-                                .find(|(k, _)| k == "success_call_back")
-                                .map(|(_, v)| v.into_owned())
-                                .unwrap_or_default();
-                            HttpResponse::Found()
-                                .insert_header(("Location", back))
-                                .finish()
-                        }
-                    }),
-                )
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Self {
-            url: format!("http://127.0.0.1:{port}"),
-            posts,
-            identity_hits,
-            handle,
-        }
-    }
-}
-
-impl Drop for Integrator {
-    fn drop(&mut self) {
-        drop(self.handle.stop(false));
-    }
-}
 
 async fn sign_in(app: &TestApp, b: &Browser) {
     b.goto(&app.url("/admin/integration/")).await;
@@ -115,7 +42,7 @@ async fn row_id(b: &Browser, name: &str) -> String {
 
 #[tokio::test]
 async fn a_merchant_manages_integrations_in_the_browser() {
-    let integrator = Integrator::start().await;
+    let integrator = Recorder::start(200).await;
     let plugins = PluginFolder::new();
     plugins.write_raw("login-audit", &sample_manifest("login-audit"));
     // The success callback is addressed through server.base_url: listen where it says.
@@ -179,16 +106,9 @@ async fn a_merchant_manages_integrations_in_the_browser() {
     let name = "Shop <b>&amp; Co";
     b.fill("#integration_name", name).await;
     b.fill("#integration_email", "not-an-email").await;
-    b.fill(
-        "#integration_endpoint",
-        &format!("{}/activate", integrator.url),
-    )
-    .await;
-    b.fill(
-        "#integration_identity_link_url",
-        &format!("{}/identity", integrator.url),
-    )
-    .await;
+    b.fill("#integration_endpoint", &integrator.url).await;
+    b.fill("#integration_identity_link_url", &integrator.identity)
+        .await;
     b.click("input[value='Magento_Sales::sales_order']").await;
     b.fill("#current_password", "wrong-password1").await;
     b.click("#save").await;
@@ -294,7 +214,12 @@ async fn a_merchant_manages_integrations_in_the_browser() {
     let start = std::time::Instant::now();
     loop {
         let n = b.windows().await.len();
-        if n == 1 && *integrator.identity_hits.lock().unwrap() == 1 {
+        if n == 1
+            && integrator
+                .identity_visits
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 1
+        {
             break;
         }
         if start.elapsed() > Duration::from_secs(15) {
