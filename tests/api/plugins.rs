@@ -208,6 +208,16 @@ async fn the_access_policy_denies_and_allows_integrations_as_configured() {
     let (status, body) = send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["reload"]["reloaded"], json!(["access-policy"]));
+    // The component did not change: the reload read it compiled from the cache.
+    let view = plugins_view(&app, &admin).await;
+    assert_eq!(plugin(&view, "access-policy")["compiled"], "cached");
+    assert!(
+        std::fs::read_dir(cache_dir()).unwrap().any(|e| e
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "cwasm"))
+    );
     assert_eq!(
         send_json(shop_a.request("GET", "/rest/V1/integrations"))
             .await
