@@ -2,6 +2,7 @@
 //! which `scripts/test` installs). A small client of the W3C WebDriver protocol over reqwest:
 //! the few commands the admin UI tests use. A missing browser fails the test; it never skips.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,7 +52,10 @@ impl Browser {
             .find(|p| Path::new(p).exists())
             .expect("chromium is missing: install Debian's chromium (scripts/test does)");
         let port = free_port();
+        // Its own process group: dropping the browser kills chromedriver and the Chromium it
+        // started, even when a failing test never quits the session.
         let driver = Command::new(driver_bin)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -306,6 +310,8 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let group = nix::unistd::Pid::from_raw(self.driver.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.driver.wait();
     }
 }
