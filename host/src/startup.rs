@@ -89,7 +89,7 @@ impl Application {
                 problems.join("\n")
             );
         }
-        log_sync(sync_integrations(&services.integrations, &settings, &plugins, false).await);
+        log_sync(&sync_integrations(&services.integrations, &settings, &plugins, false).await);
         let routes =
             crate::webapi::RouteTable::load(&settings.webapi.routes_files, &services.tree)?;
         let Services {
@@ -212,17 +212,7 @@ impl Application {
             crate::plugins::spawn_reloader(self.state.plugins.clone(), move |report| {
                 let state = state.clone();
                 Box::pin(async move {
-                    if report.providers_changed {
-                        log_sync(
-                            sync_integrations(
-                                &state.integrations,
-                                &state.settings,
-                                &state.plugins,
-                                true,
-                            )
-                            .await,
-                        );
-                    }
+                    sync_after_reload(&state, &report).await;
                 })
             })
         };
@@ -277,7 +267,22 @@ pub async fn sync_integrations(
     )
 }
 
-fn log_sync(outcome: Option<Result<declarative::SyncReport, String>>) {
+/// After a plugin reload: syncs the declarative integrations again when a config provider
+/// came, changed or went (logged); answers what the sync did, `None` when it did not run.
+pub async fn sync_after_reload(
+    state: &AppState,
+    report: &crate::plugins::ReloadReport,
+) -> Option<Result<declarative::SyncReport, String>> {
+    if !report.providers_changed {
+        return None;
+    }
+    let outcome =
+        sync_integrations(&state.integrations, &state.settings, &state.plugins, true).await;
+    log_sync(&outcome);
+    outcome
+}
+
+fn log_sync(outcome: &Option<Result<declarative::SyncReport, String>>) {
     match outcome {
         None => {}
         Some(Ok(report)) => tracing::info!(

@@ -127,12 +127,12 @@ pub fn parse_file(
     text: &str,
     check_resource: &dyn Fn(&str) -> Result<(), String>,
 ) -> Result<Vec<Definition>, DefinitionError> {
-    let err = |key: String, message: String| DefinitionError {
-        path: path.to_owned(),
-        key,
-        message,
-    };
-    let doc: FileDoc = crate::config::parse_toml_at_key(text).map_err(|(k, m)| err(k, m))?;
+    let doc: FileDoc =
+        crate::config::parse_toml_at_key(text).map_err(|(key, message)| DefinitionError {
+            path: path.to_owned(),
+            key,
+            message,
+        })?;
     let forms = doc
         .integration
         .into_iter()

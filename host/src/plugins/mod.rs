@@ -239,18 +239,11 @@ impl Plugin {
                 None => format!("failed: {e:#}"),
             }
         };
-        let stderr = store.data().stderr();
+        let mut stderr = store.data().stderr();
         if stderr.is_empty() {
             base
         } else {
-            let mut stderr = stderr;
-            if stderr.len() > 512 {
-                let mut end = 512;
-                while !stderr.is_char_boundary(end) {
-                    end -= 1;
-                }
-                stderr.truncate(end);
-            }
+            state::truncate(&mut stderr, 512);
             format!("{base} ({stderr})")
         }
     }
@@ -819,7 +812,6 @@ impl PluginHost {
         let mut plugin = Plugin {
             identity: Arc::new(Identity {
                 id: id.clone(),
-                version: manifest.version.clone(),
                 config_json: manifest.config_json.clone(),
                 health,
             }),
@@ -832,7 +824,7 @@ impl PluginHost {
                 warm: s.warm_instances,
             },
             origin,
-            loaded_at: state::unix_now(),
+            loaded_at: crate::store::now(),
             observer: None,
             resolver: None,
             provider: None,
@@ -906,7 +898,7 @@ impl PluginHost {
             method: facts.method.to_owned(),
             path: facts.path.to_owned(),
             client_address: facts.client_address,
-            now: state::unix_now(),
+            now: crate::store::now(),
         };
         let mut allowed_by = None;
         for plugin in &registry.resolvers {

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use wasmtime::component::ResourceTable;
@@ -39,7 +39,6 @@ pub struct State {
 #[derive(Debug)]
 pub struct Identity {
     pub id: String,
-    pub version: String,
     pub config_json: String,
     pub health: Arc<Health>,
 }
@@ -191,7 +190,7 @@ impl v1::Host for State {
         }
         self.plugin.health.log(LogRecord {
             seq: 0,
-            at: unix_now(),
+            at: crate::store::now(),
             level: match level {
                 v1::Level::Trace => "trace",
                 v1::Level::Debug => "debug",
@@ -211,7 +210,8 @@ impl v1::Host for State {
 
 impl v1::wit::Host for State {}
 
-fn truncate(s: &mut String, max: usize) {
+/// Cuts `s` to at most `max` bytes on a character boundary, marking the cut with `…`.
+pub(super) fn truncate(s: &mut String, max: usize) {
     if s.len() > max {
         let mut end = max;
         while !s.is_char_boundary(end) {
@@ -220,12 +220,6 @@ fn truncate(s: &mut String, max: usize) {
         s.truncate(end);
         s.push('…');
     }
-}
-
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// One log record a plugin wrote.
@@ -328,7 +322,7 @@ impl Health {
             inner.recent.pop_front();
         }
         inner.recent.push_back(Failure {
-            at: unix_now(),
+            at: crate::store::now(),
             role,
             error,
         });

@@ -1044,15 +1044,7 @@ async fn plugins_reload(
 ) -> HttpResponse {
     or_answer!(post(&req, &body, &state).await);
     let report = state.plugins.reload().await;
-    if report.providers_changed
-        && let Some(Err(e)) = crate::startup::sync_integrations(
-            &state.integrations,
-            &state.settings,
-            &state.plugins,
-            true,
-        )
-        .await
-    {
+    if let Some(Err(e)) = crate::startup::sync_after_reload(&state, &report).await {
         return redirect_with(
             &state,
             "/admin/plugins",

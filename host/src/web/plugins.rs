@@ -76,21 +76,12 @@ pub async fn reload(
 ) -> Result<HttpResponse, RestError> {
     authorize(&req, &body, &state).await?;
     let report = state.plugins.reload().await;
-    let sync = if report.providers_changed {
-        crate::startup::sync_integrations(
-            &state.integrations,
-            &state.settings,
-            &state.plugins,
-            true,
-        )
+    let sync = crate::startup::sync_after_reload(&state, &report)
         .await
         .map(|r| match r {
             Ok(report) => report.to_string(),
             Err(e) => format!("not synced: {e}"),
-        })
-    } else {
-        None
-    };
+        });
     Ok(json(
         StatusCode::OK,
         &ReloadView {
