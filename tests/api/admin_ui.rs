@@ -75,6 +75,7 @@ async fn a_merchant_manages_integrations_in_the_browser() {
     b.fill("#username", "jane").await;
     b.fill("#password", "wrong-password1").await;
     b.click("#login-form button[type=submit]").await;
+    b.wait_for(".message.error", Duration::from_secs(10)).await;
     assert!(
         b.text(".message.error")
             .await
