@@ -104,6 +104,7 @@ impl Application {
             keys.clone(),
             settings.admin_ui.session_minutes,
         );
+        let nonce_stats = oauth.nonce_stats();
         let state = Data::new(AppState {
             settings: Arc::new(settings.clone()),
             store,
@@ -120,7 +121,7 @@ impl Application {
                 .no_proxy()
                 .timeout(Duration::from_secs(settings.proxy.timeout_seconds.max(1)))
                 .build()?,
-            metrics: web::metrics::Metrics::new(),
+            metrics: web::metrics::Metrics::new(nonce_stats),
             draining: Arc::new(AtomicBool::new(false)),
         });
         let app_state = state.clone();

@@ -1,12 +1,16 @@
-"""Pre-signs GET requests with fresh nonces for the benchmark (one line per request).
+"""Pre-signs GET requests with fresh nonces for the benchmark, as whole HTTP requests.
 
-Usage: sign.py URL CONSUMER_KEY CONSUMER_SECRET TOKEN TOKEN_SECRET COUNT OUT
+Usage: sign.py URL CONSUMER_KEY CONSUMER_SECRET TOKEN TOKEN_SECRET COUNT OUT THREADS
 
 Signing inside wrk is not possible (its Lua has no HMAC), so the requests are signed here,
-before the run: every request carries its own nonce, all share one timestamp. The first line of
-OUT is the constant start of the Authorization header; each further line is
-`<nonce> <percent-encoded signature>`. The first signature is checked against requests-oauthlib's
-own (oauthlib), so the fast path here cannot drift from a real client.
+before the run: every request carries its own nonce, all share one timestamp. Request i goes to
+`OUT.<i mod THREADS>`, one file per wrk thread. A file's first line is the length of each of its
+records; every record is one whole request of exactly that length (an `X-Pad` header evens out
+the percent-encoded signatures), so wrk reads the next request with one buffered read and needs
+no set-up time (wrk starts a thread's load before it sets up the next thread, and counts those
+requests in a run whose clock starts after the last set-up). The first signature is checked
+against requests-oauthlib's own (oauthlib), so the fast path here cannot drift from a real
+client.
 """
 
 import base64
@@ -68,12 +72,29 @@ expected = dict(
 if sign("crosscheck0000000000000000000000") != expected:
     sys.exit("the benchmark signer disagrees with oauthlib")
 
+threads = int(sys.argv[8])
+parts = urllib.parse.urlsplit(url)
 prefix = (
     f'OAuth oauth_consumer_key="{key}", oauth_token="{token}", '
     f'oauth_signature_method="HMAC-SHA256", oauth_timestamp="{ts}", oauth_version="1.0", '
 )
-with open(out, "w") as f:
-    f.write(prefix + "\n")
-    for i in range(count):
-        nonce = f"bench{i:012d}{ts}"
-        f.write(f"{nonce} {enc(sign(nonce))}\n")
+
+
+def request(i):
+    nonce = f"bench{i:012d}{ts}"
+    authorization = prefix + f'oauth_nonce="{nonce}", oauth_signature="{enc(sign(nonce))}"'
+    return (f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Authorization: {authorization}\r\n")
+
+
+# The longest signature has every one of its 44 characters but 43 letters or digits encoded.
+size = len(request(0)) + 2 * 44 + len("X-Pad: \r\n\r\n")
+files = [open(f"{out}.{t}", "w", newline="") for t in range(threads)]
+for f in files:
+    f.write(f"{size}\n")
+for i in range(count):
+    head = request(i)
+    pad = size - len(head) - len("X-Pad: \r\n\r\n")
+    files[i % threads].write(head + "X-Pad: " + "p" * pad + "\r\n\r\n")
+for f in files:
+    f.close()

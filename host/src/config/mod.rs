@@ -99,6 +99,10 @@ pub struct DatabaseSettings {
     pub acquire_timeout_seconds: u64,
     /// Milliseconds SQLite waits on a locked database before failing.
     pub sqlite_busy_timeout_ms: u64,
+    /// On SQLite, microseconds the nonce writer waits, while signed requests arrive together,
+    /// for more nonces to join a commit (a commit costs far more than one more row in it). An
+    /// idle server never waits. 0 commits whatever is waiting at once.
+    pub nonce_commit_delay_us: u64,
 }
 
 /// Keys for secrets the server stores and must read back.
@@ -345,6 +349,7 @@ impl Default for DatabaseSettings {
             pool_size: 16,
             acquire_timeout_seconds: 5,
             sqlite_busy_timeout_ms: 5000,
+            nonce_commit_delay_us: 250,
         }
     }
 }

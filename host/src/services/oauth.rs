@@ -616,6 +616,11 @@ impl OauthService {
         Ok(consumer)
     }
 
+    /// The nonce writer's counters (batches committed, nonces written), for the metrics.
+    pub fn nonce_stats(&self) -> Arc<crate::store::NonceStats> {
+        self.nonces.stats()
+    }
+
     /// Whether bearer use of integration tokens is enabled.
     pub fn allows_integration_bearer(&self) -> bool {
         self.settings.allow_integration_bearer

@@ -28,7 +28,7 @@ pub use accounts::{AccountKind, AccountRow, NewAccount};
 pub use integrations::{
     ConsumerRow, IntegrationFields, IntegrationRow, NewConsumer, SealedToken, TokenRow,
 };
-pub use nonces::NonceWriter;
+pub use nonces::{NonceStats, NonceWriter};
 pub use sessions::SessionRow;
 pub use tokens::CLEANUP_BATCH;
 
@@ -87,12 +87,14 @@ impl StoreError {
 
 /// The identity of the SQLite file when it was opened, to notice it being deleted or replaced.
 #[derive(Debug, Clone)]
-struct SqliteFile {
-    path: PathBuf,
+pub(super) struct SqliteFile {
+    pub(super) path: PathBuf,
     dev: u64,
     ino: u64,
     /// How long a write waits for another connection's lock.
-    busy_timeout: Duration,
+    pub(super) busy_timeout: Duration,
+    /// How long the nonce writer lets nonces gather under load.
+    pub(super) nonce_commit_delay: Duration,
 }
 
 /// The database: a connection pool and every query the server runs.
@@ -204,6 +206,7 @@ impl Store {
                     pool: Pool::Sqlite(pool),
                     sqlite_file: Some(SqliteFile {
                         busy_timeout: Duration::from_millis(settings.sqlite_busy_timeout_ms),
+                        nonce_commit_delay: Duration::from_micros(settings.nonce_commit_delay_us),
                         path: path.clone(),
                         dev: meta.dev(),
                         ino: meta.ino(),

@@ -1,14 +1,18 @@
-//! Request metrics in Prometheus text format, one registry per [`crate::startup::Application`].
+//! Request metrics in Prometheus text format, one registry per [`crate::startup::Application`],
+//! with the nonce writer's group commits.
 //!
 //! No global recorder: two servers in one process (as the tests run them) keep separate counts.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::store::NonceStats;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -25,15 +29,40 @@ pub struct Metrics {
     latency: Family<RequestLabels, Histogram>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
+/// The nonce writer's counters, read at each scrape.
+#[derive(Debug)]
+struct NonceCollector(Arc<NonceStats>);
+
+impl Collector for NonceCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, help, value) in [
+            (
+                "oauth_nonce_batches",
+                "Transactions the nonce writer committed, each holding every nonce waiting",
+                self.0.batches(),
+            ),
+            (
+                "oauth_nonces_written",
+                "Nonces the nonce writer sent to the database",
+                self.0.nonces(),
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        Ok(())
     }
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub fn new(nonces: Arc<NonceStats>) -> Self {
         let mut registry = Registry::with_prefix("integration_host");
+        registry.register_collector(Box::new(NonceCollector(nonces)));
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             // 100 µs to about 3.3 s.
