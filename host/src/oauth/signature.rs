@@ -5,7 +5,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 
 use super::encode::percent_encode_into;
-use super::percent_encode;
 
 /// A signature method this server can check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +41,16 @@ impl SignatureMethod {
 /// ```
 pub fn base_string_uri(url: &url::Url) -> String {
     // `url` already lower-cases scheme and host and drops the scheme's default port.
-    let mut out = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
+    let (scheme, host, path) = (url.scheme(), url.host_str().unwrap_or_default(), url.path());
+    let mut out = String::with_capacity(scheme.len() + 3 + host.len() + 6 + path.len());
+    out.push_str(scheme);
+    out.push_str("://");
+    out.push_str(host);
     if let Some(port) = url.port() {
-        out.push(':');
-        out.push_str(&port.to_string());
+        use std::fmt::Write as _;
+        let _ = write!(out, ":{port}");
     }
-    out.push_str(url.path());
+    out.push_str(path);
     out
 }
 
@@ -55,19 +58,28 @@ pub fn base_string_uri(url: &url::Url) -> String {
 /// sorted by name then value in byte order, duplicates kept, joined with `&`. The caller
 /// passes every parameter but `oauth_signature` and `realm`.
 pub fn normalize_parameters(params: &[(String, String)]) -> String {
-    let mut encoded: Vec<(String, String)> = params
+    // Each pair encoded once as `name=value`, sorted by its encoded name, then value (not by
+    // the joined text: `=` sorts after some characters a longer name may hold).
+    let mut encoded: Vec<(String, usize)> = params
         .iter()
-        .map(|(k, v)| (percent_encode(k), percent_encode(v)))
+        .map(|(k, v)| {
+            let mut pair = String::with_capacity(k.len() + v.len() + 8);
+            percent_encode_into(&mut pair, k);
+            let name_len = pair.len();
+            pair.push('=');
+            percent_encode_into(&mut pair, v);
+            (pair, name_len)
+        })
         .collect();
-    encoded.sort();
-    let mut out = String::with_capacity(encoded.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
-    for (i, (k, v)) in encoded.iter().enumerate() {
+    encoded.sort_unstable_by(|(a, an), (b, bn)| {
+        (&a[..*an], &a[*an + 1..]).cmp(&(&b[..*bn], &b[*bn + 1..]))
+    });
+    let mut out = String::with_capacity(encoded.iter().map(|(p, _)| p.len() + 1).sum());
+    for (i, (pair, _)) in encoded.iter().enumerate() {
         if i > 0 {
             out.push('&');
         }
-        out.push_str(k);
-        out.push('=');
-        out.push_str(v);
+        out.push_str(pair);
     }
     out
 }
@@ -94,11 +106,11 @@ pub fn base_string(method: &str, url: &url::Url, params: &[(String, String)]) ->
 }
 
 fn signing_key(consumer_secret: &str, token_secret: &str) -> String {
-    format!(
-        "{}&{}",
-        percent_encode(consumer_secret),
-        percent_encode(token_secret)
-    )
+    let mut key = String::with_capacity((consumer_secret.len() + token_secret.len()) * 3 / 2 + 1);
+    percent_encode_into(&mut key, consumer_secret);
+    key.push('&');
+    percent_encode_into(&mut key, token_secret);
+    key
 }
 
 fn mac_bytes(method: SignatureMethod, key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -138,22 +150,25 @@ pub fn verify(
     base: &str,
     signature: &str,
 ) -> bool {
-    let Ok(given) = B64.decode(signature.trim()) else {
+    // Room for any digest this server checks; a longer value cannot match.
+    let mut buf = [0u8; 64];
+    let Ok(n) = B64.decode_slice(signature.trim(), &mut buf) else {
         return false;
     };
+    let given = &buf[..n];
     let key = signing_key(consumer_secret, token_secret);
     match method {
         SignatureMethod::HmacSha1 => {
             let mut m =
                 <Hmac<sha1::Sha1> as Mac>::new_from_slice(key.as_bytes()).expect("any key length");
             m.update(base.as_bytes());
-            m.verify_slice(&given).is_ok()
+            m.verify_slice(given).is_ok()
         }
         SignatureMethod::HmacSha256 => {
             let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_bytes())
                 .expect("any key length");
             m.update(base.as_bytes());
-            m.verify_slice(&given).is_ok()
+            m.verify_slice(given).is_ok()
         }
     }
 }
