@@ -87,14 +87,15 @@ def request(i):
             f"Authorization: {authorization}\r\n")
 
 
-# The longest signature has every one of its 44 characters but 43 letters or digits encoded.
-size = len(request(0)) + 2 * 44 + len("X-Pad: \r\n\r\n")
+# The padding header and the blank line that ends a request.
+PAD, END = "X-Pad: ", "\r\n\r\n"
+# A signature encodes to at most 3 × 44 characters, 2 × 44 more than request(0) may hold.
+size = len(request(0)) + 2 * 44 + len(PAD + END)
 files = [open(f"{out}.{t}", "w", newline="") for t in range(threads)]
 for f in files:
     f.write(f"{size}\n")
 for i in range(count):
     head = request(i)
-    pad = size - len(head) - len("X-Pad: \r\n\r\n")
-    files[i % threads].write(head + "X-Pad: " + "p" * pad + "\r\n\r\n")
+    files[i % threads].write(head + PAD + "p" * (size - len(head) - len(PAD + END)) + END)
 for f in files:
     f.close()

@@ -85,7 +85,8 @@ impl StoreError {
     }
 }
 
-/// The identity of the SQLite file when it was opened, to notice it being deleted or replaced.
+/// The identity of the SQLite file when it was opened, to notice it being deleted or replaced,
+/// and how writers of their own (the nonce writer) wait on it.
 #[derive(Debug, Clone)]
 pub(super) struct SqliteFile {
     pub(super) path: PathBuf,
