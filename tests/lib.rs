@@ -761,7 +761,7 @@ pub fn oauth_header(
             .map(|(k, v)| (k.into_owned(), v.into_owned())),
     );
     signed.extend(form.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let base = oauth::base_string(method, &parsed, &signed);
+    let base = oauth::base_string(method, &oauth::SignedUrl::from(&parsed), &signed);
     let signature = oauth::sign(
         oauth::SignatureMethod::HmacSha256,
         consumer_secret,

@@ -28,7 +28,7 @@ pub fn oauth_request(data: &[u8]) {
     if let Some(h) = header {
         let _ = crate::oauth::parse_authorization(h);
     }
-    let Ok(url) = url::Url::parse(&format!("http://example.com{tail}")) else {
+    let Some(url) = crate::oauth::SignedUrl::parse(&format!("http://example.com{tail}")) else {
         return;
     };
     let Ok(collected) = crate::oauth::collect(&url, header, content_type, body) else {

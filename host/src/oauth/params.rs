@@ -1,8 +1,8 @@
 //! Collecting a request's OAuth parameters (RFC 5849 sections 3.4.1.3 and 3.5).
 
-use std::collections::BTreeMap;
-
 use percent_encoding::percent_decode_str;
+
+use super::SignedUrl;
 
 /// Why the OAuth parameters of a request could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,9 +37,9 @@ impl<'a> Scheme<'a> {
     /// assert_eq!(Scheme::of("Basic xyz"), Scheme::Other);
     /// ```
     pub fn of(value: &'a str) -> Self {
-        let value = value.trim_start();
-        let (name, rest) = match value.find(|c: char| c.is_ascii_whitespace()) {
-            Some(i) => (&value[..i], value[i..].trim()),
+        let value = value.trim_ascii_start();
+        let (name, rest) = match value.bytes().position(|b| b.is_ascii_whitespace()) {
+            Some(i) => (&value[..i], value[i..].trim_ascii()),
             None => (value, ""),
         };
         if name.eq_ignore_ascii_case("oauth") {
@@ -56,6 +56,7 @@ impl<'a> Scheme<'a> {
 ///
 /// Values are percent-decoded; a `+` stays a `+` (headers are not form-encoded), and values that
 /// arrive unencoded are taken as they are. Quotes are optional, as some clients omit them.
+/// Whitespace around names, values and commas is HTTP's: ASCII.
 ///
 /// ```
 /// use integration_host::oauth::parse_authorization;
@@ -69,14 +70,17 @@ pub fn parse_authorization(value: &str) -> Result<Vec<(String, String)>, ParseEr
     };
     let mut out = Vec::with_capacity(8);
     loop {
-        rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == ',');
+        let skip = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_whitespace() || *b == b',')
+            .count();
+        rest = &rest[skip..];
         if rest.is_empty() {
             break;
         }
-        let eq = rest
-            .find('=')
+        let eq = position(rest, b'=')
             .ok_or_else(|| ParseError::Malformed("a parameter has no value".into()))?;
-        let name = rest[..eq].trim();
+        let name = rest[..eq].trim_ascii();
         if name.is_empty()
             || !name
                 .bytes()
@@ -84,13 +88,12 @@ pub fn parse_authorization(value: &str) -> Result<Vec<(String, String)>, ParseEr
         {
             return Err(ParseError::Malformed("a parameter name is invalid".into()));
         }
-        rest = rest[eq + 1..].trim_start();
+        rest = rest[eq + 1..].trim_ascii_start();
         let raw = if let Some(quoted) = rest.strip_prefix('"') {
-            let end = quoted
-                .find('"')
+            let end = position(quoted, b'"')
                 .ok_or_else(|| ParseError::Malformed("a quoted value is not closed".into()))?;
             rest = &quoted[end + 1..];
-            let after = rest.trim_start();
+            let after = rest.trim_ascii_start();
             if !after.is_empty() && !after.starts_with(',') {
                 return Err(ParseError::Malformed(
                     "parameters must be separated by commas".into(),
@@ -98,8 +101,8 @@ pub fn parse_authorization(value: &str) -> Result<Vec<(String, String)>, ParseEr
             }
             &quoted[..end]
         } else {
-            let end = rest.find(',').unwrap_or(rest.len());
-            let v = rest[..end].trim();
+            let end = position(rest, b',').unwrap_or(rest.len());
+            let v = rest[..end].trim_ascii();
             rest = &rest[end..];
             v
         };
@@ -108,14 +111,16 @@ pub fn parse_authorization(value: &str) -> Result<Vec<(String, String)>, ParseEr
     Ok(out)
 }
 
+/// Where an ASCII byte first occurs (a plain loop: the distances here are short).
+fn position(s: &str, byte: u8) -> Option<usize> {
+    s.bytes().position(|b| b == byte)
+}
+
 fn decode(s: &str) -> Result<String, ParseError> {
     if !s.contains('%') {
         return Ok(s.to_owned());
     }
-    percent_decode_str(s)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| ParseError::InvalidUtf8)
+    String::from_utf8(percent_decode_str(s).collect()).map_err(|_| ParseError::InvalidUtf8)
 }
 
 fn form_pairs(s: &[u8]) -> Vec<(String, String)> {
@@ -124,24 +129,64 @@ fn form_pairs(s: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+fn is_protocol(name: &str) -> bool {
+    name.starts_with("oauth_")
+}
+
 /// What a request carries for OAuth.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Collected {
-    /// The protocol parameters (`oauth_*`, without `oauth_signature`) from the header, the form
-    /// body and the query together; each may appear once (a copy of a header parameter with
-    /// the same value elsewhere counts once).
-    pub protocol: BTreeMap<String, String>,
     /// `oauth_signature` as sent.
     pub signature: Option<String>,
     /// Every parameter that is signed: header protocol parameters (not `realm`), query and form
-    /// body parameters, duplicates kept (but for such copies), `oauth_signature` left out.
+    /// body parameters, duplicates kept (but for a copy of a header parameter with the same
+    /// value), `oauth_signature` left out. Each protocol parameter (`oauth_*`) is here once.
     pub signed: Vec<(String, String)>,
+}
+
+impl Collected {
+    /// A protocol parameter (`oauth_*`, not `oauth_signature`), from whichever of the header,
+    /// the form body and the query carried it.
+    pub fn protocol(&self, name: &str) -> Option<&str> {
+        self.signed
+            .iter()
+            .find(|(k, _)| k == name && is_protocol(k))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the request carries any protocol parameter or a signature: whether it means to
+    /// be an OAuth request at all.
+    pub fn is_oauth(&self) -> bool {
+        self.signature.is_some() || self.signed.iter().any(|(k, _)| is_protocol(k))
+    }
+}
+
+/// The first protocol parameter given twice, in the order header, form body, query
+/// (`signed` holds form and query, then the header from `header_start`).
+fn repeated(signed: &[(String, String)], header_start: usize) -> Option<String> {
+    let mut names: Vec<&str> = signed
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| is_protocol(k))
+        .collect();
+    names.sort_unstable();
+    if names.windows(2).all(|w| w[0] != w[1]) {
+        return None;
+    }
+    let mut seen = std::collections::HashSet::new();
+    signed[header_start..]
+        .iter()
+        .chain(&signed[..header_start])
+        .map(|(k, _)| k.as_str())
+        .filter(|k| is_protocol(k))
+        .find(|k| !seen.insert(*k))
+        .map(str::to_owned)
 }
 
 /// Collects the OAuth parameters of a request: the `Authorization` header value (if any), the
 /// query string of `url`, and `body` when `content_type` is `application/x-www-form-urlencoded`.
 pub fn collect(
-    url: &url::Url,
+    url: &SignedUrl,
     authorization: Option<&str>,
     content_type: Option<&str>,
     body: &[u8],
@@ -150,10 +195,7 @@ pub fn collect(
         Some(v) if matches!(Scheme::of(v), Scheme::OAuth(_)) => parse_authorization(v)?,
         _ => Vec::new(),
     };
-    let query = url
-        .query()
-        .map(|q| form_pairs(q.as_bytes()))
-        .unwrap_or_default();
+    let query = url.query().map(|q| form_pairs(q.as_bytes()));
     let is_form = content_type.is_some_and(|ct| {
         ct.split(';').next().is_some_and(|m| {
             m.trim()
@@ -161,50 +203,32 @@ pub fn collect(
         })
     });
     let form = if is_form {
-        form_pairs(body)
+        Some(form_pairs(body))
     } else {
-        Vec::new()
+        None
     };
 
-    let header_oauth: Vec<(String, String)> = header
-        .into_iter()
-        .filter(|(k, _)| k.starts_with("oauth_"))
-        .collect();
-    let mut protocol = BTreeMap::new();
-    let mut signature = None;
-    let mut add = |k: &str, v: &str| -> Result<(), ParseError> {
-        let taken = if k == "oauth_signature" {
-            signature.replace(v.to_owned()).is_some()
-        } else {
-            protocol.insert(k.to_owned(), v.to_owned()).is_some()
-        };
-        if taken {
-            Err(ParseError::Duplicate(k.to_owned()))
-        } else {
-            Ok(())
-        }
-    };
-    let mut signed = Vec::with_capacity(header_oauth.len() + query.len() + form.len());
-    for (k, v) in &header_oauth {
-        add(k, v)?;
-    }
-    for (k, v) in form.into_iter().chain(query) {
-        if k.starts_with("oauth_") {
-            // Some clients (npm oauth-1.0a) send a protocol parameter they signed once both in
-            // the header and in the body or query. Magento merges the sources into one map, so
-            // such a copy counts once; a different value is ambiguous and refused.
-            if header_oauth.iter().any(|(hk, hv)| *hk == k && *hv == v) {
-                continue;
-            }
-            add(&k, &v)?;
+    let header_oauth: Vec<(String, String)> =
+        header.into_iter().filter(|(k, _)| is_protocol(k)).collect();
+    let sources = form.into_iter().chain(query).flatten();
+    let mut signed = Vec::with_capacity(header_oauth.len() + 4);
+    for (k, v) in sources {
+        // Some clients (npm oauth-1.0a) send a protocol parameter they signed once both in
+        // the header and in the body or query. Magento merges the sources into one map, so
+        // such a copy counts once; a different value is ambiguous and refused.
+        if is_protocol(&k) && header_oauth.iter().any(|(hk, hv)| *hk == k && *hv == v) {
+            continue;
         }
         signed.push((k, v));
     }
+    let header_start = signed.len();
     signed.extend(header_oauth);
-    signed.retain(|(k, _)| k != "oauth_signature");
-    Ok(Collected {
-        protocol,
-        signature,
-        signed,
-    })
+    if let Some(name) = repeated(&signed, header_start) {
+        return Err(ParseError::Duplicate(name));
+    }
+    let signature = signed
+        .iter()
+        .position(|(k, _)| k == "oauth_signature")
+        .map(|i| signed.remove(i).1);
+    Ok(Collected { signature, signed })
 }

@@ -4,7 +4,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 
-use super::encode::percent_encode_into;
+use super::SignedUrl;
+use super::encode::{ascii, encode_bytes};
 
 /// A signature method this server can check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,62 +55,92 @@ pub fn base_string_uri(url: &url::Url) -> String {
     out
 }
 
+/// Each parameter percent-encoded as `name=value`, in one buffer, in the order of section
+/// 3.4.1.3.2: by encoded name, then encoded value, in byte order (not by the joined text: `=`
+/// sorts after some characters a longer name may hold).
+struct EncodedPairs {
+    buf: Vec<u8>,
+    /// Per pair: where it starts, where its `=` is, where it ends.
+    spans: Vec<(usize, usize, usize)>,
+}
+
+impl EncodedPairs {
+    fn new(params: &[(String, String)]) -> Self {
+        let raw: usize = params.iter().map(|(k, v)| k.len() + v.len() + 1).sum();
+        let mut buf = Vec::with_capacity(raw + raw / 2);
+        let mut spans = Vec::with_capacity(params.len());
+        for (k, v) in params {
+            let start = buf.len();
+            encode_bytes(&mut buf, k.as_bytes());
+            let eq = buf.len();
+            buf.push(b'=');
+            encode_bytes(&mut buf, v.as_bytes());
+            spans.push((start, eq, buf.len()));
+        }
+        spans.sort_unstable_by(|&(a, ae, aend), &(b, be, bend)| {
+            (&buf[a..ae], &buf[ae + 1..aend]).cmp(&(&buf[b..be], &buf[be + 1..bend]))
+        });
+        Self { buf, spans }
+    }
+
+    /// The pairs in order, each as `name=value`.
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.spans
+            .iter()
+            .map(|&(start, _, end)| &self.buf[start..end])
+    }
+}
+
 /// The normalised parameter string (section 3.4.1.3.2): names and values percent-encoded,
 /// sorted by name then value in byte order, duplicates kept, joined with `&`. The caller
 /// passes every parameter but `oauth_signature` and `realm`.
 pub fn normalize_parameters(params: &[(String, String)]) -> String {
-    // Each pair encoded once as `name=value`, sorted by its encoded name, then value (not by
-    // the joined text: `=` sorts after some characters a longer name may hold).
-    let mut encoded: Vec<(String, usize)> = params
-        .iter()
-        .map(|(k, v)| {
-            let mut pair = String::with_capacity(k.len() + v.len() + 8);
-            percent_encode_into(&mut pair, k);
-            let name_len = pair.len();
-            pair.push('=');
-            percent_encode_into(&mut pair, v);
-            (pair, name_len)
-        })
-        .collect();
-    encoded.sort_unstable_by(|(a, an), (b, bn)| {
-        (&a[..*an], &a[*an + 1..]).cmp(&(&b[..*bn], &b[*bn + 1..]))
-    });
-    let mut out = String::with_capacity(encoded.iter().map(|(p, _)| p.len() + 1).sum());
-    for (i, (pair, _)) in encoded.iter().enumerate() {
+    let pairs = EncodedPairs::new(params);
+    let mut out = Vec::with_capacity(pairs.buf.len() + pairs.spans.len());
+    for (i, pair) in pairs.iter().enumerate() {
         if i > 0 {
-            out.push('&');
+            out.push(b'&');
         }
-        out.push_str(pair);
+        out.extend_from_slice(pair);
     }
-    out
+    ascii(out)
 }
 
 /// The signature base string: `METHOD&enc(base URI)&enc(normalised parameters)`.
 ///
 /// ```
-/// use integration_host::oauth::base_string;
-/// let u = url::Url::parse("http://example.com/r?b=2").unwrap();
+/// use integration_host::oauth::{SignedUrl, base_string};
+/// let u = SignedUrl::parse("http://example.com/r?b=2").unwrap();
 /// let params = vec![("b".to_owned(), "2".to_owned()), ("a".to_owned(), "x y".to_owned())];
 /// assert_eq!(base_string("get", &u, &params), "GET&http%3A%2F%2Fexample.com%2Fr&a%3Dx%2520y%26b%3D2");
 /// ```
-pub fn base_string(method: &str, url: &url::Url, params: &[(String, String)]) -> String {
-    let uri = base_string_uri(url);
-    let normalized = normalize_parameters(params);
-    let mut out = String::with_capacity(method.len() + 2 + uri.len() * 2 + normalized.len() * 2);
-    out.push_str(method);
+pub fn base_string(method: &str, url: &SignedUrl, params: &[(String, String)]) -> String {
+    let pairs = EncodedPairs::new(params);
+    let uri = url.base_uri().as_bytes();
+    let mut out = Vec::with_capacity(
+        method.len() + 2 + uri.len() * 2 + (pairs.buf.len() + pairs.spans.len() * 2) * 3 / 2,
+    );
+    out.extend_from_slice(method.as_bytes());
     out.make_ascii_uppercase();
-    out.push('&');
-    percent_encode_into(&mut out, &uri);
-    out.push('&');
-    percent_encode_into(&mut out, &normalized);
-    out
+    out.push(b'&');
+    encode_bytes(&mut out, uri);
+    out.push(b'&');
+    // The normalised string encoded again: its `&` separators are written encoded, and each
+    // pair, already encoded, holds only unreserved bytes, `%` and `=`.
+    for (i, pair) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"%26");
+        }
+        encode_bytes(&mut out, pair);
+    }
+    String::from_utf8(out).expect("the method as given, the rest ASCII")
 }
 
-fn signing_key(consumer_secret: &str, token_secret: &str) -> String {
-    let mut key = String::with_capacity((consumer_secret.len() + token_secret.len()) * 3 / 2 + 1);
-    percent_encode_into(&mut key, consumer_secret);
-    key.push('&');
-    percent_encode_into(&mut key, token_secret);
+fn signing_key(consumer_secret: &str, token_secret: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity((consumer_secret.len() + token_secret.len()) * 3 / 2 + 1);
+    encode_bytes(&mut key, consumer_secret.as_bytes());
+    key.push(b'&');
+    encode_bytes(&mut key, token_secret.as_bytes());
     key
 }
 
@@ -137,7 +168,7 @@ pub fn sign(
 ) -> String {
     B64.encode(mac_bytes(
         method,
-        signing_key(consumer_secret, token_secret).as_bytes(),
+        &signing_key(consumer_secret, token_secret),
         base.as_bytes(),
     ))
 }
@@ -159,14 +190,12 @@ pub fn verify(
     let key = signing_key(consumer_secret, token_secret);
     match method {
         SignatureMethod::HmacSha1 => {
-            let mut m =
-                <Hmac<sha1::Sha1> as Mac>::new_from_slice(key.as_bytes()).expect("any key length");
+            let mut m = <Hmac<sha1::Sha1> as Mac>::new_from_slice(&key).expect("any key length");
             m.update(base.as_bytes());
             m.verify_slice(given).is_ok()
         }
         SignatureMethod::HmacSha256 => {
-            let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_bytes())
-                .expect("any key length");
+            let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).expect("any key length");
             m.update(base.as_bytes());
             m.verify_slice(given).is_ok()
         }

@@ -145,7 +145,7 @@ impl std::fmt::Debug for Consumer {
 pub struct SignedRequest {
     pub method: String,
     /// The URL the client signed, reconstructed (scheme, host, port, path and query).
-    pub url: url::Url,
+    pub url: crate::oauth::SignedUrl,
     pub params: Collected,
 }
 
@@ -450,9 +450,7 @@ impl OauthService {
         }
         let callback = req
             .params
-            .protocol
-            .get("oauth_callback")
-            .map(String::as_str)
+            .protocol("oauth_callback")
             .filter(|c| !c.is_empty())
             .unwrap_or("oob");
         let (sealed, pair) = self.new_token("request", None, callback);
@@ -475,8 +473,8 @@ impl OauthService {
         let (consumer, method, timestamp, nonce) = self
             .check_common(req, &["oauth_token", "oauth_verifier"], false)
             .await?;
-        let p = &req.params.protocol;
-        let token = self.find_token(&p["oauth_token"]).await?;
+        let p = |name| req.params.protocol(name).unwrap_or_default();
+        let token = self.find_token(p("oauth_token")).await?;
         if token.consumer_id != Some(consumer.id) {
             return Err(OauthError::auth(
                 "Request token is not associated with the specified consumer",
@@ -485,7 +483,7 @@ impl OauthService {
         if token.kind != "request" {
             return Err(OauthError::auth("Token is already being used"));
         }
-        let given = &p["oauth_verifier"];
+        let given = p("oauth_verifier");
         if given.len() != LENGTH {
             return Err(OauthError::auth("Verifier is not the correct length"));
         }
@@ -541,7 +539,7 @@ impl OauthService {
     pub async fn authenticate(&self, req: &SignedRequest) -> Result<i64, OauthError> {
         let (consumer, method, timestamp, nonce) =
             self.check_common(req, &["oauth_token"], true).await?;
-        let value = &req.params.protocol["oauth_token"];
+        let value = req.params.protocol("oauth_token").unwrap_or_default();
         if value.len() != LENGTH {
             return Err(OauthError::auth("Token is not the correct length"));
         }
@@ -645,8 +643,8 @@ impl OauthService {
         extra_required: &[&str],
         cached: bool,
     ) -> Result<(Arc<Consumer>, SignatureMethod, i64, &'r str), OauthError> {
-        let p = &req.params.protocol;
-        if let Some(v) = p.get("oauth_version")
+        let p = |name| req.params.protocol(name);
+        if let Some(v) = p("oauth_version")
             && v != "1.0"
         {
             return Err(OauthError::input(format!(
@@ -667,7 +665,7 @@ impl OauthService {
             let present = if *name == "oauth_signature" {
                 req.params.signature.is_some()
             } else {
-                p.contains_key(*name)
+                p(name).is_some()
             };
             if !present {
                 missing.push(format!("\"{name}\" is required. Enter and try again"));
@@ -676,20 +674,20 @@ impl OauthService {
         if !missing.is_empty() {
             return Err(OauthError::input(missing.join(", ")));
         }
-        if let Some(t) = p.get("oauth_token")
+        if let Some(t) = p("oauth_token")
             && t.len() != LENGTH
         {
             return Err(OauthError::input(
                 "The token length is invalid. Check the length and try again.",
             ));
         }
-        let method_name = &p["oauth_signature_method"];
+        let method_name = p("oauth_signature_method").unwrap_or_default();
         let method = SignatureMethod::parse(method_name)
             .filter(|m| *m != SignatureMethod::HmacSha1 || self.settings.allow_hmac_sha1)
             .ok_or_else(|| {
                 OauthError::input(format!("Signature method {method_name} is not supported"))
             })?;
-        let key = &p["oauth_consumer_key"];
+        let key = p("oauth_consumer_key").unwrap_or_default();
         if key.len() != LENGTH {
             return Err(OauthError::auth("Consumer key is not the correct length"));
         }
@@ -704,7 +702,8 @@ impl OauthService {
             OauthError::auth("A consumer having the specified key does not exist")
         })?;
         let window = self.settings.timestamp_window_seconds as i64;
-        let timestamp = p["oauth_timestamp"]
+        let timestamp = p("oauth_timestamp")
+            .unwrap_or_default()
             .parse::<i64>()
             .ok()
             .filter(|t| *t > 0 && (t - now()).abs() <= window)
@@ -713,7 +712,7 @@ impl OauthService {
                     "The oauth_timestamp is not within {window} seconds of the server time"
                 ))
             })?;
-        let nonce = p["oauth_nonce"].as_str();
+        let nonce = p("oauth_nonce").unwrap_or_default();
         if nonce.is_empty() || nonce.len() > MAX_NONCE {
             return Err(OauthError::input(format!(
                 "The oauth_nonce must be 1 to {MAX_NONCE} characters long"

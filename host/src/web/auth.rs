@@ -27,7 +27,7 @@ use crate::services::oauth::{OauthError, SignedRequest};
 pub struct Incoming<'a> {
     pub method: &'a str,
     /// The URL as the client addressed it: what an OAuth signature covers.
-    pub url: Option<url::Url>,
+    pub url: Option<oauth::SignedUrl>,
     pub authorization: Option<&'a str>,
     pub content_type: Option<&'a str>,
     pub body: &'a [u8],
@@ -97,7 +97,7 @@ pub async fn identify(
         incoming.body,
     )
     .map_err(|e| oauth_refusal(OauthError::input(e.to_string())))?;
-    if params.protocol.is_empty() && params.signature.is_none() {
+    if !params.is_oauth() {
         return Ok(Arc::new(Principal::Guest));
     }
     let signed = SignedRequest {

@@ -129,7 +129,7 @@ async fn answer(
     // Only an OAuth signature covers the URL.
     let url = match authorization.map(crate::oauth::Scheme::of) {
         Some(crate::oauth::Scheme::Bearer(_)) => None,
-        _ => origin(req).and_then(|o| url::Url::parse(&format!("{o}{uri}")).ok()),
+        _ => origin(req).and_then(|o| crate::oauth::SignedUrl::parse(&format!("{o}{uri}"))),
     };
     let incoming = Incoming {
         method,

@@ -10,25 +10,27 @@ use crate::services::oauth::{OauthError, SignedRequest, TokenPair};
 
 /// The URL the client signed: scheme and host as the client addressed the server (from the
 /// forwarding headers only when configured to trust them), path and query as received.
-pub fn signed_url(req: &HttpRequest, trust_forwarded: bool) -> Option<url::Url> {
-    let (scheme, host) = if trust_forwarded {
-        let info = req.connection_info();
-        (info.scheme().to_owned(), info.host().to_owned())
-    } else {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| req.uri().authority().map(|a| a.to_string()))?;
-        ("http".to_owned(), host)
-    };
+pub fn signed_url(req: &HttpRequest, trust_forwarded: bool) -> Option<oauth::SignedUrl> {
     let path_and_query = req
         .uri()
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    url::Url::parse(&format!("{scheme}://{host}{path_and_query}")).ok()
+    if trust_forwarded {
+        let info = req.connection_info();
+        return oauth::SignedUrl::from_parts(info.scheme(), info.host(), path_and_query);
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    match host {
+        Some(host) => oauth::SignedUrl::from_parts("http", host, path_and_query),
+        None => {
+            let authority = req.uri().authority()?;
+            oauth::SignedUrl::from_parts("http", authority.as_str(), path_and_query)
+        }
+    }
 }
 
 /// Reads a request's OAuth parameters, or answers the protocol's input error.
