@@ -229,19 +229,42 @@ fn insert_sqlite(
     conn: &mut rusqlite::Connection,
     batch: &[Pending],
 ) -> rusqlite::Result<Vec<bool>> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Statements prepared once per connection, the transaction's own included: parsing
+    // `BEGIN` and `COMMIT` again cost as much as a few rows.
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let written = insert_rows(conn, batch);
+    let end = if written.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    let ended = conn.prepare_cached(end)?.execute([]);
+    let fresh = written?;
+    ended?;
+    Ok(fresh)
+}
+
+/// The rows of one batch, within its transaction. Whether each consumer still exists is read
+/// once (the transaction holds the write lock, so none is deleted meanwhile); each row is then
+/// a one-row insert, which needs no statement journal.
+fn insert_rows(conn: &rusqlite::Connection, batch: &[Pending]) -> rusqlite::Result<Vec<bool>> {
+    let mut consumers: Vec<(i64, bool)> = Vec::new();
+    let mut exists = conn.prepare_cached("SELECT 1 FROM oauth_consumer WHERE id = ?1")?;
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO oauth_nonce (nonce, timestamp, consumer_id) VALUES (?1, ?2, ?3)",
+    )?;
     let mut fresh = Vec::with_capacity(batch.len());
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO oauth_nonce (nonce, timestamp, consumer_id)
-             SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM oauth_consumer WHERE id = ?3)
-             ON CONFLICT DO NOTHING",
-        )?;
-        for p in batch {
-            fresh.push(insert.execute((&p.nonce, p.timestamp, p.consumer_id))? == 1);
-        }
+    for p in batch {
+        let live = match consumers.iter().find(|(id, _)| *id == p.consumer_id) {
+            Some((_, live)) => *live,
+            None => {
+                let live = exists.exists([p.consumer_id])?;
+                consumers.push((p.consumer_id, live));
+                live
+            }
+        };
+        fresh.push(live && insert.execute((&p.nonce, p.timestamp, p.consumer_id))? == 1);
     }
-    tx.commit()?;
     Ok(fresh)
 }
 
