@@ -83,7 +83,7 @@ fn plain(scheme: &str, authority: &str, path_and_query: &str) -> Option<SignedUr
     }
     let port = match port {
         None => None,
-        Some(p) if plain_port(p) => Some(p).filter(|p| *p != default_port),
+        Some(p) if canonical::<u16>(p) => Some(p).filter(|p| *p != default_port),
         Some(_) => return None,
     };
     let (path, query) = match path_and_query.split_once('?') {
@@ -132,20 +132,16 @@ fn plain_host(host: &str) -> bool {
     if !numeric {
         return true;
     }
-    labels().count() == 4
-        && labels().all(|l| {
-            l.bytes().all(|b| b.is_ascii_digit())
-                && (l == "0" || !l.starts_with('0'))
-                && l.parse::<u8>().is_ok()
-        })
+    labels().count() == 4 && labels().all(canonical::<u8>)
 }
 
-/// Decimal digits without a leading zero, at most 65535.
-fn plain_port(port: &str) -> bool {
-    !port.is_empty()
-        && port.bytes().all(|b| b.is_ascii_digit())
-        && (port == "0" || !port.starts_with('0'))
-        && port.parse::<u16>().is_ok()
+/// Decimal digits without a leading zero, within `T`: the standard writes such numbers back
+/// unchanged (an IPv4 part, a port).
+fn canonical<T: std::str::FromStr>(text: &str) -> bool {
+    !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'))
+        && text.parse::<T>().is_ok()
 }
 
 /// A path from `/`, of bytes kept as they are, with no dot segment (`.`, `..`, or a dot
