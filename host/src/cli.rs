@@ -914,7 +914,7 @@ async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Result<()> {
                 .load_folder(&path)
                 .await
                 .map_err(|p| anyhow::anyhow!("{p}"))?;
-            let request = v1::ResolverRequest {
+            let request = std::sync::Arc::new(v1::ResolverRequest {
                 principal: v1::wit::Principal::Admin(v1::wit::Account {
                     id: 1,
                     name: "admin".into(),
@@ -925,7 +925,7 @@ async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Result<()> {
                 path: "/rest/V1/integrations".into(),
                 client_address: Some("127.0.0.1".into()),
                 now: 0,
-            };
+            });
             for _ in 0..1000 {
                 plugin.resolve(&request).await.map_err(anyhow::Error::msg)?;
             }

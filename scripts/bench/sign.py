@@ -3,7 +3,9 @@
 Usage: sign.py URL CONSUMER_KEY CONSUMER_SECRET TOKEN TOKEN_SECRET COUNT OUT THREADS
 
 Signing inside wrk is not possible (its Lua has no HMAC), so the requests are signed here,
-before the run: every request carries its own nonce, all share one timestamp. Request i goes to
+before the run: every request carries its own random nonce, made the way oauthlib makes them
+(64 random bits in digits, then the timestamp: real clients' nonces are random, and a nonce
+store must not be measured on friendlier ones), all share one timestamp. Request i goes to
 `OUT.<i mod THREADS>`, one file per wrk thread. A file's first line is the length of each of its
 records; every record is one whole request of exactly that length (an `X-Pad` header evens out
 the percent-encoded signatures), so wrk reads the next request with one buffered read and needs
@@ -16,6 +18,7 @@ client.
 import base64
 import hashlib
 import hmac
+import random
 import sys
 import time
 import urllib.parse
@@ -81,7 +84,8 @@ prefix = (
 
 
 def request(i):
-    nonce = f"bench{i:012d}{ts}"
+    # Zero-padded: every request of a file has the same length.
+    nonce = f"{random.getrandbits(64):020d}{ts}"
     authorization = prefix + f'oauth_nonce="{nonce}", oauth_signature="{enc(sign(nonce))}"'
     return (f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
             f"Authorization: {authorization}\r\n")

@@ -297,6 +297,34 @@ async fn signed_request_checks_refuse_with_magento_texts() {
             caller.consumer_id
         )
     );
+    // A nonce is used for its consumer whatever the timestamp, while that use is within the
+    // window (and a margin of 60 s)...
+    let now = unix_now();
+    let reuse = |ts| sign(&caller.token, &caller.token_secret, "nonce-reuse-1", ts);
+    assert_eq!(send(reuse(now)).await.0, 200);
+    let (status, body) = send(reuse(now - 5)).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The nonce is already being used"),
+        "{body}"
+    );
+    // ...and not once that use is out of it: no request with that timestamp could pass.
+    integration_host_tests::raw_execute(
+        &app.db,
+        &format!(
+            "INSERT INTO oauth_nonce (nonce, timestamp, consumer_id) VALUES ('nonce-old-1', {}, {})",
+            now - 600 - 61,
+            caller.consumer_id
+        ),
+    )
+    .await
+    .unwrap();
+    let old = sign(&caller.token, &caller.token_secret, "nonce-old-1", now);
+    assert_eq!(send(old.clone()).await.0, 200);
+    assert_eq!(send(old).await.0, 401);
     // A timestamp outside the window, either way.
     for ts in [unix_now() - 601, unix_now() + 601] {
         let (status, body) =

@@ -323,9 +323,10 @@ impl Plugin {
     }
 
     /// Calls the permission-resolver export.
-    pub async fn resolve(&self, request: &v1::ResolverRequest) -> Result<v1::Verdict, String> {
+    pub async fn resolve(&self, request: &Arc<v1::ResolverRequest>) -> Result<v1::Verdict, String> {
         let pool = self.resolver.as_ref().ok_or("not a permission resolver")?;
-        let request = request.clone();
+        // Shared, not copied, into the call (which must own what it holds).
+        let request = Arc::clone(request);
         let out = self
             .call(pool, move |w, store| {
                 Box::pin(async move {
@@ -891,7 +892,7 @@ impl PluginHost {
             return Decision::Abstain;
         }
         let registry = self.registry();
-        let request = v1::ResolverRequest {
+        let request = Arc::new(v1::ResolverRequest {
             principal: v1::principal(principal),
             resources: resources.to_vec(),
             acl_allows,
@@ -899,7 +900,7 @@ impl PluginHost {
             path: facts.path.to_owned(),
             client_address: facts.client_address,
             now: crate::store::now(),
-        };
+        });
         let mut allowed_by = None;
         for plugin in &registry.resolvers {
             let verdict = match plugin.resolve(&request).await {

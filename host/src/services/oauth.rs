@@ -205,7 +205,7 @@ impl OauthService {
         Self {
             consumers: Arc::new(TtlCache::new(ttl, CAPACITY)),
             tokens: Arc::new(TtlCache::new(ttl, CAPACITY)),
-            nonces: NonceWriter::spawn(store.clone()),
+            nonces: NonceWriter::spawn(store.clone(), settings.timestamp_window_seconds),
             store,
             keys,
             settings,

@@ -1,19 +1,30 @@
-//! Nonce writes in group commits.
+//! Nonce writes in group commits, and whether each nonce is new.
 //!
 //! Recording a nonce is the one write of every signed request; one synchronous insert per
 //! request caps throughput near a tenth of an unauthenticated request. [`NonceWriter`] owns a
 //! writer that takes every nonce waiting at the moment it is free, writes them in one
-//! transaction on a connection of its own, and answers each waiter whether its nonce was new.
-//! The primary key (consumer, nonce) keeps the check atomic across server processes; within one
-//! batch, a repeated nonce is answered "used" without reaching the database.
+//! transaction on a connection of its own, and answers each waiter whether its nonce was new
+//! (a nonce repeated within one batch is answered "used" too).
 //!
-//! On SQLite the writer is a thread of its own with a direct connection (`rusqlite`, on the
-//! same SQLite library as the pool): a batch is a few in-process calls, with no hop through an
-//! async runtime or a driver's worker thread, which on two cores cost more than the inserts
-//! themselves. On PostgreSQL it is a task on the runtime with its own connection, sending each
-//! batch as three arrays in one statement.
+//! On PostgreSQL the primary key (consumer, nonce) decides, atomically across server processes:
+//! the writer is a task on the runtime with its own connection, sending each batch as three
+//! arrays in one statement.
+//!
+//! On SQLite the table is a log in arrival order (`seq`), and the writer thread decides from
+//! [`Recent`]: the nonces of every consumer whose timestamp still lies within the window, as
+//! keyed fingerprints, read from the log when the writer starts and kept level with it. Each
+//! batch runs under the database's write lock (`BEGIN IMMEDIATE`): first it reads the rows
+//! other server processes appended since its last batch, then it checks each nonce and appends
+//! the new ones, then commits before anyone is answered. So a nonce is new once per consumer
+//! across processes, as with a unique key; but the log takes a commit's nonces on a few
+//! adjacent pages, where a key on (consumer, nonce) takes one page per nonce (a client's nonce
+//! is random), which is what bounded signed requests on SQLite. The writer is a thread with a
+//! direct connection (`rusqlite`, on the same SQLite library as the pool): a batch is a few
+//! in-process calls, with no hop through an async runtime or a driver's worker thread, which
+//! on two cores cost more than the inserts themselves.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,7 +74,8 @@ impl NonceStats {
         self.batches.load(Ordering::Relaxed)
     }
 
-    /// Nonces sent to the database (a copy repeated within one batch is not).
+    /// Nonces written: on SQLite the new ones; on PostgreSQL every one sent to be inserted (a
+    /// copy repeated within one batch is not sent).
     pub fn nonces(&self) -> u64 {
         self.nonces.load(Ordering::Relaxed)
     }
@@ -83,8 +95,10 @@ pub struct NonceWriter {
 
 impl NonceWriter {
     /// Starts the writer: a thread for SQLite, a task on the current tokio runtime for
-    /// PostgreSQL.
-    pub fn spawn(store: Store) -> Self {
+    /// PostgreSQL. `window` is the timestamp window in seconds: on SQLite, how long a nonce is
+    /// remembered in memory after its timestamp (a request carrying an older timestamp is
+    /// refused before its nonce is looked at).
+    pub fn spawn(store: Store, window: u64) -> Self {
         let stats = Arc::new(NonceStats::default());
         let counted = stats.clone();
         let queue = match &store.sqlite_file {
@@ -93,13 +107,13 @@ impl NonceWriter {
                 let file = file.clone();
                 std::thread::Builder::new()
                     .name("nonce-writer".into())
-                    .spawn(move || sqlite_writer(&file, rx, &counted))
+                    .spawn(move || sqlite_writer(&file, window, rx, &counted))
                     .expect("the nonce writer thread starts");
                 Queue::Thread(tx)
             }
             None => {
                 let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                tokio::spawn(postgres_writer(store, rx, counted));
+                tokio::spawn(postgres_writer(store, keep_seconds(window), rx, counted));
                 Queue::Task(tx)
             }
         };
@@ -177,18 +191,157 @@ fn take_waiting(rx: &std::sync::mpsc::Receiver<Pending>, batch: &mut Vec<Pending
     }
 }
 
-/// The SQLite writer thread: waits for a nonce, takes every other one waiting, writes them in
-/// one immediate transaction (each insert tells by its change count whether it was new; a
-/// nonce of a consumer deleted meanwhile is not written, and answered "used", so that it
-/// cannot fail the others' commit).
+/// How long after its timestamp's window a nonce is still remembered: room for the clocks of
+/// several server processes on one machine to differ a little.
+const MARGIN_SECONDS: i64 = 60;
+
+/// Seconds after its timestamp a nonce counts as used: the window and a margin.
+fn keep_seconds(window: u64) -> i64 {
+    i64::try_from(window)
+        .unwrap_or(i64::MAX / 4)
+        .saturating_add(MARGIN_SECONDS)
+}
+
+/// Hashes a fingerprint, which is already a keyed hash, to itself.
+#[derive(Debug, Default)]
+struct Fingerprint(u64);
+
+impl Hasher for Fingerprint {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The nonces whose timestamp is within the window, of every consumer, as this SQLite writer
+/// knows them from the log: up to `seq`, kept level with the log under the write lock before
+/// each batch. A nonce is a 64-bit fingerprint of (consumer, nonce) under a key of this
+/// process; two different nonces of one consumer share a fingerprint with a chance of about
+/// one in 2^64 / (nonces in the window), and the only effect would be one refused request.
+/// About 50 bytes per nonce within the window.
+#[derive(Debug)]
+struct Recent {
+    key: RandomState,
+    /// Fingerprint to the latest timestamp it was seen with.
+    seen: HashMap<u64, i64, BuildHasherDefault<Fingerprint>>,
+    /// Fingerprints in the order they came, to forget them once their timestamp is out of the
+    /// window. Not sorted by timestamp: one far ahead (a client clock) holds back the ones
+    /// behind it for at most twice the window, which only makes the check stricter.
+    order: VecDeque<(i64, u64)>,
+    /// The last log row read or written.
+    seq: i64,
+    /// Timestamps before this are out of the window: not remembered.
+    cutoff: i64,
+    /// Seconds after its timestamp a nonce is remembered.
+    keep: i64,
+}
+
+impl Recent {
+    fn fingerprint(&self, consumer_id: i64, nonce: &str) -> u64 {
+        self.key.hash_one((consumer_id, nonce))
+    }
+
+    /// Reads what the log holds within the window: one read transaction, the log's rows up to
+    /// its last `seq` at that moment.
+    fn load(conn: &rusqlite::Connection, window: u64) -> rusqlite::Result<Self> {
+        let keep = keep_seconds(window);
+        let mut recent = Self {
+            key: RandomState::new(),
+            seen: HashMap::default(),
+            order: VecDeque::new(),
+            seq: 0,
+            cutoff: crate::store::now().saturating_sub(keep),
+            keep,
+        };
+        conn.execute_batch("BEGIN")?;
+        let loaded = recent.read_log(conn);
+        conn.execute_batch(if loaded.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+        loaded.map(|()| recent)
+    }
+
+    fn read_log(&mut self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+        self.seq = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM oauth_nonce", [], |r| {
+            r.get(0)
+        })?;
+        let mut rows = conn.prepare(
+            "SELECT consumer_id, nonce, timestamp FROM oauth_nonce
+             WHERE timestamp >= ?1 AND seq <= ?2 ORDER BY timestamp",
+        )?;
+        let mut rows = rows.query((self.cutoff, self.seq))?;
+        while let Some(row) = rows.next()? {
+            let nonce: String = row.get(1)?;
+            self.add(self.fingerprint(row.get(0)?, &nonce), row.get(2)?);
+        }
+        Ok(())
+    }
+
+    /// Reads the rows other processes appended since the last batch (within its write lock).
+    fn catch_up(&mut self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+        let mut rows = conn.prepare_cached(
+            "SELECT seq, consumer_id, nonce, timestamp FROM oauth_nonce WHERE seq > ?1",
+        )?;
+        let mut rows = rows.query([self.seq])?;
+        while let Some(row) = rows.next()? {
+            let nonce: String = row.get(2)?;
+            self.add(self.fingerprint(row.get(1)?, &nonce), row.get(3)?);
+            self.seq = self.seq.max(row.get(0)?);
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, fingerprint: u64, timestamp: i64) {
+        if timestamp < self.cutoff {
+            return;
+        }
+        let latest = self.seen.entry(fingerprint).or_insert(timestamp);
+        *latest = (*latest).max(timestamp);
+        self.order.push_back((timestamp, fingerprint));
+    }
+
+    /// Forgets the nonces whose timestamp left the window.
+    fn expire(&mut self, now: i64) {
+        self.cutoff = now.saturating_sub(self.keep);
+        while let Some(&(timestamp, fingerprint)) = self.order.front() {
+            if timestamp >= self.cutoff {
+                break;
+            }
+            self.order.pop_front();
+            // Seen again later with a newer timestamp: that entry forgets it.
+            if self.seen.get(&fingerprint) == Some(&timestamp) {
+                self.seen.remove(&fingerprint);
+            }
+        }
+    }
+}
+
+/// The SQLite writer thread: waits for a nonce, takes every other one waiting, and decides and
+/// writes them in one immediate transaction (a nonce of a consumer deleted meanwhile is
+/// answered "used" and not written, so that it cannot fail the others' commit).
 ///
 /// Under load (the last commit held more than one nonce, or more than one is waiting) it
 /// first sleeps `nonce_commit_delay`, so that the nonces of the requests in flight join this
 /// commit: a commit (locks, WAL frames, the WAL index) costs several times one more row, and
 /// with every request waiting for its own commit the writer would otherwise wake for a few
 /// nonces at a time. Sleeping, it is not woken by each new nonce. A lone request never waits.
-fn sqlite_writer(file: &SqliteFile, rx: std::sync::mpsc::Receiver<Pending>, stats: &NonceStats) {
-    let mut conn: Option<rusqlite::Connection> = None;
+///
+/// Any failure drops the connection and what it knew: the next batch opens the file again and
+/// reads the log afresh (the file may have been replaced).
+fn sqlite_writer(
+    file: &SqliteFile,
+    window: u64,
+    rx: std::sync::mpsc::Receiver<Pending>,
+    stats: &NonceStats,
+) {
+    let mut state: Option<(rusqlite::Connection, Recent)> = None;
     let mut last_batch = 0;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -198,63 +351,69 @@ fn sqlite_writer(file: &SqliteFile, rx: std::sync::mpsc::Receiver<Pending>, stat
             take_waiting(&rx, &mut batch);
         }
         last_batch = batch.len();
-        let batch = dedupe(batch);
-        if conn.is_none() {
-            match open_sqlite(&file.path, file.busy_timeout) {
-                Ok(c) => conn = Some(c),
+        if state.is_none() {
+            let opened = open_sqlite(&file.path, file.busy_timeout)
+                .and_then(|conn| Recent::load(&conn, window).map(|recent| (conn, recent)));
+            match opened {
+                Ok(s) => state = Some(s),
                 Err(e) => {
-                    fail(batch, format!("cannot open {}: {e}", file.path.display()));
+                    fail(batch, format!("cannot read {}: {e}", file.path.display()));
                     continue;
                 }
             }
         }
-        let c = conn.as_mut().expect("opened above");
-        match insert_sqlite(c, &batch) {
+        let (conn, recent) = state.as_mut().expect("opened above");
+        match decide_sqlite(conn, recent, &batch) {
             Ok(fresh) => {
-                stats.committed(batch.len());
+                stats.committed(fresh.iter().filter(|f| **f).count());
                 for (p, new) in batch.into_iter().zip(fresh) {
                     let _ = p.reply.send(Ok(new));
                 }
             }
             Err(e) => {
-                // The connection may be what failed (a replaced file): open another next time.
-                conn = None;
+                state = None;
                 fail(batch, e.to_string());
             }
         }
     }
 }
 
-fn insert_sqlite(
+/// One batch under the write lock: catch up with the log, decide each nonce, append the new
+/// ones, commit. On an error the caller drops the connection (which rolls back) and `recent`.
+fn decide_sqlite(
     conn: &mut rusqlite::Connection,
+    recent: &mut Recent,
     batch: &[Pending],
 ) -> rusqlite::Result<Vec<bool>> {
     // Statements prepared once per connection, the transaction's own included: parsing
     // `BEGIN` and `COMMIT` again cost as much as a few rows.
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let written = insert_rows(conn, batch);
-    let end = if written.is_ok() {
-        "COMMIT"
-    } else {
-        "ROLLBACK"
-    };
-    let ended = conn.prepare_cached(end)?.execute([]);
-    let fresh = written?;
-    ended?;
+    recent.expire(crate::store::now());
+    recent.catch_up(conn)?;
+    let fresh = append_new(conn, recent, batch)?;
+    conn.prepare_cached("COMMIT")?.execute([])?;
     Ok(fresh)
 }
 
-/// The rows of one batch, within its transaction. Whether each consumer still exists is read
-/// once (the transaction holds the write lock, so none is deleted meanwhile); each row is then
-/// a one-row insert, which needs no statement journal.
-fn insert_rows(conn: &rusqlite::Connection, batch: &[Pending]) -> rusqlite::Result<Vec<bool>> {
+/// Appends the batch's new nonces to the log. Whether each consumer still exists is read
+/// once (the transaction holds the write lock, so none is deleted meanwhile).
+fn append_new(
+    conn: &rusqlite::Connection,
+    recent: &mut Recent,
+    batch: &[Pending],
+) -> rusqlite::Result<Vec<bool>> {
     let mut consumers: Vec<(i64, bool)> = Vec::new();
     let mut exists = conn.prepare_cached("SELECT 1 FROM oauth_consumer WHERE id = ?1")?;
     let mut insert = conn.prepare_cached(
-        "INSERT OR IGNORE INTO oauth_nonce (nonce, timestamp, consumer_id) VALUES (?1, ?2, ?3)",
+        "INSERT INTO oauth_nonce (nonce, timestamp, consumer_id) VALUES (?1, ?2, ?3)",
     )?;
     let mut fresh = Vec::with_capacity(batch.len());
     for p in batch {
+        let fingerprint = recent.fingerprint(p.consumer_id, &p.nonce);
+        if recent.seen.contains_key(&fingerprint) {
+            fresh.push(false);
+            continue;
+        }
         let live = match consumers.iter().find(|(id, _)| *id == p.consumer_id) {
             Some((_, live)) => *live,
             None => {
@@ -263,7 +422,12 @@ fn insert_rows(conn: &rusqlite::Connection, batch: &[Pending]) -> rusqlite::Resu
                 live
             }
         };
-        fresh.push(live && insert.execute((&p.nonce, p.timestamp, p.consumer_id))? == 1);
+        if live {
+            insert.execute((&p.nonce, p.timestamp, p.consumer_id))?;
+            recent.seq = conn.last_insert_rowid();
+            recent.add(fingerprint, p.timestamp);
+        }
+        fresh.push(live);
     }
     Ok(fresh)
 }
@@ -272,13 +436,17 @@ fn insert_rows(conn: &rusqlite::Connection, batch: &[Pending]) -> rusqlite::Resu
 /// pool does not wait for it).
 async fn postgres_writer(
     store: Store,
+    keep: i64,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Pending>,
     stats: Arc<NonceStats>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut conn: Option<sqlx::PgConnection> = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let unique = dedupe(std::mem::take(&mut batch));
+        let mut unique = dedupe(std::mem::take(&mut batch));
+        // In key order, so that two processes inserting overlapping batches take the rows'
+        // locks in one order and cannot deadlock.
+        unique.sort_unstable_by(|a, b| (a.consumer_id, &a.nonce).cmp(&(b.consumer_id, &b.nonce)));
         if conn.is_none() {
             let super::Pool::Postgres(p) = &store.pool else {
                 unreachable!("the task writer serves PostgreSQL")
@@ -292,7 +460,7 @@ async fn postgres_writer(
             }
         }
         let c = conn.as_mut().expect("connected above");
-        match insert_postgres(c, &unique).await {
+        match insert_postgres(c, &unique, crate::store::now().saturating_sub(keep)).await {
             Ok(inserted) => {
                 stats.committed(unique.len());
                 let inserted: HashSet<(i64, String)> = inserted.into_iter().collect();
@@ -311,10 +479,12 @@ async fn postgres_writer(
 }
 
 /// Inserts the batch from three arrays and answers the (consumer, nonce) pairs that were new,
-/// aggregated in one row.
+/// aggregated in one row. A nonce last used with a timestamp before `cutoff` (out of the
+/// window, not yet cleaned up) is new again, as on SQLite: its row takes the new timestamp.
 async fn insert_postgres(
     conn: &mut sqlx::PgConnection,
     batch: &[Pending],
+    cutoff: i64,
 ) -> Result<Vec<(i64, String)>, sqlx::Error> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -327,13 +497,16 @@ async fn insert_postgres(
              INSERT INTO oauth_nonce (nonce, timestamp, consumer_id)
              SELECT n.* FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS n (nonce, ts, consumer)
              WHERE EXISTS (SELECT 1 FROM oauth_consumer c WHERE c.id = n.consumer)
-             ON CONFLICT DO NOTHING RETURNING consumer_id, nonce)
+             ON CONFLICT (consumer_id, nonce) DO UPDATE SET timestamp = EXCLUDED.timestamp
+                 WHERE oauth_nonce.timestamp < $4
+             RETURNING consumer_id, nonce)
          SELECT COALESCE(array_agg(consumer_id), '{}'), COALESCE(array_agg(nonce), '{}')
          FROM ins",
     )
     .bind(nonces)
     .bind(timestamps)
     .bind(consumers)
+    .bind(cutoff)
     .fetch_one(conn)
     .await?;
     Ok(ids.into_iter().zip(values).collect())
@@ -355,23 +528,27 @@ mod tests {
         store
     }
 
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    }
+
     /// Each nonce is new once per consumer: a copy in the same batch and a nonce used before
     /// are both answered "used", whichever commit they land in; the counters follow.
     #[test]
     fn a_nonce_is_new_once() {
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async {
+        runtime().block_on(async {
             let store = sqlite_store(dir.path()).await;
             let consumer = store
                 .insert_consumer("c", "k", b"sealed")
                 .await
                 .expect("a consumer")
                 .id;
-            let writer = NonceWriter::spawn(store);
+            let writer = NonceWriter::spawn(store, 600);
+            let now = crate::store::now();
             let local = tokio::task::LocalSet::new();
             let answers = local
                 .run_until(async {
@@ -380,7 +557,7 @@ mod tests {
                         .map(|nonce| {
                             let w = writer.clone();
                             tokio::task::spawn_local(async move {
-                                w.record(consumer, nonce, 1).await.expect("recorded")
+                                w.record(consumer, nonce, now).await.expect("recorded")
                             })
                         })
                         .collect();
@@ -392,20 +569,119 @@ mod tests {
                 })
                 .await;
             assert_eq!(answers, [true, true, true, false, true]);
-            let (batches, nonces) = (writer.stats().batches(), writer.stats().nonces());
+            let batches = writer.stats().batches();
             assert!((1..=5).contains(&batches), "{batches} commits");
-            // The second "a" reaches the database only when it came in another batch.
-            assert!((4..=5).contains(&nonces), "{nonces} nonces");
-            assert!(!writer.record(consumer, "b", 1).await.expect("recorded"));
-            assert!(writer.record(consumer, "e", 1).await.expect("recorded"));
-            // A consumer deleted meanwhile: refused, and the batch it is in still commits.
+            assert_eq!(writer.stats().nonces(), 4);
+            // Used before, even with another timestamp within the window.
+            assert!(!writer.record(consumer, "b", now).await.expect("recorded"));
             assert!(
                 !writer
-                    .record(consumer + 1000, "f", 1)
+                    .record(consumer, "b", now - 300)
                     .await
                     .expect("recorded")
             );
-            assert_eq!(writer.stats().batches(), batches + 3);
+            assert!(writer.record(consumer, "e", now).await.expect("recorded"));
+            // Another consumer's nonces are its own.
+            let other = store_consumer(dir.path(), "o").await;
+            assert!(writer.record(other, "a", now).await.expect("recorded"));
+            // A consumer deleted meanwhile: refused, and the batch it is in still commits.
+            assert!(
+                !writer
+                    .record(consumer + 1000, "f", now)
+                    .await
+                    .expect("recorded")
+            );
+            assert_eq!(writer.stats().batches(), batches + 5);
+            assert_eq!(writer.stats().nonces(), 6);
+        });
+    }
+
+    async fn store_consumer(dir: &Path, key: &str) -> i64 {
+        sqlite_store(dir)
+            .await
+            .insert_consumer(key, key, b"sealed")
+            .await
+            .expect("a consumer")
+            .id
+    }
+
+    /// Two writers on one file, as two server processes: a nonce either one took is used for
+    /// the other, and for a writer started later (a restart) that reads the log afresh.
+    #[test]
+    fn writers_on_one_file_agree() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        runtime().block_on(async {
+            let consumer = store_consumer(dir.path(), "c").await;
+            let a = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
+            let b = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
+            let now = crate::store::now();
+            for i in 0..50 {
+                let nonce = format!("n{i}");
+                let (first, second) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+                assert!(first.record(consumer, &nonce, now).await.expect("recorded"));
+                assert!(
+                    !second
+                        .record(consumer, &nonce, now)
+                        .await
+                        .expect("recorded")
+                );
+                assert!(!first.record(consumer, &nonce, now).await.expect("recorded"));
+            }
+            // Both at once, many times: exactly one of each pair is new.
+            for i in 0..50 {
+                let nonce = format!("both{i}");
+                let (x, y) = tokio::join!(
+                    a.record(consumer, &nonce, now),
+                    b.record(consumer, &nonce, now)
+                );
+                assert_eq!(
+                    u8::from(x.expect("recorded")) + u8::from(y.expect("recorded")),
+                    1,
+                    "{nonce}"
+                );
+            }
+            let later = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
+            assert!(!later.record(consumer, "n7", now).await.expect("recorded"));
+            assert!(
+                !later
+                    .record(consumer, "both3", now)
+                    .await
+                    .expect("recorded")
+            );
+            assert!(later.record(consumer, "new", now).await.expect("recorded"));
+            assert!(!a.record(consumer, "new", now).await.expect("recorded"));
+        });
+    }
+
+    /// A nonce is remembered while a request carrying its timestamp could still pass the
+    /// timestamp check, and then forgotten: memory holds the window, not the whole log.
+    #[test]
+    fn a_nonce_is_forgotten_once_its_timestamp_left_the_window() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        runtime().block_on(async {
+            let consumer = store_consumer(dir.path(), "c").await;
+            let writer = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
+            let now = crate::store::now();
+            let old = now - 600 - MARGIN_SECONDS - 5;
+            assert!(writer.record(consumer, "old", old).await.expect("recorded"));
+            assert!(
+                writer
+                    .record(consumer, "edge", now - 600)
+                    .await
+                    .expect("recorded")
+            );
+            // The next batch forgets what is out of the window, and a fresh writer never
+            // reads it; both still know the nonce at the edge.
+            assert!(writer.record(consumer, "old", now).await.expect("recorded"));
+            assert!(
+                !writer
+                    .record(consumer, "edge", now)
+                    .await
+                    .expect("recorded")
+            );
+            let later = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
+            assert!(!later.record(consumer, "edge", now).await.expect("recorded"));
+            assert!(!later.record(consumer, "old", now).await.expect("recorded"));
         });
     }
 }

@@ -191,13 +191,8 @@ impl Store {
 
     /// Nonces whose timestamp is before `cutoff`.
     pub async fn delete_nonces_before(&self, cutoff: i64) -> Result<u64, StoreError> {
-        let sql = match self.backend() {
-            // oauth_nonce has no rowid: its key is (consumer_id, nonce).
-            super::Backend::Sqlite => "DELETE FROM oauth_nonce WHERE (consumer_id, nonce) IN
-                 (SELECT consumer_id, nonce FROM oauth_nonce WHERE timestamp < $1 LIMIT $2)"
-                .to_owned(),
-            super::Backend::Postgres => self.batched_delete("oauth_nonce", "", "timestamp < $1"),
-        };
+        // On SQLite the nonces are a log keyed by `seq`; PostgreSQL goes by row address.
+        let sql = self.batched_delete("oauth_nonce", "seq", "timestamp < $1");
         self.delete_in_batches(sql, cutoff).await
     }
 

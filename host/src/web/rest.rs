@@ -149,16 +149,17 @@ fn split_grants(grants: Grants) -> (bool, Vec<String>) {
     }
 }
 
-/// The calling integration, as its credentials show it.
+/// The calling integration, as its credentials show it (borrowed from the cached principal:
+/// every signed call of `/me` answers it).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SelfView {
+pub struct SelfView<'a> {
     pub id: i64,
-    pub name: String,
+    pub name: &'a str,
     pub consumer_id: i64,
     /// Whether it holds every resource.
     pub all_resources: bool,
     /// Its resources, ancestors included (empty with `all_resources`).
-    pub resources: Vec<String>,
+    pub resources: Vec<&'a str>,
 }
 
 /// An integration as the API answers it.
@@ -448,19 +449,19 @@ async fn me(
             name,
             consumer_id,
             grants,
-        } => {
-            let (all_resources, resources) = split_grants(grants.clone());
-            Ok(json(
-                StatusCode::OK,
-                &SelfView {
-                    id: *id,
-                    name: name.clone(),
-                    consumer_id: *consumer_id,
-                    all_resources,
-                    resources,
+        } => Ok(json(
+            StatusCode::OK,
+            &SelfView {
+                id: *id,
+                name,
+                consumer_id: *consumer_id,
+                all_resources: matches!(grants, Grants::All),
+                resources: match grants {
+                    Grants::All => Vec::new(),
+                    Grants::Some(set) => set.iter().map(|r| r.as_str()).collect(),
                 },
-            ))
-        }
+            },
+        )),
         _ => Err(super::auth::refusal(
             StatusCode::UNAUTHORIZED,
             &[crate::acl::SELF.to_owned()],
