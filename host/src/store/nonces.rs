@@ -202,13 +202,14 @@ fn keep_seconds(window: u64) -> i64 {
         .saturating_add(MARGIN_SECONDS)
 }
 
-/// Hashes a fingerprint, which is already a keyed hash, to itself.
+/// Hashes a fingerprint, which is already a keyed hash, by one multiplication: its top bits
+/// choose the shard, so the map must see them mixed into the bits it uses.
 #[derive(Debug, Default)]
 struct Fingerprint(u64);
 
 impl Hasher for Fingerprint {
     fn finish(&self) -> u64 {
-        self.0
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -227,16 +228,19 @@ impl Hasher for Fingerprint {
 /// each batch. A nonce is a 64-bit fingerprint of (consumer, nonce) under a key of this
 /// process; two different nonces of one consumer share a fingerprint with a chance of about
 /// one in 2^64 / (nonces in the window), and the only effect would be one refused request.
-/// About 50 bytes per nonce within the window.
+/// About 50 bytes per nonce within the window. Both structures grow in small steps: one map
+/// of millions of entries doubling, or one queue of them being copied, would hold up every
+/// signed request for a noticeable time.
 #[derive(Debug)]
 struct Recent {
     key: RandomState,
-    /// Fingerprint to the latest timestamp it was seen with.
-    seen: HashMap<u64, i64, BuildHasherDefault<Fingerprint>>,
+    /// Fingerprint to the latest timestamp it was seen with, in [`SHARDS`] maps by the
+    /// fingerprint's top bits.
+    seen: Vec<HashMap<u64, i64, BuildHasherDefault<Fingerprint>>>,
     /// Fingerprints in the order they came, to forget them once their timestamp is out of the
     /// window. Not sorted by timestamp: one far ahead (a client clock) holds back the ones
     /// behind it for at most twice the window, which only makes the check stricter.
-    order: VecDeque<(i64, u64)>,
+    order: Arrivals,
     /// The last log row read or written.
     seq: i64,
     /// Timestamps before this are out of the window: not remembered.
@@ -245,9 +249,57 @@ struct Recent {
     keep: i64,
 }
 
+/// Maps of fingerprints in [`Recent`].
+const SHARDS: usize = 256;
+
+/// Entries per block of [`Arrivals`].
+const BLOCK: usize = 4096;
+
+/// A queue in blocks of [`BLOCK`] entries: growing never copies what it holds.
+#[derive(Debug, Default)]
+struct Arrivals(VecDeque<VecDeque<(i64, u64)>>);
+
+impl Arrivals {
+    fn push(&mut self, entry: (i64, u64)) {
+        match self.0.back_mut() {
+            Some(block) if block.len() < BLOCK => block.push_back(entry),
+            _ => {
+                let mut block = VecDeque::with_capacity(BLOCK);
+                block.push_back(entry);
+                self.0.push_back(block);
+            }
+        }
+    }
+
+    fn front(&self) -> Option<(i64, u64)> {
+        self.0.front().and_then(|b| b.front().copied())
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(block) = self.0.front_mut() {
+            block.pop_front();
+            if block.is_empty() {
+                self.0.pop_front();
+            }
+        }
+    }
+}
+
 impl Recent {
     fn fingerprint(&self, consumer_id: i64, nonce: &str) -> u64 {
         self.key.hash_one((consumer_id, nonce))
+    }
+
+    fn shard(
+        &mut self,
+        fingerprint: u64,
+    ) -> &mut HashMap<u64, i64, BuildHasherDefault<Fingerprint>> {
+        &mut self.seen[(fingerprint >> 56) as usize % SHARDS]
+    }
+
+    /// Whether a nonce with this fingerprint is used.
+    fn contains(&mut self, fingerprint: u64) -> bool {
+        self.shard(fingerprint).contains_key(&fingerprint)
     }
 
     /// Reads what the log holds within the window: one read transaction, the log's rows up to
@@ -256,8 +308,8 @@ impl Recent {
         let keep = keep_seconds(window);
         let mut recent = Self {
             key: RandomState::new(),
-            seen: HashMap::default(),
-            order: VecDeque::new(),
+            seen: (0..SHARDS).map(|_| HashMap::default()).collect(),
+            order: Arrivals::default(),
             seq: 0,
             cutoff: crate::store::now().saturating_sub(keep),
             keep,
@@ -302,22 +354,26 @@ impl Recent {
         if timestamp < self.cutoff {
             return;
         }
-        let latest = self.seen.entry(fingerprint).or_insert(timestamp);
+        let latest = self
+            .shard(fingerprint)
+            .entry(fingerprint)
+            .or_insert(timestamp);
         *latest = (*latest).max(timestamp);
-        self.order.push_back((timestamp, fingerprint));
+        self.order.push((timestamp, fingerprint));
     }
 
     /// Forgets the nonces whose timestamp left the window.
     fn expire(&mut self, now: i64) {
         self.cutoff = now.saturating_sub(self.keep);
-        while let Some(&(timestamp, fingerprint)) = self.order.front() {
+        while let Some((timestamp, fingerprint)) = self.order.front() {
             if timestamp >= self.cutoff {
                 break;
             }
             self.order.pop_front();
             // Seen again later with a newer timestamp: that entry forgets it.
-            if self.seen.get(&fingerprint) == Some(&timestamp) {
-                self.seen.remove(&fingerprint);
+            let shard = self.shard(fingerprint);
+            if shard.get(&fingerprint) == Some(&timestamp) {
+                shard.remove(&fingerprint);
             }
         }
     }
@@ -410,7 +466,7 @@ fn append_new(
     let mut fresh = Vec::with_capacity(batch.len());
     for p in batch {
         let fingerprint = recent.fingerprint(p.consumer_id, &p.nonce);
-        if recent.seen.contains_key(&fingerprint) {
+        if recent.contains(fingerprint) {
             fresh.push(false);
             continue;
         }
@@ -651,6 +707,23 @@ mod tests {
             assert!(later.record(consumer, "new", now).await.expect("recorded"));
             assert!(!a.record(consumer, "new", now).await.expect("recorded"));
         });
+    }
+
+    /// The arrival queue keeps its order across blocks and lets go of each emptied block.
+    #[test]
+    fn arrivals_keep_their_order_across_blocks() {
+        let mut arrivals = Arrivals::default();
+        let n = (BLOCK * 2 + 7) as i64;
+        for i in 0..n {
+            arrivals.push((i, i as u64));
+        }
+        assert_eq!(arrivals.0.len(), 3);
+        for i in 0..n {
+            assert_eq!(arrivals.front(), Some((i, i as u64)));
+            arrivals.pop_front();
+        }
+        assert_eq!(arrivals.front(), None);
+        assert!(arrivals.0.is_empty());
     }
 
     /// A nonce is remembered while a request carrying its timestamp could still pass the
