@@ -168,12 +168,41 @@ fn fail(batch: Vec<Pending>, message: String) {
     }
 }
 
+thread_local! {
+    /// The SQLite writer thread's busy timeout, and when its current wait for the lock began.
+    static BUSY: std::cell::Cell<(Duration, Option<std::time::Instant>)> =
+        const { std::cell::Cell::new((Duration::ZERO, None)) };
+}
+
+/// Waits for a locked database in steps of 100 µs, up to the busy timeout. SQLite's own busy
+/// timeout sleeps 1, 2, 5, 10, 15, 20, 25 ... ms between tries: a writer that found the lock
+/// taken for a moment (a cleanup job's delete) slept on for milliseconds after it was free,
+/// with every signed request waiting on it.
+fn wait_for_lock(attempt: i32) -> bool {
+    BUSY.with(|busy| {
+        let (limit, since) = busy.get();
+        let since = match since {
+            Some(t) if attempt > 0 => t,
+            _ => std::time::Instant::now(),
+        };
+        busy.set((limit, Some(since)));
+        if since.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+        true
+    })
+}
+
+/// Opens the writer's connection; call it on the writer's thread (its busy handler keeps its
+/// state there).
 fn open_sqlite(path: &PathBuf, busy: Duration) -> rusqlite::Result<rusqlite::Connection> {
     let conn = rusqlite::Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(busy)?;
+    BUSY.with(|b| b.set((busy, None)));
+    conn.busy_handler(Some(wait_for_lock))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     // The insert checks its consumer itself (in the same transaction); deletions, which
     // cascade to nonces, run on the pool's connections.
@@ -706,6 +735,60 @@ mod tests {
             );
             assert!(later.record(consumer, "new", now).await.expect("recorded"));
             assert!(!a.record(consumer, "new", now).await.expect("recorded"));
+        });
+    }
+
+    /// The writer waits for a lock another connection holds, up to the busy timeout, and
+    /// gives up after it (answering an error, not "used"); once the lock is free it goes on.
+    #[test]
+    fn the_writer_waits_for_the_lock_up_to_the_busy_timeout() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        runtime().block_on(async {
+            let consumer = store_consumer(dir.path(), "c").await;
+            let settings = DatabaseSettings {
+                sqlite_busy_timeout_ms: 300,
+                ..DatabaseSettings::default()
+            };
+            let url = DatabaseUrl::Sqlite(dir.path().join("nonces.sqlite"));
+            let store = Store::connect(&url, &settings)
+                .await
+                .expect("the database opens");
+            let writer = NonceWriter::spawn(store, 600);
+            let now = crate::store::now();
+            assert!(
+                writer
+                    .record(consumer, "first", now)
+                    .await
+                    .expect("recorded")
+            );
+            let holder = rusqlite::Connection::open(dir.path().join("nonces.sqlite"))
+                .expect("another connection");
+            // Held for less than the timeout: the writer waits, then records.
+            holder.execute_batch("BEGIN IMMEDIATE").expect("the lock");
+            let release = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                holder.execute_batch("COMMIT").expect("released");
+                holder
+            });
+            assert!(
+                writer
+                    .record(consumer, "waited", now)
+                    .await
+                    .expect("recorded")
+            );
+            let holder = release.join().expect("the releasing thread");
+            // Held for longer: an error, and the next nonce after the release is recorded.
+            holder.execute_batch("BEGIN IMMEDIATE").expect("the lock");
+            let started = std::time::Instant::now();
+            assert!(writer.record(consumer, "refused", now).await.is_err());
+            assert!(started.elapsed() >= Duration::from_millis(300));
+            holder.execute_batch("COMMIT").expect("released");
+            assert!(
+                writer
+                    .record(consumer, "refused", now)
+                    .await
+                    .expect("recorded")
+            );
         });
     }
 
