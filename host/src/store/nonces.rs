@@ -359,8 +359,7 @@ impl Recent {
         )?;
         let mut rows = rows.query((self.cutoff, self.seq))?;
         while let Some(row) = rows.next()? {
-            let nonce: String = row.get(1)?;
-            self.add(self.fingerprint(row.get(0)?, &nonce), row.get(2)?);
+            self.add_row(row)?;
         }
         Ok(())
     }
@@ -368,14 +367,20 @@ impl Recent {
     /// Reads the rows other processes appended since the last batch (within its write lock).
     fn catch_up(&mut self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         let mut rows = conn.prepare_cached(
-            "SELECT seq, consumer_id, nonce, timestamp FROM oauth_nonce WHERE seq > ?1",
+            "SELECT consumer_id, nonce, timestamp, seq FROM oauth_nonce WHERE seq > ?1",
         )?;
         let mut rows = rows.query([self.seq])?;
         while let Some(row) = rows.next()? {
-            let nonce: String = row.get(2)?;
-            self.add(self.fingerprint(row.get(1)?, &nonce), row.get(3)?);
-            self.seq = self.seq.max(row.get(0)?);
+            self.add_row(row)?;
+            self.seq = self.seq.max(row.get(3)?);
         }
+        Ok(())
+    }
+
+    /// A log row read as `consumer_id, nonce, timestamp`.
+    fn add_row(&mut self, row: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
+        let nonce: String = row.get(1)?;
+        self.add(self.fingerprint(row.get(0)?, &nonce), row.get(2)?);
         Ok(())
     }
 
@@ -605,8 +610,12 @@ mod tests {
     use crate::config::{DatabaseSettings, DatabaseUrl};
 
     async fn sqlite_store(dir: &Path) -> Store {
+        sqlite_store_with(dir, &DatabaseSettings::default()).await
+    }
+
+    async fn sqlite_store_with(dir: &Path, settings: &DatabaseSettings) -> Store {
         let url = DatabaseUrl::Sqlite(dir.join("nonces.sqlite"));
-        let store = Store::connect(&url, &DatabaseSettings::default())
+        let store = Store::connect(&url, settings)
             .await
             .expect("the database opens");
         store.migrate().await.expect("migrations run");
@@ -749,11 +758,7 @@ mod tests {
                 sqlite_busy_timeout_ms: 300,
                 ..DatabaseSettings::default()
             };
-            let url = DatabaseUrl::Sqlite(dir.path().join("nonces.sqlite"));
-            let store = Store::connect(&url, &settings)
-                .await
-                .expect("the database opens");
-            let writer = NonceWriter::spawn(store, 600);
+            let writer = NonceWriter::spawn(sqlite_store_with(dir.path(), &settings).await, 600);
             let now = crate::store::now();
             assert!(
                 writer
