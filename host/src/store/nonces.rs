@@ -201,6 +201,8 @@ fn open_sqlite(path: &PathBuf, busy: Duration) -> rusqlite::Result<rusqlite::Con
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    // Room for every multi-row insert, besides the transaction's and the catch-up's.
+    conn.set_prepared_statement_cache_capacity(32);
     BUSY.with(|b| b.set((busy, None)));
     conn.busy_handler(Some(wait_for_lock))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -365,7 +367,21 @@ impl Recent {
     }
 
     /// Reads the rows other processes appended since the last batch (within its write lock).
+    /// A log whose newest row is older than the last one read lost rows this writer had read
+    /// (the file was replaced, or its rows deleted by hand; the cleanup keeps the newest): it
+    /// is read afresh, since new rows may now reuse the sequence numbers already passed.
     fn catch_up(&mut self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+        let newest: i64 = conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM oauth_nonce")?
+            .query_row([], |r| r.get(0))?;
+        if newest < self.seq {
+            self.seen.iter_mut().for_each(HashMap::clear);
+            self.order = Arrivals::default();
+            return self.read_log(conn);
+        }
+        if newest == self.seq {
+            return Ok(());
+        }
         let mut rows = conn.prepare_cached(
             "SELECT consumer_id, nonce, timestamp, seq FROM oauth_nonce WHERE seq > ?1",
         )?;
@@ -494,10 +510,8 @@ fn append_new(
 ) -> rusqlite::Result<Vec<bool>> {
     let mut consumers: Vec<(i64, bool)> = Vec::new();
     let mut exists = conn.prepare_cached("SELECT 1 FROM oauth_consumer WHERE id = ?1")?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO oauth_nonce (nonce, timestamp, consumer_id) VALUES (?1, ?2, ?3)",
-    )?;
     let mut fresh = Vec::with_capacity(batch.len());
+    let mut new = Vec::with_capacity(batch.len());
     for p in batch {
         let fingerprint = recent.fingerprint(p.consumer_id, &p.nonce);
         if recent.contains(fingerprint) {
@@ -513,13 +527,51 @@ fn append_new(
             }
         };
         if live {
-            insert.execute((&p.nonce, p.timestamp, p.consumer_id))?;
-            recent.seq = conn.last_insert_rowid();
+            // Known at once, so that the same nonce later in the batch is refused; on an
+            // error the caller forgets everything `recent` holds.
             recent.add(fingerprint, p.timestamp);
+            new.push(p);
         }
         fresh.push(live);
     }
+    if !new.is_empty() {
+        insert_rows(conn, &new)?;
+        // The rows of one transaction holding the write lock are numbered one after another.
+        recent.seq = conn.last_insert_rowid();
+    }
     Ok(fresh)
+}
+
+/// Rows per `INSERT` statement at most (a power of two).
+const INSERT_ROWS: usize = 64;
+
+/// `INSERT INTO oauth_nonce ... VALUES` with 1, 2, 4 ... [`INSERT_ROWS`] rows.
+static INSERTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    std::iter::successors(Some(1_usize), |n| (*n < INSERT_ROWS).then_some(n * 2))
+        .map(|n| {
+            let rows = vec!["(?, ?, ?)"; n].join(", ");
+            format!("INSERT INTO oauth_nonce (nonce, timestamp, consumer_id) VALUES {rows}")
+        })
+        .collect()
+});
+
+/// Appends rows in a few multi-row statements (the largest that fit, by powers of two): each
+/// statement run costs about as much as a row inserted.
+fn insert_rows(conn: &rusqlite::Connection, rows: &[&Pending]) -> rusqlite::Result<()> {
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let log2 = rest.len().min(INSERT_ROWS).ilog2();
+        let n = 1_usize << log2;
+        let mut insert = conn.prepare_cached(&INSERTS[log2 as usize])?;
+        for (i, p) in rest[..n].iter().enumerate() {
+            insert.raw_bind_parameter(3 * i + 1, p.nonce.as_str())?;
+            insert.raw_bind_parameter(3 * i + 2, p.timestamp)?;
+            insert.raw_bind_parameter(3 * i + 3, p.consumer_id)?;
+        }
+        insert.raw_execute()?;
+        rest = &rest[n..];
+    }
+    Ok(())
 }
 
 /// The PostgreSQL writer task, with a connection of its own (outside the pool, so closing the
@@ -745,6 +797,115 @@ mod tests {
             assert!(later.record(consumer, "new", now).await.expect("recorded"));
             assert!(!a.record(consumer, "new", now).await.expect("recorded"));
         });
+    }
+
+    /// The log's rows, as (seq, nonce) in `seq` order.
+    fn log_rows(dir: &Path) -> Vec<(i64, String)> {
+        let conn = rusqlite::Connection::open(dir.join("nonces.sqlite")).expect("the file opens");
+        let mut rows = conn
+            .prepare("SELECT seq, nonce FROM oauth_nonce ORDER BY seq")
+            .expect("a query");
+        rows.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("the rows")
+            .collect::<Result<_, _>>()
+            .expect("read")
+    }
+
+    /// Many nonces at once go into the log in multi-row inserts of every size, numbered one
+    /// after another in the order they were decided; copies within them are refused.
+    #[test]
+    fn a_large_batch_is_appended_in_order() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        runtime().block_on(async {
+            let consumer = store_consumer(dir.path(), "c").await;
+            let writer = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
+            let now = crate::store::now();
+            let nonces: Vec<String> = (0..300).map(|i| format!("n{}", i % 255)).collect();
+            let local = tokio::task::LocalSet::new();
+            let answers = local
+                .run_until(async {
+                    let tasks: Vec<_> = nonces
+                        .iter()
+                        .map(|nonce| {
+                            let (w, nonce) = (writer.clone(), nonce.clone());
+                            tokio::task::spawn_local(async move {
+                                w.record(consumer, &nonce, now).await.expect("recorded")
+                            })
+                        })
+                        .collect();
+                    let mut answers = Vec::new();
+                    for t in tasks {
+                        answers.push(t.await.expect("the task ends"));
+                    }
+                    answers
+                })
+                .await;
+            let new: Vec<&String> = nonces
+                .iter()
+                .zip(&answers)
+                .filter_map(|(n, new)| new.then_some(n))
+                .collect();
+            assert_eq!(new.len(), 255);
+            // All were waiting at once: a few batches, so multi-row inserts of many sizes.
+            assert!(
+                writer.stats().batches() < 50,
+                "{} batches",
+                writer.stats().batches()
+            );
+            assert!(answers[..255].iter().all(|new| *new));
+            let rows = log_rows(dir.path());
+            assert_eq!(rows.len(), 255);
+            for (i, ((seq, nonce), expected)) in rows.iter().zip(&new).enumerate() {
+                assert_eq!(*seq, i as i64 + 1);
+                assert_eq!(nonce, *expected);
+            }
+            // Another process reads them all from the log.
+            let other = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
+            for nonce in &new {
+                assert!(!other.record(consumer, nonce, now).await.expect("recorded"));
+            }
+        });
+    }
+
+    /// The cleanup leaves the newest row, so a new row never takes a number a writer has
+    /// read; and a writer that finds the log behind what it read (its rows deleted by hand)
+    /// reads it afresh instead of missing what others append under the old numbers.
+    #[test]
+    fn sequence_numbers_are_never_reused_unseen() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        runtime().block_on(async {
+            let store = sqlite_store(dir.path()).await;
+            let consumer = store_consumer(dir.path(), "c").await;
+            let a = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
+            let b = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
+            let now = crate::store::now();
+            for i in 0..5 {
+                assert!(
+                    a.record(consumer, &format!("a{i}"), now - 700)
+                        .await
+                        .expect("recorded")
+                );
+            }
+            assert_eq!(store.delete_nonces_before(now).await.expect("cleaned"), 4);
+            assert_eq!(log_rows(dir.path()), [(5, "a4".to_owned())]);
+            assert!(b.record(consumer, "b0", now).await.expect("recorded"));
+            assert_eq!(log_rows(dir.path())[1], (6, "b0".to_owned()));
+            assert!(!a.record(consumer, "b0", now).await.expect("recorded"));
+
+            raw_delete_all(dir.path());
+            assert!(b.record(consumer, "b1", now).await.expect("recorded"));
+            assert_eq!(log_rows(dir.path()), [(1, "b1".to_owned())]);
+            assert!(!a.record(consumer, "b1", now).await.expect("recorded"));
+            assert!(a.record(consumer, "a5", now).await.expect("recorded"));
+            assert!(!b.record(consumer, "a5", now).await.expect("recorded"));
+        });
+    }
+
+    fn raw_delete_all(dir: &Path) {
+        rusqlite::Connection::open(dir.join("nonces.sqlite"))
+            .expect("the file opens")
+            .execute("DELETE FROM oauth_nonce", [])
+            .expect("deleted");
     }
 
     /// The writer waits for a lock another connection holds, up to the busy timeout, and

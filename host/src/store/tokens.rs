@@ -191,8 +191,14 @@ impl Store {
 
     /// Nonces whose timestamp is before `cutoff`.
     pub async fn delete_nonces_before(&self, cutoff: i64) -> Result<u64, StoreError> {
-        // On SQLite the nonces are a log keyed by `seq`; PostgreSQL goes by row address.
-        let sql = self.batched_delete("oauth_nonce", "seq", "timestamp < $1");
+        // On SQLite the nonces are a log keyed by `seq`, whose newest row stays: a new row's
+        // `seq` is the largest plus one, and must never be one a process has read already
+        // (migration 0006). PostgreSQL goes by row address.
+        let condition = match self.backend() {
+            super::Backend::Sqlite => "timestamp < $1 AND seq < (SELECT MAX(seq) FROM oauth_nonce)",
+            super::Backend::Postgres => "timestamp < $1",
+        };
+        let sql = self.batched_delete("oauth_nonce", "seq", condition);
         self.delete_in_batches(sql, cutoff).await
     }
 
