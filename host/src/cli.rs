@@ -166,7 +166,7 @@ pub enum IntegrationCommand {
         #[arg(long)]
         show_secrets: bool,
     },
-    /// Delete an integration with its consumer, tokens, nonces and permissions.
+    /// Delete an integration with its consumer, tokens and permissions.
     Delete { integration: String },
     /// Sync the declarative integration files of `integrations.directories` now: create new
     /// ones, reset changed ones, delete removed ones. A bad file changes nothing.

@@ -7,8 +7,8 @@
 //! file it broke. Then, by name (case-insensitively): a new definition is created (inactive,
 //! setup type config); an unchanged one is left alone; a changed one is updated, its tokens
 //! deleted and its status reset (2) so the merchant approves it again, keeping its consumer; a
-//! config integration no longer defined anywhere is deleted with its consumer, tokens, nonces
-//! and ACL role. Manual integrations are never touched.
+//! config integration no longer defined anywhere is deleted with its consumer, tokens and ACL
+//! role. Manual integrations are never touched.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

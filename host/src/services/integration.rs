@@ -448,8 +448,9 @@ impl IntegrationService {
             .collect())
     }
 
-    /// Deletes a manual integration with its consumer, tokens, nonces and ACL role. Config
-    /// integrations are removed by removing their definition.
+    /// Deletes a manual integration with its consumer, tokens and ACL role (its nonces go
+    /// with it on PostgreSQL, with the nonce cleanup on SQLite). Config integrations are
+    /// removed by removing their definition.
     pub async fn delete(&self, id: i64) -> Result<Integration, ServiceError> {
         let integration = self.get(id).await?;
         if integration.is_config() {

@@ -901,6 +901,55 @@ mod tests {
         });
     }
 
+    /// Migration 0006 keeps every row of the log with its number, and what it removes is gone:
+    /// AUTOINCREMENT, the foreign key and the consumer index.
+    #[test]
+    fn the_plain_log_migration_keeps_the_rows() {
+        let conn = rusqlite::Connection::open_in_memory().expect("a database");
+        for sql in [
+            include_str!("migrations/sqlite/0001_initial.sql"),
+            include_str!("migrations/sqlite/0002_integration_config_hash.sql"),
+            include_str!("migrations/sqlite/0003_cron_schedule.sql"),
+            include_str!("migrations/sqlite/0004_admin_session.sql"),
+            include_str!("migrations/sqlite/0005_nonce_log.sql"),
+        ] {
+            conn.execute_batch(sql).expect("an earlier migration");
+        }
+        conn.execute_batch(
+            "INSERT INTO oauth_consumer (name, key, secret, created_at, updated_at)
+                 VALUES ('c', 'k', x'00', 0, 0);
+             INSERT INTO oauth_nonce (nonce, timestamp, consumer_id) VALUES
+                 ('a', 10, 1), ('b', 20, 1), ('c', 30, 1), ('d', 40, 1);
+             DELETE FROM oauth_nonce WHERE nonce = 'b';",
+        )
+        .expect("rows");
+        conn.execute_batch(include_str!("migrations/sqlite/0006_nonce_log_plain.sql"))
+            .expect("migration 0006");
+        let rows: Vec<(i64, String, i64, i64)> = conn
+            .prepare("SELECT seq, nonce, timestamp, consumer_id FROM oauth_nonce ORDER BY seq")
+            .expect("a query")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        let expected = [(1, "a", 10), (3, "c", 30), (4, "d", 40)]
+            .map(|(seq, nonce, ts)| (seq, nonce.to_owned(), ts, 1));
+        assert_eq!(rows, expected);
+        let schema: Vec<String> = conn
+            .prepare("SELECT sql FROM sqlite_master WHERE tbl_name = 'oauth_nonce'")
+            .expect("a query")
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        assert_eq!(schema.len(), 2, "{schema:?}");
+        let schema = schema.join("\n");
+        for gone in ["AUTOINCREMENT", "REFERENCES", "oauth_nonce_consumer"] {
+            assert!(!schema.contains(gone), "{schema}");
+        }
+        assert!(schema.contains("oauth_nonce_timestamp"), "{schema}");
+    }
+
     fn raw_delete_all(dir: &Path) {
         rusqlite::Connection::open(dir.join("nonces.sqlite"))
             .expect("the file opens")

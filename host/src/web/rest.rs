@@ -597,7 +597,7 @@ async fn update(
     Ok(json(StatusCode::OK, &view(&state, changed).await?))
 }
 
-/// Delete an integration with its consumer, tokens, nonces and permissions.
+/// Delete an integration with its consumer, tokens and permissions.
 #[utoipa::path(
     delete, path = "/rest/V1/integrations/{id}", tag = "integrations",
     params(("id" = i64, Path, description = "Integration id")),

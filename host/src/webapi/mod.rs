@@ -183,8 +183,34 @@ enum Kind {
 /// The server's own routes and those of other services.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
-    own: Vec<Route>,
-    external: Vec<Route>,
+    own: Ranked,
+    external: Ranked,
+}
+
+/// Routes in the order they were declared, and the same routes in the order a lookup tries
+/// them: most specific first, declaration order among equals. The first that matches is the
+/// answer, found without comparing the rest.
+#[derive(Debug, Clone, Default)]
+struct Ranked {
+    declared: Vec<Route>,
+    by_rank: Vec<usize>,
+}
+
+impl Ranked {
+    fn new(declared: Vec<Route>) -> Self {
+        let mut by_rank: Vec<usize> = (0..declared.len()).collect();
+        // Stable: among routes as specific as each other, the first declared stays first.
+        by_rank.sort_by_cached_key(|&i| std::cmp::Reverse(declared[i].specificity()));
+        Self { declared, by_rank }
+    }
+
+    /// The most specific route a request falls under.
+    fn best(&self, method: &str, path: &str) -> Option<&Route> {
+        self.by_rank
+            .iter()
+            .map(|&i| &self.declared[i])
+            .find(|r| r.matches(method, path))
+    }
 }
 
 impl RouteTable {
@@ -221,38 +247,31 @@ impl RouteTable {
                 external.push(route);
             }
         }
-        Ok(Self { own, external })
+        Ok(Self {
+            own: Ranked::new(own),
+            external: Ranked::new(external),
+        })
     }
 
     /// The server's own REST routes (paths below `/rest` and `/rest/<store>`).
     pub fn own(&self) -> &[Route] {
-        &self.own
+        &self.own.declared
     }
 
     /// Other services' routes.
     pub fn external(&self) -> &[Route] {
-        &self.external
+        &self.external.declared
     }
 
     /// The route of another service that a request falls under, if any.
     pub fn find_external(&self, method: &str, path: &str) -> Option<&Route> {
-        best(&self.external, method, path)
+        self.external.best(method, path)
     }
 
     /// The server's own route that a request (path below `/rest[/<store>]`) falls under.
     pub fn find_own(&self, method: &str, path: &str) -> Option<&Route> {
-        best(&self.own, method, path)
+        self.own.best(method, path)
     }
-}
-
-fn best<'r>(routes: &'r [Route], method: &str, path: &str) -> Option<&'r Route> {
-    let mut found: Option<&Route> = None;
-    for r in routes.iter().filter(|r| r.matches(method, path)) {
-        if found.is_none_or(|f| r.specificity() > f.specificity()) {
-            found = Some(r);
-        }
-    }
-    found
 }
 
 fn parse(
@@ -436,13 +455,28 @@ mod tests {
             method = "*"
             path = "/shop/orders/:id"
             resources = ["Magento_Sales::sales_order"]
+            [[route]]
+            method = "GET"
+            path = "/shop/:kind/summary"
+            resources = ["Magento_Sales::sales"]
+            [[route]]
+            method = "GET"
+            path = "/shop/:section/summary"
+            resources = ["anonymous"]
             "#,
         )
         .unwrap();
         let t = RouteTable {
-            own: vec![],
-            external: routes,
+            own: Ranked::default(),
+            external: Ranked::new(routes),
         };
+        // Listed as declared; among equally specific routes the first declared wins.
+        assert_eq!(t.external()[0].path, "/shop/*");
+        assert_eq!(
+            t.find_external("GET", "/shop/x/summary")
+                .map(|r| r.path.as_str()),
+            Some("/shop/:kind/summary")
+        );
         let res = |m: &str, p: &str| t.find_external(m, p).map(|r| r.resources[0].clone());
         assert_eq!(
             res("GET", "/shop/orders/recent").as_deref(),
