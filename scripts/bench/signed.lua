@@ -1,4 +1,6 @@
--- Sends pre-signed requests (scripts/bench/sign.py), each nonce once. Thread n reads its own
+-- Sends pre-signed requests (scripts/bench/sign.py), each nonce once. Arguments: the files'
+-- path, a margin of requests left unsent, the round and the number of rounds (each round sends
+-- from its own part of each file). Thread n reads its own
 -- file, `<path>.<n>`, of whole requests of one length: each request is one buffered read, and
 -- setting up takes no time (wrk starts each thread's load before it sets up the next thread,
 -- and would count those requests in a run whose clock starts after the last set-up). A thread
@@ -14,12 +16,14 @@ end
 
 function init(args)
   local path, margin = args[1], tonumber(args[2])
+  local round, rounds = tonumber(args[3] or 1), tonumber(args[4] or 1)
   file = assert(io.open(path .. "." .. id, "rb"))
   file:setvbuf("full", 1048576)
   size = tonumber(file:read("*l"))
   local start = file:seek()
-  limit = math.floor((file:seek("end") - start) / size) - margin
-  file:seek("set", start)
+  local part = math.floor(math.floor((file:seek("end") - start) / size) / rounds)
+  limit = part - margin
+  file:seek("set", start + (round - 1) * part * size)
   index = 0
 end
 
