@@ -1,7 +1,5 @@
 //! Collecting a request's OAuth parameters (RFC 5849 sections 3.4.1.3 and 3.5).
 
-use percent_encoding::percent_decode_str;
-
 use super::SignedUrl;
 
 /// Why the OAuth parameters of a request could not be read.
@@ -116,11 +114,42 @@ fn position(s: &str, byte: u8) -> Option<usize> {
     s.bytes().position(|b| b == byte)
 }
 
+/// Percent-decodes a header value as `percent_encoding` does (a `%` not followed by two hex
+/// digits stays as it is), into a buffer sized once: the signature of nearly every request has
+/// escapes, and decoding it byte by byte into a growing vector cost more than the rest of it.
 fn decode(s: &str) -> Result<String, ParseError> {
-    if !s.contains('%') {
+    let bytes = s.as_bytes();
+    let Some(first) = position(s, b'%') else {
         return Ok(s.to_owned());
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(&bytes[..first]);
+    let mut i = first;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%'
+            && let Some((hi, lo)) = bytes
+                .get(i + 1)
+                .and_then(|&h| hex(h))
+                .zip(bytes.get(i + 2).and_then(|&l| hex(l)))
+        {
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
     }
-    String::from_utf8(percent_decode_str(s).collect()).map_err(|_| ParseError::InvalidUtf8)
+    String::from_utf8(out).map_err(|_| ParseError::InvalidUtf8)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
 }
 
 fn form_pairs(s: &[u8]) -> Vec<(String, String)> {
@@ -164,13 +193,23 @@ impl Collected {
 /// The first protocol parameter given twice, in the order header, form body, query
 /// (`signed` holds form and query, then the header from `header_start`).
 fn repeated(signed: &[(String, String)], header_start: usize) -> Option<String> {
-    let mut names: Vec<&str> = signed
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .filter(|k| is_protocol(k))
-        .collect();
-    names.sort_unstable();
-    if names.windows(2).all(|w| w[0] != w[1]) {
+    let names = || {
+        signed
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| is_protocol(k))
+    };
+    // The usual handful compared pairwise, without a buffer; many sorted.
+    let unique = if signed.len() <= 16 {
+        names()
+            .enumerate()
+            .all(|(i, a)| names().skip(i + 1).all(|b| a != b))
+    } else {
+        let mut sorted: Vec<&str> = names().collect();
+        sorted.sort_unstable();
+        sorted.windows(2).all(|w| w[0] != w[1])
+    };
+    if unique {
         return None;
     }
     let mut seen = std::collections::HashSet::new();

@@ -304,6 +304,24 @@ proptest! {
         prop_assert!(!ok);
     }
 
+    /// Header values decode as the `percent_encoding` crate decodes them: escapes in either
+    /// case, a `%` without two hex digits after it kept, and escapes that are not UTF-8 refused.
+    #[test]
+    fn header_values_decode_as_the_percent_encoding_crate(
+        s in "([a-zA-Z0-9 +~.]|%[0-9a-fA-FgG]{0,2}|%[89A-Fa-f][0-9A-Fa-f]|\\PC){0,24}"
+    ) {
+        let value = s.replace('"', "");
+        let expected_value =
+            String::from_utf8(percent_encoding::percent_decode_str(&value).collect()).ok();
+        match parse_authorization(&format!("OAuth oauth_nonce=\"{value}\"")) {
+            Ok(p) => prop_assert_eq!(Some(p[0].1.clone()), expected_value),
+            Err(e) => {
+                prop_assert_eq!(e, ParseError::InvalidUtf8);
+                prop_assert_eq!(expected_value, None);
+            }
+        }
+    }
+
     #[test]
     fn the_header_parser_never_panics(s in "\\PC{0,200}") {
         let _ = parse_authorization(&format!("OAuth {s}"));
