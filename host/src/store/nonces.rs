@@ -695,25 +695,7 @@ mod tests {
                 .id;
             let writer = NonceWriter::spawn(store, 600);
             let now = crate::store::now();
-            let local = tokio::task::LocalSet::new();
-            let answers = local
-                .run_until(async {
-                    let tasks: Vec<_> = ["a", "b", "c", "a", "d"]
-                        .into_iter()
-                        .map(|nonce| {
-                            let w = writer.clone();
-                            tokio::task::spawn_local(async move {
-                                w.record(consumer, nonce, now).await.expect("recorded")
-                            })
-                        })
-                        .collect();
-                    let mut answers = Vec::new();
-                    for t in tasks {
-                        answers.push(t.await.expect("the task ends"));
-                    }
-                    answers
-                })
-                .await;
+            let answers = record_at_once(&writer, consumer, &["a", "b", "c", "a", "d"], now).await;
             assert_eq!(answers, [true, true, true, false, true]);
             let batches = writer.stats().batches();
             assert!((1..=5).contains(&batches), "{batches} commits");
@@ -740,6 +722,35 @@ mod tests {
             assert_eq!(writer.stats().batches(), batches + 5);
             assert_eq!(writer.stats().nonces(), 6);
         });
+    }
+
+    /// Records every nonce from its own task, all waiting at once (so in few batches), and
+    /// gives the answers in the nonces' order.
+    async fn record_at_once(
+        writer: &NonceWriter,
+        consumer: i64,
+        nonces: &[impl AsRef<str>],
+        now: i64,
+    ) -> Vec<bool> {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let tasks: Vec<_> = nonces
+                    .iter()
+                    .map(|nonce| {
+                        let (w, nonce) = (writer.clone(), nonce.as_ref().to_owned());
+                        tokio::task::spawn_local(async move {
+                            w.record(consumer, &nonce, now).await.expect("recorded")
+                        })
+                    })
+                    .collect();
+                let mut answers = Vec::new();
+                for t in tasks {
+                    answers.push(t.await.expect("the task ends"));
+                }
+                answers
+            })
+            .await
     }
 
     async fn store_consumer(dir: &Path, key: &str) -> i64 {
@@ -821,25 +832,7 @@ mod tests {
             let writer = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
             let now = crate::store::now();
             let nonces: Vec<String> = (0..300).map(|i| format!("n{}", i % 255)).collect();
-            let local = tokio::task::LocalSet::new();
-            let answers = local
-                .run_until(async {
-                    let tasks: Vec<_> = nonces
-                        .iter()
-                        .map(|nonce| {
-                            let (w, nonce) = (writer.clone(), nonce.clone());
-                            tokio::task::spawn_local(async move {
-                                w.record(consumer, &nonce, now).await.expect("recorded")
-                            })
-                        })
-                        .collect();
-                    let mut answers = Vec::new();
-                    for t in tasks {
-                        answers.push(t.await.expect("the task ends"));
-                    }
-                    answers
-                })
-                .await;
+            let answers = record_at_once(&writer, consumer, &nonces, now).await;
             let new: Vec<&String> = nonces
                 .iter()
                 .zip(&answers)
