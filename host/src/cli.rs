@@ -13,14 +13,17 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::acl::Grants;
+use crate::clock::iso8601;
 use crate::config::{self, KeySpec, Settings};
+use crate::domain::SetupType;
+use crate::domain::{AccountKind, RevocationReason};
 use crate::services::accounts::{AccountInput, AccountService, Email, Password, Username};
 use crate::services::integration::{
-    Activation, Integration, IntegrationForm, IntegrationInput, IntegrationService, SetupType,
+    Activation, Integration, IntegrationForm, IntegrationInput, IntegrationService,
 };
 use crate::services::oauth::OauthService;
 use crate::startup::Application;
-use crate::store::{AccountKind, AccountRow, Store};
+use crate::store::{AccountRow, Store};
 
 /// integration-host: OAuth 1.0a integrations and access tokens for a Web API, compatible with
 /// Magento 2's Integration module.
@@ -438,7 +441,7 @@ async fn admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Disable { username } => {
             let account = service.get(kind, &username).await?;
             service.set_active(kind, &username, false).await?;
-            revoked(kind, account.id, "deactivated").await;
+            revoked(kind, account.id, RevocationReason::Deactivated).await;
             println!("admin user {username} disabled; their tokens are revoked");
         }
         AdminCommand::Enable { username } => {
@@ -447,7 +450,7 @@ async fn admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::Delete { username } => {
             let a = service.delete(kind, &username).await?;
-            revoked(kind, a.id, "deleted").await;
+            revoked(kind, a.id, RevocationReason::Deleted).await;
             println!(
                 "admin user {} (id {}) deleted; their tokens are revoked",
                 a.login, a.id
@@ -480,7 +483,7 @@ async fn customer(settings: Settings, cmd: CustomerCommand) -> anyhow::Result<()
         CustomerCommand::Disable { email } => {
             let account = service.get(kind, &email).await?;
             service.set_active(kind, &email, false).await?;
-            revoked(kind, account.id, "deactivated").await;
+            revoked(kind, account.id, RevocationReason::Deactivated).await;
             println!("customer {email} disabled; their tokens are revoked");
         }
         CustomerCommand::Enable { email } => {
@@ -489,7 +492,7 @@ async fn customer(settings: Settings, cmd: CustomerCommand) -> anyhow::Result<()
         }
         CustomerCommand::Delete { email } => {
             let a = service.delete(kind, &email).await?;
-            revoked(kind, a.id, "deleted").await;
+            revoked(kind, a.id, RevocationReason::Deleted).await;
             println!(
                 "customer {} (id {}) deleted; their tokens are revoked",
                 a.login, a.id
@@ -502,7 +505,7 @@ async fn customer(settings: Settings, cmd: CustomerCommand) -> anyhow::Result<()
 
 /// Reports a revocation made by an account command as the services report theirs: the
 /// `tokens_revoked` event, written to the audit log.
-async fn revoked(kind: AccountKind, user_id: i64, reason: &'static str) {
+async fn revoked(kind: AccountKind, user_id: i64, reason: RevocationReason) {
     use crate::events::{AuditLog, Dispatcher, Event, Mode, TokensRevoked};
     let events = Dispatcher::new();
     events
@@ -510,7 +513,7 @@ async fn revoked(kind: AccountKind, user_id: i64, reason: &'static str) {
         .expect("every event name is known");
     events
         .notify(Event::TokensRevoked(TokensRevoked {
-            user_type: kind as i64,
+            account: kind,
             user_id,
             reason,
         }))
@@ -528,7 +531,10 @@ async fn token(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("name --admin USERNAME or --customer EMAIL"),
     };
     let account = services.tokens.accounts().get(kind, &login).await?;
-    services.tokens.revoke(kind, account.id, "admin").await?;
+    services
+        .tokens
+        .revoke(kind, account.id, RevocationReason::Admin)
+        .await?;
     services.events.flush().await;
     println!("every token of {login} (id {}) is revoked", account.id);
     Ok(())
@@ -714,14 +720,19 @@ async fn integration(settings: Settings, cmd: IntegrationCommand) -> anyhow::Res
                 crate::events::Dispatcher::new(),
             )?;
             plugins.reload().await;
-            let report = crate::startup::sync_integrations(&service, &settings, &plugins, false)
-                .await
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "nothing to sync: set integrations.directories (or APP_INTEGRATIONS__DIRECTORIES) or plugins.directories"
-                    )
-                })?
-                .map_err(|e| anyhow::anyhow!("{e}\nnothing was changed"))?;
+            let report = crate::declarative::sync_integrations(
+                &service,
+                &settings.integrations.directories,
+                &plugins,
+                false,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}\nnothing was changed"))?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "nothing to sync: set integrations.directories (or APP_INTEGRATIONS__DIRECTORIES) or plugins.directories"
+                )
+            })?;
             for (what, names) in [
                 ("created", &report.created),
                 ("updated and reset", &report.updated),
@@ -812,33 +823,6 @@ fn print_accounts(rows: &[AccountRow], args: &ListArgs, login_header: &str) {
             iso8601(r.created_at)
         );
     }
-}
-
-/// UTC date and time of a unix timestamp, `YYYY-MM-DDTHH:MM:SSZ`.
-///
-/// ```
-/// assert_eq!(integration_host::cli::iso8601(0), "1970-01-01T00:00:00Z");
-/// assert_eq!(integration_host::cli::iso8601(1_700_000_000), "2023-11-14T22:13:20Z");
-/// ```
-pub fn iso8601(ts: i64) -> String {
-    // Civil-from-days, after Howard Hinnant's algorithm.
-    let days = ts.div_euclid(86_400);
-    let secs = ts.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
 }
 
 async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Result<()> {

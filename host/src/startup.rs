@@ -89,7 +89,15 @@ impl Application {
                 problems.join("\n")
             );
         }
-        log_sync(&sync_integrations(&services.integrations, &settings, &plugins, false).await);
+        declarative::log_sync(
+            &declarative::sync_integrations(
+                &services.integrations,
+                &settings.integrations.directories,
+                &plugins,
+                false,
+            )
+            .await,
+        );
         let routes =
             crate::webapi::RouteTable::load(&settings.webapi.routes_files, &services.tree)?;
         let Services {
@@ -213,7 +221,13 @@ impl Application {
             crate::plugins::spawn_reloader(self.state.plugins.clone(), move |report| {
                 let state = state.clone();
                 Box::pin(async move {
-                    sync_after_reload(&state, &report).await;
+                    let _ = declarative::sync_after_reload(
+                        &state.integrations,
+                        &state.settings.integrations.directories,
+                        &state.plugins,
+                        &report,
+                    )
+                    .await;
                 })
             })
         };
@@ -232,71 +246,6 @@ impl Application {
         self.state.store.close().await;
         tracing::info!("stopped");
         result
-    }
-}
-
-/// Runs the declarative sync over the definition folders and the config-provider plugins.
-/// `None` when there is nothing to sync from (no folders, no config provider) and `providers_changed`
-/// is false (a provider that just went away must take its integrations with it). When a plugin
-/// folder failed to load, nothing is synced: that plugin may declare integrations, and a sync
-/// without them would delete them.
-pub async fn sync_integrations(
-    integrations: &IntegrationService,
-    settings: &Settings,
-    plugins: &PluginHost,
-    providers_changed: bool,
-) -> Option<Result<declarative::SyncReport, String>> {
-    if settings.integrations.directories.is_empty()
-        && !plugins.has_providers()
-        && !providers_changed
-    {
-        return None;
-    }
-    if let Some(p) = plugins.problems().iter().find(|p| !p.still_serving) {
-        return Some(Err(format!(
-            "{p}; the sync waits until every plugin loads, so nothing a config provider declared is deleted"
-        )));
-    }
-    let provided = match plugins.provided_integrations().await {
-        Ok(p) => p,
-        Err(errors) => return Some(Err(errors.join("\n"))),
-    };
-    Some(
-        declarative::sync_sources(integrations, &settings.integrations.directories, provided)
-            .await
-            .map_err(|e| e.to_string()),
-    )
-}
-
-/// After a plugin reload: syncs the declarative integrations again when a config provider
-/// came, changed or went (logged); answers what the sync did, `None` when it did not run.
-pub async fn sync_after_reload(
-    state: &AppState,
-    report: &crate::plugins::ReloadReport,
-) -> Option<Result<declarative::SyncReport, String>> {
-    if !report.providers_changed {
-        return None;
-    }
-    let outcome =
-        sync_integrations(&state.integrations, &state.settings, &state.plugins, true).await;
-    log_sync(&outcome);
-    outcome
-}
-
-fn log_sync(outcome: &Option<Result<declarative::SyncReport, String>>) {
-    match outcome {
-        None => {}
-        Some(Ok(report)) => tracing::info!(
-            created = ?report.created,
-            updated = ?report.updated,
-            removed = ?report.removed,
-            unchanged = report.unchanged.len(),
-            "declarative integrations synced: {report}"
-        ),
-        Some(Err(e)) => tracing::error!(
-            error = %e,
-            "declarative integrations not synced; nothing was changed"
-        ),
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use integration_host::store::AccountKind;
+use integration_host::domain::AccountKind;
 use integration_host_tests::browser::Browser;
 use integration_host_tests::{
     PluginFolder, Recorder, TestApp, sample_manifest, send_json, spawn_app_with,
@@ -570,7 +570,7 @@ async fn notices_plugin_failures_and_signing_out_another_admin() {
                     all_resources: true,
                     ..Default::default()
                 },
-                integration_host::services::integration::SetupType::Manual,
+                integration_host::domain::SetupType::Manual,
             )
             .unwrap(),
         )

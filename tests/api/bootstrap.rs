@@ -1,7 +1,7 @@
 //! The first admin account: created on the first start, its password printed once and working.
 
+use integration_host::domain::AccountKind;
 use integration_host::services::accounts::AccountService;
-use integration_host::store::AccountKind;
 use integration_host_tests::{CliEnv, ServerProcess, spawn_app};
 
 fn printed_password(stdout: &str) -> Option<String> {

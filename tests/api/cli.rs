@@ -1,7 +1,7 @@
 //! Account commands run as an operator runs them: the built binary, passwords on standard input.
 
+use integration_host::domain::AccountKind;
 use integration_host::services::accounts::AccountService;
-use integration_host::store::AccountKind;
 use integration_host_tests::{CliEnv, show};
 
 fn ok(out: &std::process::Output) -> String {

@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use integration_host::services::integration::{
-    Activation, IntegrationForm, IntegrationInput, SetupType, Status,
-};
+use integration_host::domain::{IntegrationStatus, SetupType};
+use integration_host::services::integration::{Activation, IntegrationForm, IntegrationInput};
 use integration_host_tests::spawn_app;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -129,7 +128,7 @@ async fn drive(mut client: tokio::process::Command, label: &str) {
     assert_eq!(report["access_token_length"], 32, "{report}");
     assert_eq!(
         app.integrations.get(created.id).await.unwrap().status,
-        Status::Active
+        IntegrationStatus::Active
     );
 
     // The signed calls.

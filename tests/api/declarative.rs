@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use integration_host::services::integration::{SetupType, Status};
+use integration_host::domain::{IntegrationStatus, SetupType};
 use integration_host_tests::{
     TestApp, raw_scalar_i64, run_binary, send_json, show, spawn_app_with,
 };
@@ -55,7 +55,7 @@ async fn sync_creates_keeps_resets_and_removes() {
     assert_eq!(all.len(), 3);
     assert!(
         all.iter()
-            .all(|i| i.setup_type == SetupType::Config && i.status == Status::Inactive)
+            .all(|i| i.setup_type == SetupType::Config && i.status == IntegrationStatus::Inactive)
     );
     let alpha = app
         .integrations
@@ -145,7 +145,7 @@ all_resources = true
     }
     // Changed: same consumer, tokens revoked, status reset (2), new email.
     let beta_after = app.integrations.get(beta.id).await.unwrap();
-    assert_eq!(beta_after.status, Status::Reset);
+    assert_eq!(beta_after.status, IntegrationStatus::Reset);
     assert_eq!(beta_after.email, "beta-ops@partner.example");
     assert_eq!(beta_after.consumer_id, beta.consumer_id);
     assert_eq!(
@@ -189,7 +189,7 @@ all_resources = true
         .unwrap();
     assert_eq!(
         (delta.status, delta.setup_type),
-        (Status::Inactive, SetupType::Config)
+        (IntegrationStatus::Inactive, SetupType::Config)
     );
 
     // A second sync changes nothing.

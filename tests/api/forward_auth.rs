@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use integration_host::store::AccountKind;
+use integration_host::domain::AccountKind;
 use integration_host_tests::{
     Caller, TestApp, Upstream, oauth_header, oauth_params, send_json, spawn_app_with, unix_now,
 };

@@ -2,8 +2,9 @@
 //! endpoint, request token, access token, Magento's error texts and codes, replay refusal, and
 //! what the database stores.
 
+use integration_host::domain::{IntegrationStatus, SetupType};
 use integration_host::services::integration::{
-    Activation, EndpointUrl, IntegrationInput, IntegrationName, SetupType, Status,
+    Activation, EndpointUrl, IntegrationInput, IntegrationName,
 };
 use integration_host_tests::{
     Recorder, TestApp, oauth_header, raw_contains, raw_scalar_i64, spawn_app, spawn_app_with,
@@ -147,7 +148,7 @@ async fn the_whole_handshake_activates_the_integration() {
     let c = activate(&app, &recorder).await;
     assert_eq!(
         app.integrations.get(c.integration_id).await.unwrap().status,
-        Status::Inactive
+        IntegrationStatus::Inactive
     );
 
     let (token, secret) = request_token(&app, &c).await;
@@ -162,7 +163,7 @@ async fn the_whole_handshake_activates_the_integration() {
     assert_ne!(access, token);
     assert_eq!(
         app.integrations.get(c.integration_id).await.unwrap().status,
-        Status::Active
+        IntegrationStatus::Active
     );
 
     // The request token cannot be exchanged twice.
@@ -500,7 +501,7 @@ async fn without_an_endpoint_activation_mints_the_tokens() {
     let outcome = app.integrations.activate(created.id, false).await.unwrap();
     assert_eq!(outcome, Activation::Minted);
     let i = app.integrations.get(created.id).await.unwrap();
-    assert_eq!(i.status, Status::Active);
+    assert_eq!(i.status, IntegrationStatus::Active);
     // Activating again is refused; reauthorizing replaces the tokens.
     assert!(app.integrations.activate(created.id, false).await.is_err());
     assert_eq!(

@@ -2,9 +2,11 @@
 //! batches; a scheduled run is claimed by one process only; `cron run` and `cron list`.
 
 use integration_host::config::TokenFormat;
+use integration_host::domain::AccountKind;
+use integration_host::domain::SetupType;
 use integration_host::jobs::Job;
-use integration_host::services::integration::{IntegrationForm, IntegrationInput, SetupType};
-use integration_host::store::{AccountKind, CLEANUP_BATCH, Store};
+use integration_host::services::integration::{IntegrationForm, IntegrationInput};
+use integration_host::store::{CLEANUP_BATCH, Store};
 use integration_host_tests::{
     Recorder, TestApp, raw_execute, raw_scalar_i64, run_binary, show, spawn_app_with, unix_now,
 };

@@ -1,8 +1,9 @@
 //! Migrations: apply, re-apply, and several servers migrating one database at once.
 
 use integration_host::config::DatabaseSettings;
+use integration_host::domain::AccountKind;
 use integration_host::startup::Application;
-use integration_host::store::{AccountKind, Store};
+use integration_host::store::Store;
 use integration_host_tests::{CliEnv, TestDb, raw_scalar_i64, show, spawn_on, test_settings};
 
 const TABLES: &[&str] = &[

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use integration_host::config::Settings;
+use integration_host::domain::AccountKind;
 use integration_host::events::{Event, IntegrationRef};
-use integration_host::store::AccountKind;
 use integration_host_tests::{
     PluginFolder, TestApp, TestDb, plugin_component, run_binary, sample_manifest, send_json, show,
     spawn_app_with, test_settings,

@@ -250,7 +250,10 @@ async fn the_acl_decides_what_a_caller_reaches() {
     assert_eq!(status, 200);
     // An integration that is no longer active is refused like a guest, as Magento does.
     app.store
-        .set_integration_status(all.integration_id, 0)
+        .set_integration_status(
+            all.integration_id,
+            integration_host::domain::IntegrationStatus::Inactive,
+        )
         .await
         .unwrap();
     let (status, body) = send_json(all.request("GET", "/rest/V1/integrations")).await;
@@ -596,6 +599,22 @@ async fn the_openapi_document_describes_the_api() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["schemas"]["IntegrationView"].is_object());
     assert!(doc["components"]["securitySchemes"]["oauth1"].is_object());
+    // The body schema is the type the handlers decode: its fields, only the name required.
+    let body = &doc["components"]["schemas"]["IntegrationBody"];
+    assert_eq!(body["required"], serde_json::json!(["name"]), "{body}");
+    for field in [
+        "name",
+        "email",
+        "endpoint",
+        "identity_link_url",
+        "all_resources",
+        "resources",
+    ] {
+        assert!(
+            body["properties"][field].is_object(),
+            "{field} missing: {body}"
+        );
+    }
     app.db.destroy().await;
 }
 
@@ -607,12 +626,18 @@ async fn credential_changes_apply_at_once_here_and_within_the_cache_time_elsewhe
     assert_eq!(send_json(caller.request("GET", path)).await.0, 200);
     // Through this process: a deactivation applies to the next request.
     app.store
-        .set_integration_status(caller.integration_id, 0)
+        .set_integration_status(
+            caller.integration_id,
+            integration_host::domain::IntegrationStatus::Inactive,
+        )
         .await
         .unwrap();
     assert_eq!(send_json(caller.request("GET", path)).await.0, 401);
     app.store
-        .set_integration_status(caller.integration_id, 1)
+        .set_integration_status(
+            caller.integration_id,
+            integration_host::domain::IntegrationStatus::Active,
+        )
         .await
         .unwrap();
     assert_eq!(send_json(caller.request("GET", path)).await.0, 200);

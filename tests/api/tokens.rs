@@ -8,8 +8,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use integration_host::config::{JwtAlgorithm, KeySpec, TokenFormat};
 use integration_host::crypto::{Claims, JwtKeys};
+use integration_host::domain::AccountKind;
 use integration_host::events::{Event, Mode, Observer};
-use integration_host::store::AccountKind;
 use integration_host_tests::{
     TestApp, raw_contains, raw_execute, raw_scalar_i64, send_json, spawn_app, spawn_app_with,
     unix_now,

@@ -16,10 +16,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::domain::SetupType;
+use crate::services::ServiceError;
 use crate::services::integration::{
-    Integration, IntegrationForm, IntegrationInput, IntegrationService, SetupType,
+    Integration, IntegrationForm, IntegrationInput, IntegrationService,
 };
-use crate::services::oauth::ServiceError;
+
+mod sources;
+pub use sources::{log_sync, sync_after_reload, sync_integrations};
 
 /// A definition file that cannot be applied: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +42,10 @@ pub enum SyncError {
     Definitions(Vec<DefinitionError>),
     #[error(transparent)]
     Service(#[from] ServiceError),
+    /// A plugin folder failed to load, or a config provider failed to answer: it may declare
+    /// integrations, and a sync without them would delete them.
+    #[error("{0}")]
+    Plugins(String),
 }
 
 /// One integration as a file declares it.

@@ -16,6 +16,8 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::domain::{AccountKind, RevocationReason};
+
 /// A successful customer sign-in for a token ([S-3.4]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CustomerLogin {
@@ -47,14 +49,24 @@ pub struct IntegrationRef {
     pub name: String,
 }
 
+fn user_type_code<S: serde::Serializer>(kind: &AccountKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_i64(kind.user_type().code())
+}
+
+fn reason_word<S: serde::Serializer>(r: &RevocationReason, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(r.as_str())
+}
+
 /// Whose tokens were revoked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokensRevoked {
-    /// 2 admin, 3 customer (Magento's user types).
-    pub user_type: i64,
+    /// An admin's or a customer's; serialized as Magento's user type (2 admin, 3 customer).
+    #[serde(rename = "user_type", serialize_with = "user_type_code")]
+    pub account: AccountKind,
     pub user_id: i64,
-    /// What caused it: `self`, `admin`, `deactivated`, `deleted`.
-    pub reason: &'static str,
+    /// What caused it, serialized as `self`, `admin`, `deactivated` or `deleted`.
+    #[serde(serialize_with = "reason_word")]
+    pub reason: RevocationReason,
 }
 
 /// Everything the server emits. New events are added as new variants; observers match the
@@ -456,9 +468,9 @@ mod tests {
             .unwrap();
         d.dispatch(deleted(1)).await.unwrap();
         d.dispatch(Event::TokensRevoked(TokensRevoked {
-            user_type: 3,
+            account: AccountKind::Customer,
             user_id: 1,
-            reason: "self",
+            reason: RevocationReason::OwnRequest,
         }))
         .await
         .unwrap();

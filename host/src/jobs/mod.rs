@@ -9,8 +9,10 @@
 
 use std::time::Duration;
 
+use crate::clock::now;
 use crate::config::{CronSchedule, Settings};
-use crate::store::{AccountKind, Store, StoreError, now};
+use crate::domain::AccountKind;
+use crate::store::{Store, StoreError};
 
 /// A scheduled job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

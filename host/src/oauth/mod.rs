@@ -15,10 +15,8 @@ mod signed_url;
 
 pub use encode::percent_encode;
 pub use params::{Collected, ParseError, Scheme, collect, parse_authorization};
-pub use signature::{
-    SignatureMethod, base_string, base_string_uri, normalize_parameters, sign, verify,
-};
-pub use signed_url::SignedUrl;
+pub use signature::{SignatureMethod, base_string, normalize_parameters, sign, verify};
+pub use signed_url::{SignedUrl, base_string_uri};
 
 #[cfg(test)]
 mod tests;

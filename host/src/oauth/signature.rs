@@ -31,30 +31,6 @@ impl SignatureMethod {
         }
     }
 }
-
-/// The base string URI: scheme and host in lower case, the port only when not the scheme's
-/// default, the path as sent, no query or fragment (section 3.4.1.2).
-///
-/// ```
-/// use integration_host::oauth::base_string_uri;
-/// let u = url::Url::parse("HTTPS://Shop.Example:443/rest/V1/x?a=1").unwrap();
-/// assert_eq!(base_string_uri(&u), "https://shop.example/rest/V1/x");
-/// ```
-pub fn base_string_uri(url: &url::Url) -> String {
-    // `url` already lower-cases scheme and host and drops the scheme's default port.
-    let (scheme, host, path) = (url.scheme(), url.host_str().unwrap_or_default(), url.path());
-    let mut out = String::with_capacity(scheme.len() + 3 + host.len() + 6 + path.len());
-    out.push_str(scheme);
-    out.push_str("://");
-    out.push_str(host);
-    if let Some(port) = url.port() {
-        use std::fmt::Write as _;
-        let _ = write!(out, ":{port}");
-    }
-    out.push_str(path);
-    out
-}
-
 /// Each parameter percent-encoded as `name=value`, in one buffer, in the order of section
 /// 3.4.1.3.2: by encoded name, then encoded value, in byte order (not by the joined text: `=`
 /// sorts after some characters a longer name may hold).

@@ -9,7 +9,6 @@
 //! characters the standard leaves as they are, no dot segments) is read directly, and anything
 //! else goes through the `url` crate. Both give the same answer (a property test compares them).
 
-use super::base_string_uri;
 use super::encode::{CLASS, PATH, QUERY};
 
 /// The base string URI and the query of a signed request.
@@ -161,6 +160,29 @@ fn plain_path(path: &str) -> bool {
 /// A query of bytes kept as they are (the standard encodes `'` in the query of `http(s)`).
 fn plain_query(query: &str) -> bool {
     query.bytes().all(|c| CLASS[c as usize] & QUERY != 0)
+}
+
+/// The base string URI: scheme and host in lower case, the port only when not the scheme's
+/// default, the path as sent, no query or fragment (section 3.4.1.2).
+///
+/// ```
+/// use integration_host::oauth::base_string_uri;
+/// let u = url::Url::parse("HTTPS://Shop.Example:443/rest/V1/x?a=1").unwrap();
+/// assert_eq!(base_string_uri(&u), "https://shop.example/rest/V1/x");
+/// ```
+pub fn base_string_uri(url: &url::Url) -> String {
+    // `url` already lower-cases scheme and host and drops the scheme's default port.
+    let (scheme, host, path) = (url.scheme(), url.host_str().unwrap_or_default(), url.path());
+    let mut out = String::with_capacity(scheme.len() + 3 + host.len() + 6 + path.len());
+    out.push_str(scheme);
+    out.push_str("://");
+    out.push_str(host);
+    if let Some(port) = url.port() {
+        use std::fmt::Write as _;
+        let _ = write!(out, ":{port}");
+    }
+    out.push_str(path);
+    out
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 
 use crate::config::PluginSettings;
 use crate::events::{Dispatcher, Event, Mode, ObserveError, Observer};
-use crate::services::authorization::Principal;
+use crate::services::authorization::{Decision, PermissionResolvers, Principal, RequestFacts};
 use crate::services::integration::IntegrationForm;
 use manifest::{Manifest, ObserverMode, ObserverOnError, ResolverOnError, Role};
 use state::{Health, HealthReport, Identity, State};
@@ -479,25 +479,6 @@ impl ReloadReport {
     }
 }
 
-/// The answer of the permission resolvers to one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// A resolver (or a failing fail-closed one) denied: the plugin id and reason.
-    Deny { plugin: String, reason: String },
-    /// A resolver allowed and none denied.
-    Allow { plugin: String },
-    /// No resolver had an opinion: the ACL decides.
-    Abstain,
-}
-
-/// The request details a permission resolver sees besides principal and resources.
-#[derive(Debug, Clone)]
-pub struct RequestFacts<'a> {
-    pub method: &'a str,
-    pub path: &'a str,
-    pub client_address: Option<String>,
-}
-
 struct Inner {
     settings: PluginSettings,
     wasm: Option<(Engine, Linker<State>)>,
@@ -825,7 +806,7 @@ impl PluginHost {
                 warm: s.warm_instances,
             },
             origin,
-            loaded_at: crate::store::now(),
+            loaded_at: crate::clock::now(),
             observer: None,
             resolver: None,
             provider: None,
@@ -899,7 +880,7 @@ impl PluginHost {
             method: facts.method.to_owned(),
             path: facts.path.to_owned(),
             client_address: facts.client_address,
-            now: crate::store::now(),
+            now: crate::clock::now(),
         });
         let mut allowed_by = None;
         for plugin in &registry.resolvers {
@@ -1128,5 +1109,21 @@ impl PluginHost {
                 .get(d)
                 .is_none_or(|e| e.fingerprint != fingerprint(d))
         })
+    }
+}
+
+impl PermissionResolvers for PluginHost {
+    fn active(&self) -> bool {
+        self.has_resolvers()
+    }
+
+    fn decide(
+        &self,
+        principal: &Principal,
+        resources: &[String],
+        acl_allows: bool,
+        facts: RequestFacts<'_>,
+    ) -> impl std::future::Future<Output = Decision> + Send {
+        PluginHost::decide(self, principal, resources, acl_allows, facts)
     }
 }

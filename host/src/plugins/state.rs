@@ -190,7 +190,7 @@ impl v1::Host for State {
         }
         self.plugin.health.log(LogRecord {
             seq: 0,
-            at: crate::store::now(),
+            at: crate::clock::now(),
             level: match level {
                 v1::Level::Trace => "trace",
                 v1::Level::Debug => "debug",
@@ -322,7 +322,7 @@ impl Health {
             inner.recent.pop_front();
         }
         inner.recent.push_back(Failure {
-            at: crate::store::now(),
+            at: crate::clock::now(),
             role,
             error,
         });

@@ -22,8 +22,8 @@ pub mod observer {
         path: "../wit",
         exports: { default: async },
         with: {
-            "integration-host:plugin/types@1.0.0": super::base::integration_host::plugin::types,
-            "integration-host:plugin/host@1.0.0": super::base::integration_host::plugin::host,
+            "integration-host:plugin/types@1.0.0": crate::plugins::v1::base::integration_host::plugin::types,
+            "integration-host:plugin/host@1.0.0": crate::plugins::v1::base::integration_host::plugin::host,
         },
     });
 }
@@ -35,8 +35,8 @@ pub mod resolver {
         path: "../wit",
         exports: { default: async },
         with: {
-            "integration-host:plugin/types@1.0.0": super::base::integration_host::plugin::types,
-            "integration-host:plugin/host@1.0.0": super::base::integration_host::plugin::host,
+            "integration-host:plugin/types@1.0.0": crate::plugins::v1::base::integration_host::plugin::types,
+            "integration-host:plugin/host@1.0.0": crate::plugins::v1::base::integration_host::plugin::host,
         },
     });
 }
@@ -48,8 +48,8 @@ pub mod provider {
         path: "../wit",
         exports: { default: async },
         with: {
-            "integration-host:plugin/types@1.0.0": super::base::integration_host::plugin::types,
-            "integration-host:plugin/host@1.0.0": super::base::integration_host::plugin::host,
+            "integration-host:plugin/types@1.0.0": crate::plugins::v1::base::integration_host::plugin::types,
+            "integration-host:plugin/host@1.0.0": crate::plugins::v1::base::integration_host::plugin::host,
         },
     });
 }
@@ -99,9 +99,9 @@ pub fn event(e: &Event) -> wit::Event {
         Event::IntegrationReset(i) => wit::Event::IntegrationReset(integration_ref(i)),
         Event::IntegrationDeleted(i) => wit::Event::IntegrationDeleted(integration_ref(i)),
         Event::TokensRevoked(t) => wit::Event::TokensRevoked(wit::TokensRevoked {
-            user_type: t.user_type,
+            user_type: t.account.user_type().code(),
             user_id: t.user_id,
-            reason: t.reason.to_owned(),
+            reason: t.reason.as_str().to_owned(),
         }),
     }
 }

@@ -2,8 +2,10 @@
 
 use std::fmt;
 
+use super::ServiceError;
 use crate::crypto::{self, PasswordError};
-use crate::store::{AccountKind, AccountRow, NewAccount, Store, StoreError};
+use crate::domain::AccountKind;
+use crate::store::{AccountRow, NewAccount, Store};
 
 /// An admin username: 1-40 characters, no spaces or control characters (Magento allows 40).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,13 +18,13 @@ impl Username {
     /// assert!(Username::parse("a b").is_err());
     /// assert!(Username::parse("").is_err());
     /// ```
-    pub fn parse(s: &str) -> Result<Self, AccountError> {
+    pub fn parse(s: &str) -> Result<Self, ServiceError> {
         let s = s.trim();
         if s.is_empty()
             || s.chars().count() > 40
             || s.chars().any(|c| c.is_whitespace() || c.is_control())
         {
-            return Err(AccountError::Invalid(
+            return Err(ServiceError::Invalid(
                 "a username is 1-40 characters without spaces".into(),
             ));
         }
@@ -45,7 +47,7 @@ impl Email {
     /// assert!(Email::parse("jo@localhost").is_err());
     /// assert!(Email::parse("jo example.com").is_err());
     /// ```
-    pub fn parse(s: &str) -> Result<Self, AccountError> {
+    pub fn parse(s: &str) -> Result<Self, ServiceError> {
         let s = s.trim();
         let valid = s.len() <= 254
             && !s.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -61,7 +63,7 @@ impl Email {
                 None => false,
             };
         if !valid {
-            return Err(AccountError::Invalid(format!(
+            return Err(ServiceError::Invalid(format!(
                 "`{s}` is not a valid email address"
             )));
         }
@@ -90,17 +92,17 @@ impl Password {
     /// assert!(Password::parse("abcdefgh").is_err());
     /// assert!(Password::parse("a1").is_err());
     /// ```
-    pub fn parse(s: &str) -> Result<Self, AccountError> {
+    pub fn parse(s: &str) -> Result<Self, ServiceError> {
         if s.chars().count() < 7
             || !s.chars().any(|c| c.is_alphabetic())
             || !s.chars().any(|c| c.is_ascii_digit())
         {
-            return Err(AccountError::Invalid(
+            return Err(ServiceError::Invalid(
                 "a password has at least 7 characters, with both letters and digits".into(),
             ));
         }
         if s.len() > 256 {
-            return Err(AccountError::Invalid(
+            return Err(ServiceError::Invalid(
                 "a password has at most 256 bytes".into(),
             ));
         }
@@ -120,21 +122,6 @@ impl Password {
     pub fn expose(&self) -> &str {
         &self.0
     }
-}
-
-/// Why an account operation was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum AccountError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0} already exists")]
-    Exists(String),
-    #[error("{0} does not exist")]
-    NotFound(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Password(#[from] PasswordError),
 }
 
 /// The account that a fresh installation gets, with the password to print once.
@@ -172,13 +159,13 @@ impl AccountService {
         &self,
         kind: AccountKind,
         input: AccountInput,
-    ) -> Result<i64, AccountError> {
+    ) -> Result<i64, ServiceError> {
         let hash = crypto::hash_password(input.password.expose().to_owned()).await?;
         let login = match kind {
             AccountKind::Admin => input
                 .username
                 .as_ref()
-                .ok_or_else(|| AccountError::Invalid("an admin user needs a username".into()))?
+                .ok_or_else(|| ServiceError::Invalid("an admin user needs a username".into()))?
                 .as_str(),
             AccountKind::Customer => input.email.as_str(),
         };
@@ -193,18 +180,19 @@ impl AccountService {
             AccountKind::Admin => self.store.insert_admin(&new).await?,
             AccountKind::Customer => self.store.insert_customer(&new).await?,
         };
-        id.ok_or_else(|| AccountError::Exists(describe(kind, login)))
+        id.ok_or_else(|| {
+            ServiceError::Conflict(format!("{} already exists", describe(kind, login)))
+        })
     }
 
     /// Finds an account by login, or says it does not exist.
-    pub async fn get(&self, kind: AccountKind, login: &str) -> Result<AccountRow, AccountError> {
-        self.store
-            .find_account(kind, login)
-            .await?
-            .ok_or_else(|| AccountError::NotFound(describe(kind, login)))
+    pub async fn get(&self, kind: AccountKind, login: &str) -> Result<AccountRow, ServiceError> {
+        self.store.find_account(kind, login).await?.ok_or_else(|| {
+            ServiceError::NotFound(format!("{} does not exist", describe(kind, login)))
+        })
     }
 
-    pub async fn list(&self, kind: AccountKind) -> Result<Vec<AccountRow>, AccountError> {
+    pub async fn list(&self, kind: AccountKind) -> Result<Vec<AccountRow>, ServiceError> {
         Ok(self.store.list_accounts(kind).await?)
     }
 
@@ -215,7 +203,7 @@ impl AccountService {
         kind: AccountKind,
         login: &str,
         password: Password,
-    ) -> Result<(), AccountError> {
+    ) -> Result<(), ServiceError> {
         let account = self.get(kind, login).await?;
         let hash = crypto::hash_password(password.expose().to_owned()).await?;
         self.store
@@ -231,7 +219,7 @@ impl AccountService {
         kind: AccountKind,
         login: &str,
         active: bool,
-    ) -> Result<(), AccountError> {
+    ) -> Result<(), ServiceError> {
         let account = self.get(kind, login).await?;
         self.store
             .set_account_active(kind, account.id, active)
@@ -241,7 +229,7 @@ impl AccountService {
 
     /// Deletes an account; its tokens are revoked with it (S-3.5).
     #[tracing::instrument(skip(self))]
-    pub async fn delete(&self, kind: AccountKind, login: &str) -> Result<AccountRow, AccountError> {
+    pub async fn delete(&self, kind: AccountKind, login: &str) -> Result<AccountRow, ServiceError> {
         let account = self.get(kind, login).await?;
         self.store.delete_account(kind, account.id).await?;
         Ok(account)
@@ -252,7 +240,7 @@ impl AccountService {
         &self,
         kind: AccountKind,
         id: i64,
-    ) -> Result<Option<AccountRow>, AccountError> {
+    ) -> Result<Option<AccountRow>, ServiceError> {
         Ok(self.store.account_by_id(kind, id).await?)
     }
 
@@ -262,7 +250,7 @@ impl AccountService {
         kind: AccountKind,
         login: &str,
         password: &str,
-    ) -> Result<Option<AccountRow>, AccountError> {
+    ) -> Result<Option<AccountRow>, ServiceError> {
         let Some(account) = self.store.find_account(kind, login).await? else {
             // Take as long as a real check, so that timing does not tell which names exist.
             crypto::verify_password(password.to_owned(), dummy_hash().await?.to_owned()).await?;
@@ -276,7 +264,7 @@ impl AccountService {
     /// Creates the admin user `admin` with a random password when there is no admin user at
     /// all. Returns the account to announce, or `None` when one existed. Safe when several
     /// processes start at once: only one creates it.
-    pub async fn bootstrap_admin(&self) -> Result<Option<BootstrapAdmin>, AccountError> {
+    pub async fn bootstrap_admin(&self) -> Result<Option<BootstrapAdmin>, ServiceError> {
         if !self
             .store
             .list_accounts(AccountKind::Admin)

@@ -12,9 +12,11 @@ use std::sync::Arc;
 
 use subtle::ConstantTimeEq as _;
 
+use crate::clock::now;
 use crate::crypto::{self, KeyMaterial};
-use crate::services::oauth::ServiceError;
-use crate::store::{AccountKind, AccountRow, Store, now};
+use crate::domain::AccountKind;
+use crate::services::ServiceError;
+use crate::store::{AccountRow, Store};
 
 /// A signed-in admin.
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::oauth::{FieldError, ServiceError};
+use super::{FieldError, ServiceError};
 use crate::acl::{Grants, ResourceTree};
 use crate::store::Store;
 
@@ -81,6 +81,62 @@ impl Principal {
                 .into_iter()
                 .all(|r| r == crate::acl::SELF || r == crate::acl::ANONYMOUS),
         }
+    }
+}
+
+/// The answer of the permission resolvers to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// A resolver (or a failing fail-closed one) denied: the plugin id and reason.
+    Deny { plugin: String, reason: String },
+    /// A resolver allowed and none denied.
+    Allow { plugin: String },
+    /// No resolver had an opinion: the ACL decides.
+    Abstain,
+}
+
+/// The request details a permission resolver sees besides principal and resources.
+#[derive(Debug, Clone)]
+pub struct RequestFacts<'a> {
+    pub method: &'a str,
+    /// The path without its query.
+    pub path: &'a str,
+    pub client_address: Option<String>,
+}
+
+/// Whatever may overrule the ACL for one request (the plugin host's permission resolvers).
+pub trait PermissionResolvers {
+    /// Whether any resolver is there to ask (when none is, the ACL alone decides and the
+    /// request's facts are never gathered).
+    fn active(&self) -> bool;
+
+    /// The resolvers' combined answer for one request, given the ACL's.
+    fn decide(
+        &self,
+        principal: &Principal,
+        resources: &[String],
+        acl_allows: bool,
+        facts: RequestFacts<'_>,
+    ) -> impl std::future::Future<Output = Decision> + Send;
+}
+
+/// Whether `principal` may call a route that requires `resources`: the ACL's answer, unless a
+/// permission resolver decides (any deny wins, then any allow). `facts` are gathered only when
+/// a resolver is there to read them.
+pub async fn permits<'a>(
+    resolvers: &impl PermissionResolvers,
+    principal: &Principal,
+    resources: &[String],
+    facts: impl FnOnce() -> RequestFacts<'a>,
+) -> bool {
+    let acl = principal.allows(resources.iter().map(String::as_str));
+    if !resolvers.active() {
+        return acl;
+    }
+    match resolvers.decide(principal, resources, acl, facts()).await {
+        Decision::Deny { .. } => false,
+        Decision::Allow { .. } => true,
+        Decision::Abstain => acl,
     }
 }
 

@@ -11,45 +11,13 @@ use std::time::Duration;
 use super::accounts::Email;
 use super::authorization::{AuthorizationService, Principal};
 use super::cache::{CAPACITY, TtlCache};
-use super::oauth::{FieldError, OauthService, ServiceError};
+use super::oauth::OauthService;
+use super::{FieldError, ServiceError};
 use crate::acl::Grants;
 use crate::crypto;
+use crate::domain::{IntegrationStatus, SetupType};
 use crate::events::{Dispatcher, Event, IntegrationRef};
 use crate::store::{IntegrationFields, IntegrationRow, NewConsumer, Store};
-
-/// Integration status, as Magento numbers it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Inactive = 0,
-    Active = 1,
-    /// Changed by its configuration file: the merchant must approve it again.
-    Reset = 2,
-}
-
-impl Status {
-    pub fn from_code(code: i64) -> Self {
-        match code {
-            1 => Status::Active,
-            2 => Status::Reset,
-            _ => Status::Inactive,
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Status::Inactive => "Inactive",
-            Status::Active => "Active",
-            Status::Reset => "Reset",
-        }
-    }
-}
-
-/// Where an integration comes from: the admin (manual) or a configuration file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SetupType {
-    Manual = 0,
-    Config = 1,
-}
 
 /// An integration name: 1-255 characters after trimming, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +163,7 @@ pub struct Integration {
     pub email: String,
     pub endpoint: String,
     pub identity_link_url: String,
-    pub status: Status,
+    pub status: IntegrationStatus,
     pub consumer_id: i64,
     pub setup_type: SetupType,
     pub config_hash: String,
@@ -218,13 +186,9 @@ impl From<IntegrationRow> for Integration {
             email: r.email,
             endpoint: r.endpoint,
             identity_link_url: r.identity_link_url,
-            status: Status::from_code(r.status),
+            status: r.status,
             consumer_id: r.consumer_id.unwrap_or_default(),
-            setup_type: if r.setup_type == 1 {
-                SetupType::Config
-            } else {
-                SetupType::Manual
-            },
+            setup_type: r.setup_type,
             config_hash: r.config_hash,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -310,7 +274,7 @@ impl IntegrationService {
                 .as_ref()
                 .map(EndpointUrl::as_str)
                 .unwrap_or(""),
-            setup_type: input.setup_type as i64,
+            setup_type: input.setup_type,
             rules,
             config_hash: &input.config_hash,
         }
@@ -435,7 +399,7 @@ impl IntegrationService {
         Ok(self
             .find_by_consumer_id(consumer_id)
             .await?
-            .filter(|i| i.status == Status::Active))
+            .filter(|i| i.status == IntegrationStatus::Active))
     }
 
     pub async fn list(&self) -> Result<Vec<Integration>, ServiceError> {
@@ -509,7 +473,7 @@ impl IntegrationService {
     #[tracing::instrument(skip(self))]
     pub async fn activate(&self, id: i64, reauthorize: bool) -> Result<Activation, ServiceError> {
         let integration = self.get(id).await?;
-        if !reauthorize && integration.status == Status::Active {
+        if !reauthorize && integration.status == IntegrationStatus::Active {
             return Err(ServiceError::Invalid(format!(
                 "integration `{}` is already active; reauthorize it to replace its tokens",
                 integration.name
@@ -519,7 +483,7 @@ impl IntegrationService {
             .delete_integration_token(integration.consumer_id)
             .await?;
         self.store
-            .set_integration_status(id, Status::Inactive as i64)
+            .set_integration_status(id, IntegrationStatus::Inactive)
             .await?;
         if !integration.endpoint.is_empty() && !integration.identity_link_url.is_empty() {
             self.oauth
@@ -538,7 +502,7 @@ impl IntegrationService {
                 .create_access_token(integration.consumer_id, true)
                 .await?;
             self.store
-                .set_integration_status(id, Status::Active as i64)
+                .set_integration_status(id, IntegrationStatus::Active)
                 .await?;
             self.emit(Event::IntegrationActivated, &integration).await;
             Ok(Activation::Minted)

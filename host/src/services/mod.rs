@@ -9,11 +9,14 @@ pub mod accounts;
 pub mod admin_sessions;
 pub mod authorization;
 mod cache;
+mod error;
 pub mod integration;
 pub mod oauth;
 pub mod tokens;
 
 use std::sync::Arc;
+
+pub use error::{FieldError, OauthError, ServiceError};
 
 use crate::acl::ResourceTree;
 use crate::config::Settings;

@@ -13,10 +13,13 @@ use std::time::Duration;
 use subtle::ConstantTimeEq as _;
 
 use super::cache::{CAPACITY, TtlCache};
+use super::error::{OauthError, ServiceError};
+use crate::clock::now;
 use crate::config::{OauthSettings, PublicUrl};
 use crate::crypto::{self, KeyMaterial};
+use crate::domain::{IntegrationStatus, TokenKind, UserType};
 use crate::oauth::{Collected, SignatureMethod};
-use crate::store::{ConsumerRow, NonceWriter, SealedToken, Store, StoreError, TokenRow, now};
+use crate::store::{ConsumerRow, NonceWriter, SealedToken, Store, TokenRow};
 
 const CONSUMER_SECRET: &str = "oauth_consumer.secret";
 const TOKEN_VALUE: &str = "oauth_token.token";
@@ -25,89 +28,6 @@ const TOKEN_VERIFIER: &str = "oauth_token.verifier";
 const TOKEN_LOOKUP: &str = "oauth_token";
 const LENGTH: usize = 32;
 const MAX_NONCE: usize = 64;
-
-/// A failure of a service call other than an OAuth protocol refusal.
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error("{0}")]
-    Invalid(String),
-    /// One input field is missing or invalid.
-    #[error(transparent)]
-    Field(#[from] FieldError),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    /// The integrator's endpoint could not be reached or refused the credentials.
-    #[error("{0}")]
-    Endpoint(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("a stored secret cannot be read: {0}")]
-    Crypto(#[from] crypto::SecretBoxError),
-}
-
-/// A missing or invalid input field, named as the client sent it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct FieldError {
-    pub field: &'static str,
-    /// The offending value; `None` when the field is missing.
-    pub value: Option<String>,
-    pub reason: String,
-}
-
-impl FieldError {
-    pub fn required(field: &'static str) -> Self {
-        Self {
-            field,
-            value: None,
-            reason: "is required".into(),
-        }
-    }
-
-    pub fn invalid(field: &'static str, value: &str, reason: impl Into<String>) -> Self {
-        Self {
-            field,
-            value: Some(value.to_owned()),
-            reason: reason.into(),
-        }
-    }
-}
-
-/// An OAuth refusal, answered as `oauth_problem=<problem>` with `status`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{problem}")]
-pub struct OauthError {
-    pub status: u16,
-    pub problem: String,
-}
-
-impl OauthError {
-    /// An input error (400).
-    pub fn input(problem: impl Into<String>) -> Self {
-        Self {
-            status: 400,
-            problem: problem.into(),
-        }
-    }
-
-    /// An authentication error (401).
-    pub fn auth(problem: impl Into<String>) -> Self {
-        Self {
-            status: 401,
-            problem: problem.into(),
-        }
-    }
-
-    fn internal(e: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %e, "OAuth request failed");
-        Self {
-            status: 500,
-            problem: "internal_error&message=An internal error occurred".into(),
-        }
-    }
-}
 
 /// A token and its secret, in clear, to hand to the integrator once.
 #[derive(Clone, PartialEq, Eq)]
@@ -166,9 +86,9 @@ pub struct OauthService {
 #[derive(Clone)]
 struct CachedToken {
     consumer_id: Option<i64>,
-    kind: String,
+    kind: TokenKind,
     revoked: bool,
-    user_type: Option<i64>,
+    user_type: Option<UserType>,
     secret: String,
 }
 
@@ -281,7 +201,7 @@ impl OauthService {
     /// A new token of `kind`, sealed for storage, with its clear values.
     fn new_token(
         &self,
-        kind: &'static str,
+        kind: TokenKind,
         verifier: Option<&str>,
         callback: &str,
     ) -> (SealedToken, TokenPair) {
@@ -322,11 +242,11 @@ impl OauthService {
     ) -> Result<bool, ServiceError> {
         if !clear_existing
             && let Some(existing) = self.store.integration_token(consumer_id).await?
-            && existing.kind == "access"
+            && existing.kind == TokenKind::Access
         {
             return Ok(false);
         }
-        let (sealed, _) = self.new_token("access", None, "");
+        let (sealed, _) = self.new_token(TokenKind::Access, None, "");
         self.store
             .replace_integration_token(consumer_id, &sealed)
             .await?;
@@ -339,7 +259,9 @@ impl OauthService {
         consumer_id: i64,
     ) -> Result<Option<TokenPair>, ServiceError> {
         match self.store.integration_token(consumer_id).await? {
-            Some(row) if row.kind == "access" && !row.revoked => Ok(Some(self.open_pair(&row)?)),
+            Some(row) if row.kind == TokenKind::Access && !row.revoked => {
+                Ok(Some(self.open_pair(&row)?))
+            }
             _ => Ok(None),
         }
     }
@@ -364,7 +286,7 @@ impl OauthService {
     ) -> Result<(), ServiceError> {
         let consumer = self.load_consumer(consumer_id).await?;
         let verifier = crypto::random_token();
-        let (sealed, _) = self.new_token("verifier", Some(&verifier), "oob");
+        let (sealed, _) = self.new_token(TokenKind::Verifier, Some(&verifier), "oob");
         self.store
             .replace_integration_token(consumer_id, &sealed)
             .await?;
@@ -443,7 +365,7 @@ impl OauthService {
                     consumer.id
                 ))
             })?;
-        if token.kind != "verifier" {
+        if token.kind != TokenKind::Verifier {
             return Err(OauthError::auth(
                 "Cannot create request token because consumer token is not a verifier token",
             ));
@@ -453,10 +375,10 @@ impl OauthService {
             .protocol("oauth_callback")
             .filter(|c| !c.is_empty())
             .unwrap_or("oob");
-        let (sealed, pair) = self.new_token("request", None, callback);
+        let (sealed, pair) = self.new_token(TokenKind::Request, None, callback);
         let moved = self
             .store
-            .advance_token(token.id, "verifier", &sealed)
+            .advance_token(token.id, TokenKind::Verifier, &sealed)
             .await
             .map_err(OauthError::internal)?;
         if !moved {
@@ -480,7 +402,7 @@ impl OauthService {
                 "Request token is not associated with the specified consumer",
             ));
         }
-        if token.kind != "request" {
+        if token.kind != TokenKind::Request {
             return Err(OauthError::auth("Token is already being used"));
         }
         let given = p("oauth_verifier");
@@ -507,10 +429,10 @@ impl OauthService {
             .map_err(OauthError::internal)?;
         self.check_signature(req, method, &consumer.secret, &secret)?;
         self.use_nonce(&consumer, nonce, timestamp).await?;
-        let (sealed, pair) = self.new_token("access", None, "");
+        let (sealed, pair) = self.new_token(TokenKind::Access, None, "");
         let moved = self
             .store
-            .advance_token(token.id, "request", &sealed)
+            .advance_token(token.id, TokenKind::Request, &sealed)
             .await
             .map_err(OauthError::internal)?;
         if !moved {
@@ -525,7 +447,7 @@ impl OauthService {
             .map_err(OauthError::internal)?
         {
             self.store
-                .set_integration_status(integration.id, 1)
+                .set_integration_status(integration.id, IntegrationStatus::Active)
                 .await
                 .map_err(OauthError::internal)?;
         }
@@ -553,7 +475,7 @@ impl OauthService {
                 "Token is not associated with the specified consumer",
             ));
         }
-        if token.kind != "access" {
+        if token.kind != TokenKind::Access {
             return Err(OauthError::auth("Token is not an access token"));
         }
         if token.revoked {
@@ -573,7 +495,11 @@ impl OauthService {
         }
         let token = self.cached_token(value).await?;
         Ok(token
-            .filter(|t| t.kind == "access" && !t.revoked && t.user_type == Some(1))
+            .filter(|t| {
+                t.kind == TokenKind::Access
+                    && !t.revoked
+                    && t.user_type == Some(UserType::Integration)
+            })
             .and_then(|t| t.consumer_id))
     }
 

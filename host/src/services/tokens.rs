@@ -19,14 +19,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::ServiceError;
 use super::accounts::AccountService;
 use super::authorization::Principal;
 use super::cache::{CAPACITY, TtlCache};
-use super::oauth::ServiceError;
+use crate::clock::now;
 use crate::config::{TokenFormat, TokenSettings};
 use crate::crypto::{self, Claims, JwtKeys, KeyMaterial};
+use crate::domain::{AccountKind, RevocationReason, TokenKind, UserType};
 use crate::events::{AdminLogin, CustomerLogin, Dispatcher, Event, TokensRevoked};
-use crate::store::{AccountKind, SealedToken, Store, now};
+use crate::store::{SealedToken, Store};
 
 /// Magento's one answer to every failed sign-in.
 pub const SIGN_IN_FAILED: &str = "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later.";
@@ -84,17 +86,9 @@ pub struct TokenService {
     jwt: JwtKeys,
     settings: TokenSettings,
     events: Dispatcher,
-    users: Arc<TtlCache<(i64, i64), Arc<CachedUser>>>,
+    users: Arc<TtlCache<(AccountKind, i64), Arc<CachedUser>>>,
     opaque: Arc<TtlCache<Vec<u8>, CachedOpaque>>,
     jwts: Arc<TtlCache<String, Claims>>,
-}
-
-fn kind_of(utypid: i64) -> Option<AccountKind> {
-    match utypid {
-        2 => Some(AccountKind::Admin),
-        3 => Some(AccountKind::Customer),
-        _ => None,
-    }
 }
 
 impl TokenService {
@@ -177,10 +171,7 @@ impl TokenService {
             .await
             .map_err(|veto| SignInError::Vetoed(veto.reason))?;
         self.store
-            .reset_failures(
-                &account.login.to_lowercase(),
-                throttle_type(AccountKind::Admin),
-            )
+            .reset_failures(&account.login.to_lowercase(), AccountKind::Admin)
             .await
             .map_err(ServiceError::from)?;
         Ok(account)
@@ -206,27 +197,22 @@ impl TokenService {
             return Err(SignInError::Missing(missing));
         };
         let log_name = username.to_lowercase();
-        let log_type = throttle_type(kind);
         let t = now();
         let failures = self
             .store
-            .failures_count(&log_name, log_type, t)
+            .failures_count(&log_name, kind, t)
             .await
             .map_err(ServiceError::from)?;
         if failures >= i64::from(self.settings.lockout_failures) {
             return Err(SignInError::Refused);
         }
-        let account = self
-            .accounts
-            .verify(kind, username, password)
-            .await
-            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let account = self.accounts.verify(kind, username, password).await?;
         match account {
             Some(account) => Ok(account),
             None => {
                 let lock_until = t.saturating_add(self.settings.lockout_seconds as i64);
                 self.store
-                    .log_failure(&log_name, log_type, t, lock_until)
+                    .log_failure(&log_name, kind, t, lock_until)
                     .await
                     .map_err(ServiceError::from)?;
                 Err(SignInError::Refused)
@@ -242,7 +228,7 @@ impl TokenService {
         user_id: i64,
     ) -> Result<String, SignInError> {
         self.store
-            .reset_failures(&login.to_lowercase(), throttle_type(kind))
+            .reset_failures(&login.to_lowercase(), kind)
             .await
             .map_err(ServiceError::from)?;
         Ok(self.issue(kind, user_id).await?)
@@ -264,7 +250,7 @@ impl TokenService {
                 };
                 Ok(self.jwt.sign(&Claims {
                     uid: user_id,
-                    utypid: kind as i64,
+                    utypid: kind.user_type().code(),
                     iat,
                     exp: t + i64::from(minutes) * 60,
                 }))
@@ -273,7 +259,7 @@ impl TokenService {
                 let value = crypto::random_token();
                 let secret = crypto::random_token();
                 let sealed = SealedToken {
-                    kind: "access",
+                    kind: TokenKind::Access,
                     token_hash: self.keys.lookup.hash(USER_TOKEN_LOOKUP, &value),
                     token: self
                         .keys
@@ -297,7 +283,7 @@ impl TokenService {
         &self,
         kind: AccountKind,
         user_id: i64,
-        reason: &'static str,
+        reason: RevocationReason,
     ) -> Result<bool, ServiceError> {
         if self.store.account_by_id(kind, user_id).await?.is_none() {
             return Ok(false);
@@ -305,7 +291,7 @@ impl TokenService {
         self.store.revoke_account_tokens(kind, user_id).await?;
         self.events
             .notify(Event::TokensRevoked(TokensRevoked {
-                user_type: kind as i64,
+                account: kind,
                 user_id,
                 reason,
             }))
@@ -325,7 +311,10 @@ impl TokenService {
             let Some(claims) = self.verified(token, t) else {
                 return Ok(None);
             };
-            let Some(kind) = kind_of(claims.utypid) else {
+            let Some(kind) = UserType::try_from(claims.utypid)
+                .ok()
+                .and_then(UserType::account)
+            else {
                 return Ok(None);
             };
             (kind, claims.uid, Some(claims.iat))
@@ -380,11 +369,11 @@ impl TokenService {
             return Ok(None);
         };
         let found = match (row.user_type, row.admin_id, row.customer_id) {
-            (Some(2), Some(id), _) => (AccountKind::Admin, id),
-            (Some(3), _, Some(id)) => (AccountKind::Customer, id),
+            (Some(UserType::Admin), Some(id), _) => (AccountKind::Admin, id),
+            (Some(UserType::Customer), _, Some(id)) => (AccountKind::Customer, id),
             _ => return Ok(None),
         };
-        if row.kind != "access" || row.revoked {
+        if row.kind != TokenKind::Access || row.revoked {
             return Ok(None);
         }
         let token = CachedOpaque {
@@ -398,7 +387,7 @@ impl TokenService {
 
     /// An account and its revocation, through the cache.
     async fn user(&self, kind: AccountKind, id: i64) -> Result<Arc<CachedUser>, ServiceError> {
-        let key = (kind as i64, id);
+        let key = (kind, id);
         let generation = self.store.generation();
         if let Some(u) = self.users.get(&key, generation) {
             return Ok(u);
@@ -425,14 +414,5 @@ impl TokenService {
     /// The account service, for lookups by login.
     pub fn accounts(&self) -> &AccountService {
         &self.accounts
-    }
-}
-
-/// Magento's `RequestThrottler` user types: 2 customer, 3 admin (the reverse of the token
-/// user types; kept as Magento stores them).
-fn throttle_type(kind: AccountKind) -> i64 {
-    match kind {
-        AccountKind::Admin => 3,
-        AccountKind::Customer => 2,
     }
 }

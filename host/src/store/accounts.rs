@@ -1,14 +1,9 @@
 //! Admin users and customers: the accounts that sign in for bearer tokens.
 
 use super::tokens::revoke_account_tokens;
-use super::{Backend, Store, StoreError, now, on_pool};
-
-/// Which kind of account a query is about. The discriminants are Magento's user types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccountKind {
-    Admin = 2,
-    Customer = 3,
-}
+use super::{Backend, Store, StoreError, on_pool};
+use crate::clock::now;
+use crate::domain::AccountKind;
 
 /// An admin user or customer as stored. `login` is the admin username or the customer email.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -311,7 +306,7 @@ impl Store {
         let v = on_pool!(self, |p| sqlx::query_scalar(
             "SELECT revoke_before FROM jwt_auth_revoked WHERE user_type = $1 AND user_id = $2"
         )
-        .bind(kind as i64)
+        .bind(kind.user_type())
         .bind(id)
         .fetch_optional(p)
         .await?);

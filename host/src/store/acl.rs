@@ -4,7 +4,7 @@
 //! id) whose rules are the granted resources, ancestors included, as `allow` rows; everything
 //! else is denied. "All resources" is the single rule `Magento_Backend::all`.
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, on_pool, read};
 
 /// Replaces the rules of integration `$id` with `$rules` inside the open transaction `$tx`,
 /// creating its role when missing. A macro so that one text serves both backends' transactions.
@@ -40,16 +40,20 @@ pub(crate) use write_integration_rules;
 impl Store {
     /// The allowed resources of an integration (empty when it has no role).
     pub async fn integration_rules(&self, integration_id: i64) -> Result<Vec<String>, StoreError> {
-        let rows = on_pool!(self, |p| sqlx::query_scalar::<_, String>(
-            "SELECT r.resource_id FROM authorization_rule r
+        const SQL: &str = "SELECT r.resource_id FROM authorization_rule r
              JOIN authorization_role o ON o.id = r.role_id
              WHERE o.user_type = 1 AND o.user_id = $1 AND r.permission = 'allow'
-             ORDER BY r.resource_id"
+             ORDER BY r.resource_id";
+        read!(self,
+            direct: |c| c
+                .prepare_cached(SQL)?
+                .query_map([integration_id], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>(),
+            pool: |p| sqlx::query_scalar::<_, String>(SQL)
+                .bind(integration_id)
+                .fetch_all(p)
+                .await?,
         )
-        .bind(integration_id)
-        .fetch_all(p)
-        .await?);
-        Ok(rows)
     }
 
     /// Replaces the rules of an integration, in one transaction. `false` when the integration

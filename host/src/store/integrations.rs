@@ -1,7 +1,11 @@
 //! Integrations, their OAuth consumers, tokens and nonces.
 
 use super::acl::write_integration_rules;
-use super::{Store, StoreError, now, on_pool};
+use rusqlite::OptionalExtension as _;
+
+use super::{Store, StoreError, on_pool, read};
+use crate::clock::now;
+use crate::domain::{IntegrationStatus, SetupType, TokenKind, UserType};
 
 /// An integration row joined with its consumer's key.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -11,12 +15,31 @@ pub struct IntegrationRow {
     pub email: String,
     pub endpoint: String,
     pub identity_link_url: String,
-    pub status: i64,
+    pub status: IntegrationStatus,
     pub consumer_id: Option<i64>,
-    pub setup_type: i64,
+    pub setup_type: SetupType,
     pub config_hash: String,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl IntegrationRow {
+    /// The row of a direct read, its columns in the order of `integration_columns!`.
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            email: row.get(2)?,
+            endpoint: row.get(3)?,
+            identity_link_url: row.get(4)?,
+            status: row.get(5)?,
+            consumer_id: row.get(6)?,
+            setup_type: row.get(7)?,
+            config_hash: row.get(8)?,
+            created_at: row.get(9)?,
+            updated_at: row.get(10)?,
+        })
+    }
 }
 
 /// An OAuth consumer; `secret` is sealed.
@@ -50,14 +73,14 @@ pub struct TokenRow {
     pub admin_id: Option<i64>,
     pub customer_id: Option<i64>,
     #[sqlx(rename = "type")]
-    pub kind: String,
+    pub kind: TokenKind,
     pub token: Vec<u8>,
     pub secret: Vec<u8>,
     pub verifier: Option<Vec<u8>>,
     pub callback_url: String,
     pub revoked: bool,
     pub authorized: bool,
-    pub user_type: Option<i64>,
+    pub user_type: Option<UserType>,
     pub created_at: i64,
 }
 
@@ -79,7 +102,7 @@ pub struct IntegrationFields<'a> {
     pub email: &'a str,
     pub endpoint: &'a str,
     pub identity_link_url: &'a str,
-    pub setup_type: i64,
+    pub setup_type: SetupType,
     /// ACL rules (allowed resources, ancestors included, or `Magento_Backend::all`).
     pub rules: &'a [String],
     /// Fingerprint of the definition of a config integration; empty for manual ones.
@@ -97,7 +120,7 @@ pub struct NewConsumer<'a> {
 /// Token values to store: lookup hash plus sealed value, secret and verifier.
 #[derive(Debug, Clone)]
 pub struct SealedToken {
-    pub kind: &'static str,
+    pub kind: TokenKind,
     pub token_hash: Vec<u8>,
     pub token: Vec<u8>,
     pub secret: Vec<u8>,
@@ -253,7 +276,11 @@ impl Store {
     }
 
     /// Sets an integration's status (0 inactive, 1 active, 2 reset).
-    pub async fn set_integration_status(&self, id: i64, status: i64) -> Result<bool, StoreError> {
+    pub async fn set_integration_status(
+        &self,
+        id: i64,
+        status: IntegrationStatus,
+    ) -> Result<bool, StoreError> {
         let n = on_pool!(self, |p| sqlx::query(
             "UPDATE integration SET status = $1, updated_at = $2 WHERE id = $3"
         )
@@ -268,13 +295,11 @@ impl Store {
     }
 
     pub async fn integration_by_id(&self, id: i64) -> Result<Option<IntegrationRow>, StoreError> {
-        let row = on_pool!(self, |p| sqlx::query_as::<_, IntegrationRow>(
-            integration_select!("WHERE id = $1")
+        const SQL: &str = integration_select!("WHERE id = $1");
+        read!(self,
+            direct: |c| c.prepare_cached(SQL)?.query_row([id], IntegrationRow::read).optional(),
+            pool: |p| sqlx::query_as::<_, IntegrationRow>(SQL).bind(id).fetch_optional(p).await?,
         )
-        .bind(id)
-        .fetch_optional(p)
-        .await?);
-        Ok(row)
     }
 
     /// Finds an integration by name, case-insensitively.
@@ -282,36 +307,40 @@ impl Store {
         &self,
         name: &str,
     ) -> Result<Option<IntegrationRow>, StoreError> {
-        let row = on_pool!(self, |p| sqlx::query_as::<_, IntegrationRow>(
-            integration_select!("WHERE lower(name) = lower($1)")
+        const SQL: &str = integration_select!("WHERE lower(name) = lower($1)");
+        read!(self,
+            direct: |c| c.prepare_cached(SQL)?.query_row([name], IntegrationRow::read).optional(),
+            pool: |p| sqlx::query_as::<_, IntegrationRow>(SQL).bind(name).fetch_optional(p).await?,
         )
-        .bind(name)
-        .fetch_optional(p)
-        .await?);
-        Ok(row)
     }
 
     pub async fn integration_by_consumer(
         &self,
         consumer_id: i64,
     ) -> Result<Option<IntegrationRow>, StoreError> {
-        let row = on_pool!(self, |p| sqlx::query_as::<_, IntegrationRow>(
-            integration_select!("WHERE consumer_id = $1")
+        const SQL: &str = integration_select!("WHERE consumer_id = $1");
+        read!(self,
+            direct: |c| c
+                .prepare_cached(SQL)?
+                .query_row([consumer_id], IntegrationRow::read)
+                .optional(),
+            pool: |p| sqlx::query_as::<_, IntegrationRow>(SQL)
+                .bind(consumer_id)
+                .fetch_optional(p)
+                .await?,
         )
-        .bind(consumer_id)
-        .fetch_optional(p)
-        .await?);
-        Ok(row)
     }
 
     /// Every integration, by name.
     pub async fn list_integrations(&self) -> Result<Vec<IntegrationRow>, StoreError> {
-        let rows = on_pool!(self, |p| sqlx::query_as::<_, IntegrationRow>(
-            integration_select!("ORDER BY lower(name)")
+        const SQL: &str = integration_select!("ORDER BY lower(name)");
+        read!(self,
+            direct: |c| c
+                .prepare_cached(SQL)?
+                .query_map([], IntegrationRow::read)?
+                .collect::<rusqlite::Result<Vec<_>>>(),
+            pool: |p| sqlx::query_as::<_, IntegrationRow>(SQL).fetch_all(p).await?,
         )
-        .fetch_all(p)
-        .await?);
-        Ok(rows)
     }
 
     /// Deletes an integration with its consumer (tokens and nonces cascade) and its ACL role.
@@ -489,7 +518,7 @@ impl Store {
     pub async fn advance_token(
         &self,
         id: i64,
-        from_kind: &str,
+        from_kind: TokenKind,
         token: &SealedToken,
     ) -> Result<bool, StoreError> {
         let n = on_pool!(self, |p| {
@@ -503,7 +532,7 @@ impl Store {
         .bind(&token.token)
         .bind(&token.secret)
         .bind(&token.callback_url)
-        .bind(token.kind == "access")
+        .bind(token.kind == TokenKind::Access)
         .bind(now())
         .bind(id)
         .bind(from_kind)

@@ -8,9 +8,12 @@
 
 mod accounts;
 mod acl;
+mod codes;
+mod error;
 mod integrations;
 mod jobs;
 mod nonces;
+mod reader;
 mod sessions;
 mod tokens;
 
@@ -24,7 +27,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use accounts::{AccountKind, AccountRow, NewAccount};
+pub use accounts::{AccountRow, NewAccount};
+pub use error::StoreError;
 pub use integrations::{
     ConsumerRow, IntegrationFields, IntegrationRow, NewConsumer, SealedToken, TokenRow,
 };
@@ -49,6 +53,19 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// A read: on SQLite through the direct [`reader`] (`$c` a `rusqlite::Connection`, `$direct`
+/// a `rusqlite::Result`), on PostgreSQL through the pool (`$p` the pool, `$pool` the value,
+/// `?` on sqlx errors allowed).
+macro_rules! read {
+    ($store:expr, direct: |$c:ident| $direct:expr, pool: |$p:ident| $pool:expr $(,)?) => {
+        match &$store.reader {
+            Some(r) => r.read(|$c| $direct),
+            None => Ok($crate::store::on_pool!($store, |$p| $pool)),
+        }
+    };
+}
+pub(crate) use read;
+
 /// Which database engine a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -60,29 +77,6 @@ pub enum Backend {
 pub(crate) enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
-}
-
-/// A failure of the database or of the data in it.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("the SQLite database file {0} is gone or was replaced")]
-    FileGone(PathBuf),
-    #[error("database did not answer within {0:?}")]
-    Timeout(Duration),
-    /// A failure shared by every request of one batched write.
-    #[error("database error: {0}")]
-    Batch(String),
-}
-
-impl StoreError {
-    /// Whether the failure is a unique-constraint violation (a duplicate name, key or nonce).
-    pub fn is_unique_violation(&self) -> bool {
-        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
-    }
 }
 
 /// The identity of the SQLite file when it was opened, to notice it being deleted or replaced,
@@ -103,6 +97,8 @@ pub(super) struct SqliteFile {
 pub struct Store {
     pub(crate) pool: Pool,
     sqlite_file: Option<SqliteFile>,
+    /// Direct read connections, on SQLite.
+    reader: Option<std::sync::Arc<reader::Reader>>,
     /// Bumped after every committed write of credentials, integrations, permissions or
     /// accounts made through this handle (and its clones), so that caches built from reads
     /// taken before a write can tell they are stale.
@@ -116,14 +112,6 @@ pub struct MigrationReport {
     pub applied: Vec<(i64, String)>,
     /// Number of migrations the schema now has.
     pub total: usize,
-}
-
-/// Current time as UTC unix seconds, the unit of every timestamp column.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// Advisory lock key under which PostgreSQL processes take turns at migrating.
@@ -209,6 +197,10 @@ impl Store {
                 use std::os::unix::fs::MetadataExt as _;
                 Ok(Self {
                     pool: Pool::Sqlite(pool),
+                    reader: Some(std::sync::Arc::new(reader::Reader::new(
+                        path.clone(),
+                        Duration::from_millis(settings.sqlite_busy_timeout_ms),
+                    ))),
                     sqlite_file: Some(SqliteFile {
                         busy_timeout: Duration::from_millis(settings.sqlite_busy_timeout_ms),
                         nonce_commit_delay: Duration::from_micros(settings.nonce_commit_delay_us),
@@ -229,6 +221,7 @@ impl Store {
                 Ok(Self {
                     pool: Pool::Postgres(pool),
                     sqlite_file: None,
+                    reader: None,
                     generation: Default::default(),
                 })
             }
@@ -349,6 +342,9 @@ impl Store {
 
     /// Closes every connection; later queries fail.
     pub async fn close(&self) {
+        if let Some(r) = &self.reader {
+            r.close();
+        }
         on_pool!(self, |p| p.close().await)
     }
 }

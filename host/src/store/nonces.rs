@@ -342,7 +342,7 @@ impl Recent {
             seen: (0..SHARDS).map(|_| HashMap::default()).collect(),
             order: Arrivals::default(),
             seq: 0,
-            cutoff: crate::store::now().saturating_sub(keep),
+            cutoff: crate::clock::now().saturating_sub(keep),
             keep,
         };
         conn.execute_batch("BEGIN")?;
@@ -494,7 +494,7 @@ fn decide_sqlite(
     // Statements prepared once per connection, the transaction's own included: parsing
     // `BEGIN` and `COMMIT` again cost as much as a few rows.
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    recent.expire(crate::store::now());
+    recent.expire(crate::clock::now());
     recent.catch_up(conn)?;
     let fresh = append_new(conn, recent, batch)?;
     conn.prepare_cached("COMMIT")?.execute([])?;
@@ -602,7 +602,7 @@ async fn postgres_writer(
             }
         }
         let c = conn.as_mut().expect("connected above");
-        match insert_postgres(c, &unique, crate::store::now().saturating_sub(keep)).await {
+        match insert_postgres(c, &unique, crate::clock::now().saturating_sub(keep)).await {
             Ok(inserted) => {
                 stats.committed(unique.len());
                 let inserted: HashSet<(i64, String)> = inserted.into_iter().collect();
@@ -694,7 +694,7 @@ mod tests {
                 .expect("a consumer")
                 .id;
             let writer = NonceWriter::spawn(store, 600);
-            let now = crate::store::now();
+            let now = crate::clock::now();
             let answers = record_at_once(&writer, consumer, &["a", "b", "c", "a", "d"], now).await;
             assert_eq!(answers, [true, true, true, false, true]);
             let batches = writer.stats().batches();
@@ -771,7 +771,7 @@ mod tests {
             let consumer = store_consumer(dir.path(), "c").await;
             let a = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
             let b = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
-            let now = crate::store::now();
+            let now = crate::clock::now();
             for i in 0..50 {
                 let nonce = format!("n{i}");
                 let (first, second) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
@@ -830,7 +830,7 @@ mod tests {
         runtime().block_on(async {
             let consumer = store_consumer(dir.path(), "c").await;
             let writer = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
-            let now = crate::store::now();
+            let now = crate::clock::now();
             let nonces: Vec<String> = (0..300).map(|i| format!("n{}", i % 255)).collect();
             let answers = record_at_once(&writer, consumer, &nonces, now).await;
             let new: Vec<&String> = nonces
@@ -871,7 +871,7 @@ mod tests {
             let consumer = store_consumer(dir.path(), "c").await;
             let a = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
             let b = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
-            let now = crate::store::now();
+            let now = crate::clock::now();
             for i in 0..5 {
                 assert!(
                     a.record(consumer, &format!("a{i}"), now - 700)
@@ -962,7 +962,7 @@ mod tests {
                 ..DatabaseSettings::default()
             };
             let writer = NonceWriter::spawn(sqlite_store_with(dir.path(), &settings).await, 600);
-            let now = crate::store::now();
+            let now = crate::clock::now();
             assert!(
                 writer
                     .record(consumer, "first", now)
@@ -1025,7 +1025,7 @@ mod tests {
         runtime().block_on(async {
             let consumer = store_consumer(dir.path(), "c").await;
             let writer = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
-            let now = crate::store::now();
+            let now = crate::clock::now();
             let old = now - 600 - MARGIN_SECONDS - 5;
             assert!(writer.record(consumer, "old", old).await.expect("recorded"));
             assert!(

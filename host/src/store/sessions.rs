@@ -71,7 +71,7 @@ impl Store {
 
     /// Sessions that expired before `at`, in batches.
     pub async fn delete_expired_admin_sessions(&self, at: i64) -> Result<u64, StoreError> {
-        let sql = self.batched_delete("admin_session", "id_hash", "expires_at <= $1");
+        let sql = super::tokens::batched_delete!("admin_session", "id_hash", "expires_at <= $1");
         self.delete_in_batches(sql, at).await
     }
 }

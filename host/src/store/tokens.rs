@@ -7,7 +7,9 @@
 //! lock has not expired. Cleanups delete in bounded batches so that a million expired rows never
 //! hold the database for long.
 
-use super::{AccountKind, SealedToken, Store, StoreError, now, on_pool};
+use super::{SealedToken, Store, StoreError, on_pool};
+use crate::clock::now;
+use crate::domain::AccountKind;
 
 /// Rows one cleanup statement deletes at most; the jobs repeat until fewer are left.
 pub const CLEANUP_BATCH: i64 = 5_000;
@@ -31,7 +33,7 @@ macro_rules! revoke_account_tokens {
             "INSERT INTO jwt_auth_revoked (user_type, user_id, revoke_before) VALUES ($1, $2, $3)
              ON CONFLICT (user_type, user_id) DO UPDATE SET revoke_before = excluded.revoke_before",
         )
-        .bind($kind as i64)
+        .bind($kind.user_type())
         .bind($id)
         .bind($t)
         .execute(&mut *$tx)
@@ -39,6 +41,45 @@ macro_rules! revoke_account_tokens {
     }};
 }
 pub(crate) use revoke_account_tokens;
+
+/// One batched deletion in each dialect.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Batched {
+    pub(super) sqlite: &'static str,
+    pub(super) postgres: &'static str,
+}
+
+/// `DELETE FROM table WHERE <condition on $1>` limited to `$2` rows, in each dialect: SQLite
+/// by rowid (or the primary key of a table without one), PostgreSQL by ctid.
+macro_rules! batched_delete {
+    ($table:literal, $key:literal, $condition:literal) => {
+        $crate::store::tokens::Batched {
+            sqlite: concat!(
+                "DELETE FROM ",
+                $table,
+                " WHERE ",
+                $key,
+                " IN (SELECT ",
+                $key,
+                " FROM ",
+                $table,
+                " WHERE ",
+                $condition,
+                " LIMIT $2)"
+            ),
+            postgres: concat!(
+                "DELETE FROM ",
+                $table,
+                " WHERE ctid IN (SELECT ctid FROM ",
+                $table,
+                " WHERE ",
+                $condition,
+                " LIMIT $2)"
+            ),
+        }
+    };
+}
+pub(super) use batched_delete;
 
 impl Store {
     /// Stores an opaque admin or customer token. Returns the row id.
@@ -48,20 +89,26 @@ impl Store {
         user_id: i64,
         token: &SealedToken,
     ) -> Result<i64, StoreError> {
-        let column = match kind {
-            AccountKind::Admin => "admin_id",
-            AccountKind::Customer => "customer_id",
+        macro_rules! insert_for {
+            ($column:literal) => {
+                concat!(
+                    "INSERT INTO oauth_token (",
+                    $column,
+                    ", type, token_hash, token, secret, callback_url, revoked, authorized, user_type, created_at)
+                     VALUES ($1, 'access', $2, $3, $4, '', FALSE, TRUE, $5, $6) RETURNING id"
+                )
+            };
+        }
+        let sql = match kind {
+            AccountKind::Admin => insert_for!("admin_id"),
+            AccountKind::Customer => insert_for!("customer_id"),
         };
-        let sql = format!(
-            "INSERT INTO oauth_token ({column}, type, token_hash, token, secret, callback_url, revoked, authorized, user_type, created_at)
-             VALUES ($1, 'access', $2, $3, $4, '', FALSE, TRUE, $5, $6) RETURNING id"
-        );
-        let id = on_pool!(self, |p| sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        let id = on_pool!(self, |p| sqlx::query_scalar(sql)
             .bind(user_id)
             .bind(&token.token_hash)
             .bind(&token.token)
             .bind(&token.secret)
-            .bind(kind as i64)
+            .bind(kind.user_type())
             .bind(now())
             .fetch_one(p)
             .await?);
@@ -89,7 +136,7 @@ impl Store {
     pub async fn failures_count(
         &self,
         user_name: &str,
-        user_type: i64,
+        kind: AccountKind,
         at: i64,
     ) -> Result<i64, StoreError> {
         let n: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(
@@ -97,7 +144,7 @@ impl Store {
              WHERE user_name = $1 AND user_type = $2 AND lock_expires_at > $3"
         )
         .bind(user_name)
-        .bind(user_type)
+        .bind(throttle_code(kind))
         .bind(at)
         .fetch_optional(p)
         .await?);
@@ -109,7 +156,7 @@ impl Store {
     pub async fn log_failure(
         &self,
         user_name: &str,
-        user_type: i64,
+        kind: AccountKind,
         at: i64,
         lock_until: i64,
     ) -> Result<(), StoreError> {
@@ -123,7 +170,7 @@ impl Store {
                  lock_expires_at = $4"
         )
         .bind(user_name)
-        .bind(user_type)
+        .bind(throttle_code(kind))
         .bind(at)
         .bind(lock_until)
         .execute(p)
@@ -134,28 +181,36 @@ impl Store {
     }
 
     /// Clears a user name's failures after a successful sign-in.
-    pub async fn reset_failures(&self, user_name: &str, user_type: i64) -> Result<(), StoreError> {
+    pub async fn reset_failures(
+        &self,
+        user_name: &str,
+        kind: AccountKind,
+    ) -> Result<(), StoreError> {
         on_pool!(self, |p| sqlx::query(
             "DELETE FROM oauth_token_request_log WHERE user_name = $1 AND user_type = $2"
         )
         .bind(user_name)
-        .bind(user_type)
+        .bind(throttle_code(kind))
         .execute(p)
         .await
         .map(|_| ())?);
         Ok(())
     }
 
-    /// Runs one batched deletion until it deletes fewer than a batch. `sql` deletes at most
-    /// `$2` rows matching `$1`. Returns the rows deleted.
+    /// Runs one batched deletion until it deletes fewer than a batch. Its statement deletes at
+    /// most `$2` rows matching `$1`. Returns the rows deleted.
     pub(super) async fn delete_in_batches(
         &self,
-        sql: String,
+        sql: Batched,
         cutoff: i64,
     ) -> Result<u64, StoreError> {
+        let sql = match self.backend() {
+            super::Backend::Sqlite => sql.sqlite,
+            super::Backend::Postgres => sql.postgres,
+        };
         let mut total = 0;
         loop {
-            let n = on_pool!(self, |p| sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            let n = on_pool!(self, |p| sqlx::query(sql)
                 .bind(cutoff)
                 .bind(CLEANUP_BATCH)
                 .execute(p)
@@ -170,22 +225,9 @@ impl Store {
         }
     }
 
-    /// `DELETE FROM table WHERE <condition on $1> ` limited to `$2` rows, in each dialect:
-    /// SQLite by rowid (or the primary key of a table without one), PostgreSQL by ctid.
-    pub(super) fn batched_delete(&self, table: &str, key: &str, condition: &str) -> String {
-        match self.backend() {
-            super::Backend::Sqlite => format!(
-                "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {condition} LIMIT $2)"
-            ),
-            super::Backend::Postgres => format!(
-                "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE {condition} LIMIT $2)"
-            ),
-        }
-    }
-
     /// Failure-log rows whose lock expired before `at`.
     pub async fn delete_expired_failures(&self, at: i64) -> Result<u64, StoreError> {
-        let sql = self.batched_delete("oauth_token_request_log", "id", "lock_expires_at <= $1");
+        let sql = batched_delete!("oauth_token_request_log", "id", "lock_expires_at <= $1");
         self.delete_in_batches(sql, at).await
     }
 
@@ -194,11 +236,15 @@ impl Store {
         // On SQLite the nonces are a log keyed by `seq`, whose newest row stays: a new row's
         // `seq` is the largest plus one, and must never be one a process has read already
         // (migration 0006). PostgreSQL goes by row address.
-        let condition = match self.backend() {
-            super::Backend::Sqlite => "timestamp < $1 AND seq < (SELECT MAX(seq) FROM oauth_nonce)",
-            super::Backend::Postgres => "timestamp < $1",
+        let sql = Batched {
+            sqlite: batched_delete!(
+                "oauth_nonce",
+                "seq",
+                "timestamp < $1 AND seq < (SELECT MAX(seq) FROM oauth_nonce)"
+            )
+            .sqlite,
+            postgres: batched_delete!("oauth_nonce", "seq", "timestamp < $1").postgres,
         };
-        let sql = self.batched_delete("oauth_nonce", "seq", condition);
         self.delete_in_batches(sql, cutoff).await
     }
 
@@ -208,8 +254,15 @@ impl Store {
         kind: AccountKind,
         cutoff: i64,
     ) -> Result<u64, StoreError> {
-        let condition = format!("user_type = {} AND created_at < $1", kind as i64);
-        let sql = self.batched_delete("oauth_token", "id", &condition);
+        // The user types of `AccountKind::user_type`, written out: SQL is never formatted.
+        let sql = match kind {
+            AccountKind::Admin => {
+                batched_delete!("oauth_token", "id", "user_type = 2 AND created_at < $1")
+            }
+            AccountKind::Customer => {
+                batched_delete!("oauth_token", "id", "user_type = 3 AND created_at < $1")
+            }
+        };
         let n = self.delete_in_batches(sql, cutoff).await?;
         if n > 0 {
             self.changed();
@@ -219,21 +272,30 @@ impl Store {
 
     /// Revocation entries older than `cutoff` (every token they refuse has expired anyway).
     pub async fn delete_revocations_before(&self, cutoff: i64) -> Result<u64, StoreError> {
-        let sql = self.batched_delete("jwt_auth_revoked", "rowid", "revoke_before < $1");
+        let sql = batched_delete!("jwt_auth_revoked", "rowid", "revoke_before < $1");
         self.delete_in_batches(sql, cutoff).await
     }
 
     /// Integration verifier and request tokens (never exchanged) created before `cutoff`.
     pub async fn delete_stale_handshake_tokens(&self, cutoff: i64) -> Result<u64, StoreError> {
-        let sql = self.batched_delete(
+        let sql = batched_delete!(
             "oauth_token",
             "id",
-            "user_type = 1 AND type IN ('verifier', 'request') AND created_at < $1",
+            "user_type = 1 AND type IN ('verifier', 'request') AND created_at < $1"
         );
         let n = self.delete_in_batches(sql, cutoff).await?;
         if n > 0 {
             self.changed();
         }
         Ok(n)
+    }
+}
+
+/// The `user_type` of `oauth_token_request_log`, where Magento's throttler numbers customers 2
+/// and admins 3 (`RequestThrottler::USER_TYPE_*`): the reverse of its user types elsewhere.
+fn throttle_code(kind: AccountKind) -> i64 {
+    match kind {
+        AccountKind::Admin => 3,
+        AccountKind::Customer => 2,
     }
 }

@@ -17,14 +17,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::AppState;
+use crate::domain::{AccountKind, RevocationReason};
+use crate::domain::{IntegrationStatus, SetupType};
+use crate::services::ServiceError;
 use crate::services::admin_sessions::AdminSession;
 use crate::services::authorization::Principal;
-use crate::services::integration::{
-    Activation, Integration, IntegrationForm, IntegrationInput, SetupType, Status,
-};
-use crate::services::oauth::ServiceError;
+use crate::services::integration::{Activation, Integration, IntegrationForm, IntegrationInput};
 use crate::services::tokens::{ClientInfo, SignInError};
-use crate::store::AccountKind;
 
 const SESSION_COOKIE: &str = "ih_admin";
 const LOGIN_COOKIE: &str = "ih_login";
@@ -454,11 +453,11 @@ struct Grid {
     reset_names: Vec<String>,
 }
 
-fn status_label(s: Status) -> &'static str {
+fn status_label(s: IntegrationStatus) -> &'static str {
     match s {
-        Status::Inactive => "Inactive",
-        Status::Active => "Active",
-        Status::Reset => "Reset",
+        IntegrationStatus::Inactive => "Inactive",
+        IntegrationStatus::Active => "Active",
+        IntegrationStatus::Reset => "Reset",
     }
 }
 
@@ -477,7 +476,7 @@ async fn grid(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             id: i.id,
             name: i.name.clone(),
             status: status_label(i.status),
-            active: i.status == Status::Active,
+            active: i.status == IntegrationStatus::Active,
             insecure: insecure(i),
             config: i.is_config(),
         })
@@ -487,7 +486,7 @@ async fn grid(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         any_insecure: rows.iter().any(|r| r.insecure),
         reset_names: list
             .iter()
-            .filter(|i| i.is_config() && i.status == Status::Reset)
+            .filter(|i| i.is_config() && i.status == IntegrationStatus::Reset)
             .map(|i| i.name.clone())
             .collect(),
         rows,
@@ -562,7 +561,7 @@ async fn edit_form(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let session = or_answer!(signed_in(&req, &state).await);
-    let integration = or_answer!(load(&state, &path).await.ok_or_else(|| missing(&state)));
+    let integration = or_answer!(load(&state, &path).await);
     let grants = or_answer!(
         state
             .integrations
@@ -594,9 +593,17 @@ async fn edit_form(
     show(&req, &state, &t)
 }
 
-async fn load(state: &AppState, id: &str) -> Option<Integration> {
-    let id: i64 = id.parse().ok()?;
-    state.integrations.get(id).await.ok()
+/// The integration a page's path names; a missing one sends the admin back to the grid with a
+/// notice, and a failure (the database being down) is answered as the failure it is.
+async fn load(state: &AppState, id: &str) -> Result<Integration, HttpResponse> {
+    let Ok(id) = id.parse::<i64>() else {
+        return Err(missing(state));
+    };
+    match state.integrations.get(id).await {
+        Ok(i) => Ok(i),
+        Err(ServiceError::NotFound(_)) => Err(missing(state)),
+        Err(e) => Err(failure(&e)),
+    }
 }
 
 fn missing(state: &AppState) -> HttpResponse {
@@ -638,7 +645,8 @@ async fn save(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) ->
                 );
             }
             Ok(i) => Some(i),
-            Err(_) => return missing(&state),
+            Err(ServiceError::NotFound(_)) => return missing(&state),
+            Err(e) => return failure(&e),
         },
         None => None,
     };
@@ -658,7 +666,7 @@ async fn save(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) ->
         {
             Ok(Some(_)) => true,
             Ok(None) => false,
-            Err(e) => return failure(&ServiceError::Invalid(e.to_string())),
+            Err(e) => return failure(&e),
         },
     };
     if !password_ok {
@@ -747,7 +755,7 @@ async fn delete_page(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let session = or_answer!(signed_in(&req, &state).await);
-    let i = or_answer!(load(&state, &path).await.ok_or_else(|| missing(&state)));
+    let i = or_answer!(load(&state, &path).await);
     if i.is_config() {
         return redirect_with(
             &state,
@@ -774,7 +782,7 @@ async fn delete(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     or_answer!(post(&req, &body, &state).await);
-    let i = or_answer!(load(&state, &path).await.ok_or_else(|| missing(&state)));
+    let i = or_answer!(load(&state, &path).await);
     match state.integrations.delete(i.id).await {
         Ok(_) => redirect_with(
             &state,
@@ -817,7 +825,7 @@ async fn permissions_dialog(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let session = or_answer!(signed_in(&req, &state).await);
-    let i = or_answer!(load(&state, &path).await.ok_or_else(|| missing(&state)));
+    let i = or_answer!(load(&state, &path).await);
     let grants = or_answer!(
         state
             .integrations
@@ -839,7 +847,8 @@ async fn permissions_dialog(
     let t = PermissionsPage {
         page: page(&req, &state, &session, "integrations"),
         id: i.id,
-        reauthorize: query.reauthorize.as_deref() == Some("1") || i.status == Status::Active,
+        reauthorize: query.reauthorize.as_deref() == Some("1")
+            || i.status == IntegrationStatus::Active,
         all_resources: matches!(grants, crate::acl::Grants::All),
         resources: titles,
         endpoint: Some(i.endpoint.clone())
@@ -877,8 +886,8 @@ async fn tokens_exchange(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let (session, form) = or_answer!(post(&req, &body, &state).await);
-    let i = or_answer!(load(&state, &path).await.ok_or_else(|| missing(&state)));
-    let reauthorize = form.get("reauthorize") == Some("1") || i.status == Status::Active;
+    let i = or_answer!(load(&state, &path).await);
+    let reauthorize = form.get("reauthorize") == Some("1") || i.status == IntegrationStatus::Active;
     match state.integrations.activate(i.id, reauthorize).await {
         Ok(Activation::IdentityLink(link)) => {
             let t = ExchangePage {
@@ -1010,7 +1019,7 @@ async fn plugins_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
                 .rev()
                 .take(10)
                 .map(|f| FailureRow {
-                    at: crate::cli::iso8601(f.at),
+                    at: crate::clock::iso8601(f.at),
                     role: f.role.to_owned(),
                     error: f.error.clone(),
                 })
@@ -1044,7 +1053,14 @@ async fn plugins_reload(
 ) -> HttpResponse {
     or_answer!(post(&req, &body, &state).await);
     let report = state.plugins.reload().await;
-    if let Some(Err(e)) = crate::startup::sync_after_reload(&state, &report).await {
+    if let Err(e) = crate::declarative::sync_after_reload(
+        &state.integrations,
+        &state.settings.integrations.directories,
+        &state.plugins,
+        &report,
+    )
+    .await
+    {
         return redirect_with(
             &state,
             "/admin/plugins",
@@ -1101,7 +1117,7 @@ async fn accounts_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
     ] {
         let rows = match state.tokens.accounts().list(kind).await {
             Ok(r) => r,
-            Err(e) => return failure(&ServiceError::Invalid(e.to_string())),
+            Err(e) => return failure(&e),
         };
         groups.push(AccountGroup {
             kind: key,
@@ -1151,9 +1167,9 @@ async fn revoke(
                 "This account no longer exists.",
             );
         }
-        Err(e) => return failure(&ServiceError::Invalid(e.to_string())),
+        Err(e) => return failure(&e),
     };
-    if let Err(e) = state.tokens.revoke(kind, id, "admin").await {
+    if let Err(e) = state.tokens.revoke(kind, id, RevocationReason::Admin).await {
         return failure(&e);
     }
     if kind == AccountKind::Admin && id == session.admin.id {

@@ -17,9 +17,9 @@ use actix_web::http::{StatusCode, header};
 use super::AppState;
 use super::error::RestError;
 use crate::oauth::{self, Scheme};
-use crate::plugins::{Decision, RequestFacts};
-use crate::services::authorization::Principal;
-use crate::services::oauth::{OauthError, SignedRequest};
+use crate::services::OauthError;
+use crate::services::authorization::{self, Principal, RequestFacts};
+use crate::services::oauth::SignedRequest;
 
 /// The parts of a request that authentication reads, wherever they come from (the request
 /// itself, or the headers a proxy forwarded to `/forward-auth`).
@@ -58,13 +58,14 @@ impl<'a> Incoming<'a> {
 }
 
 fn oauth_refusal(e: OauthError) -> RestError {
-    if e.status >= 500 {
-        return RestError::Unexpected(anyhow::anyhow!("authentication failed: {}", e.problem));
+    match e {
+        OauthError::Internal => {
+            RestError::Unexpected(anyhow::anyhow!("authentication failed: {e}"))
+        }
+        OauthError::Input(ref problem) | OauthError::Refused(ref problem) => {
+            RestError::new(super::oauth::status_of(&e), problem.clone())
+        }
     }
-    RestError::new(
-        StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNAUTHORIZED),
-        e.problem,
-    )
 }
 
 /// Who sent the request.
@@ -219,9 +220,9 @@ fn ip_text(ip: std::net::IpAddr) -> String {
     }
 }
 
-/// Whether `principal` may call a route that requires `resources`: the ACL's answer, unless a
-/// permission-resolver plugin decides (any deny wins, then any allow). `method` and `path`
-/// are the request's as the client sent it (the original request's for forward-auth).
+/// Whether `principal` may call a route that requires `resources` (the rule lives in
+/// [`crate::services::authorization::permits`]). `method` and `path` are the request's as the
+/// client sent it (the original request's for forward-auth).
 pub async fn permits(
     state: &AppState,
     req: &HttpRequest,
@@ -230,20 +231,12 @@ pub async fn permits(
     method: &str,
     path: &str,
 ) -> bool {
-    let acl = principal.allows(resources.iter().map(String::as_str));
-    if !state.plugins.has_resolvers() {
-        return acl;
-    }
-    let facts = RequestFacts {
+    authorization::permits(&state.plugins, principal, resources, || RequestFacts {
         method,
         path: path.split('?').next().unwrap_or(path),
         client_address: client_address(req, state),
-    };
-    match state.plugins.decide(principal, resources, acl, facts).await {
-        Decision::Deny { .. } => false,
-        Decision::Allow { .. } => true,
-        Decision::Abstain => acl,
-    }
+    })
+    .await
 }
 
 #[cfg(test)]

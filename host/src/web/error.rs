@@ -10,6 +10,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::services::{FieldError, ServiceError};
+
 /// The JSON body of an error answer: a message with `%name` placeholders and their values.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -123,4 +125,40 @@ pub fn payload_error(err: actix_web::error::Error, limit: usize) -> actix_web::E
         ),
     };
     rest.into()
+}
+
+impl From<ServiceError> for RestError {
+    fn from(e: ServiceError) -> Self {
+        service_error(e)
+    }
+}
+
+/// Maps a service failure to the REST shape, with Magento's input-error texts.
+pub fn service_error(e: ServiceError) -> RestError {
+    match e {
+        ServiceError::Field(FieldError {
+            field,
+            value,
+            reason,
+        }) => match value {
+            None => RestError::with_parameters(
+                StatusCode::BAD_REQUEST,
+                "\"%fieldName\" is required. Enter and try again.",
+                &[("fieldName", field)],
+            ),
+            Some(value) => RestError::with_parameters(
+                StatusCode::BAD_REQUEST,
+                "Invalid value of \"%value\" provided for the %fieldName field.",
+                &[("value", &value), ("fieldName", field), ("reason", &reason)],
+            ),
+        },
+        ServiceError::Invalid(m) | ServiceError::Conflict(m) => {
+            RestError::new(StatusCode::BAD_REQUEST, m)
+        }
+        ServiceError::NotFound(m) => RestError::new(StatusCode::NOT_FOUND, m),
+        ServiceError::Endpoint(m) => RestError::new(StatusCode::BAD_GATEWAY, m),
+        e @ (ServiceError::Store(_) | ServiceError::Crypto(_) | ServiceError::Password(_)) => {
+            RestError::Unexpected(anyhow::Error::new(e))
+        }
+    }
 }

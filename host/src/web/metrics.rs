@@ -1,4 +1,4 @@
-//! Request metrics in Prometheus text format, one registry per [`crate::startup::Application`],
+//! Request metrics in Prometheus text format, one registry per server,
 //! with the nonce writer's group commits.
 //!
 //! No global recorder: two servers in one process (as the tests run them) keep separate counts.

@@ -1,66 +1,33 @@
 //! HTTP: routes and middleware, translating requests to service calls and results to answers.
 //!
-//! This module owns the actix application: the shared [`AppState`], the request observer
-//! (request ids, one log line per request, metrics, head and body size limits), the body
-//! extractor limits, and the route table of the server's own endpoints. No business rule lives
-//! here: handlers parse, call a service, and render.
+//! This module owns the actix application: the shared [`AppState`] (`state`), the request
+//! observer (`middleware`: request ids, one log line per request, metrics, head and body size
+//! limits), the body extractor limits, and the server's own endpoints. No business rule lives
+//! here: handlers parse, call a service, and render. Handlers live by route family
+//! (`integrations`, `tokens`, `plugins`, `oauth`, `forward_auth`, `admin`, `health`); `routes`
+//! registers the REST table and the OpenAPI document; `auth` identifies callers; `error` and
+//! `respond` write answers.
 
 mod admin;
 pub mod auth;
 pub mod error;
 mod forward_auth;
 mod health;
+mod integrations;
 pub mod metrics;
+mod middleware;
 pub mod oauth;
 mod plugins;
-pub mod rest;
+mod respond;
+mod routes;
+mod state;
 mod tokens;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use actix_web::web;
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{HttpMessage as _, ResponseError as _, web};
-use tracing::Instrument as _;
-
-use crate::config::Settings;
-use crate::crypto::KeyMaterial;
-use crate::store::Store;
-use error::RestError;
-
-/// What every handler can reach.
-#[derive(Debug)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub store: Store,
-    pub keys: Arc<KeyMaterial>,
-    pub metrics: metrics::Metrics,
-    pub oauth: crate::services::oauth::OauthService,
-    pub integrations: crate::services::integration::IntegrationService,
-    pub tokens: crate::services::tokens::TokenService,
-    pub events: crate::events::Dispatcher,
-    /// The Web API route table: the server's own routes and other services'.
-    pub routes: Arc<crate::webapi::RouteTable>,
-    /// The WebAssembly plugins: observers, permission resolvers, config providers.
-    pub plugins: crate::plugins::PluginHost,
-    /// Sessions and form keys of the admin UI.
-    pub admin_sessions: crate::services::admin_sessions::AdminSessions,
-    /// The client of the reverse proxy (no redirects, no system proxy, `proxy.timeout_seconds`).
-    pub proxy: reqwest::Client,
-    /// Set once shutdown began: `/readyz` answers 503 from then on.
-    pub draining: Arc<AtomicBool>,
-}
-
-/// The id of the current request, as answered in `X-Request-Id`.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub use middleware::{RequestId, observe};
+use respond::get_only;
+pub use state::AppState;
 
 /// Registers the server's routes, extractor limits and middleware on an actix `App`.
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
@@ -86,7 +53,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 web::route().to(oauth::request_token),
             )
             .route("/oauth/token/access", web::route().to(oauth::access_token))
-            .configure(|cfg| rest::routes(cfg, &state.routes))
+            .configure(|cfg| routes::routes(cfg, &state.routes))
             .configure(admin::routes)
             .route("/forward-auth", web::route().to(forward_auth::forward_auth))
             .route(
@@ -96,121 +63,4 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             // Proxied routes of other services, else 404.
             .default_service(web::to(forward_auth::fallback));
     }
-}
-
-pub(crate) fn get_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
-where
-    F: actix_web::Handler<Args>,
-    Args: actix_web::FromRequest + 'static,
-    F::Output: actix_web::Responder + 'static,
-{
-    web::resource(path)
-        .route(web::get().to(handler))
-        .default_service(web::to(|| async {
-            RestError::method_not_allowed().error_response()
-        }))
-}
-
-/// Size of the request head as received: request line and headers.
-fn head_size(req: &ServiceRequest) -> usize {
-    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
-    req.headers()
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len() + 4)
-        .sum::<usize>()
-        + line
-}
-
-fn request_id(req: &ServiceRequest) -> String {
-    req.headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        })
-        .map(str::to_owned)
-        .unwrap_or_else(|| crate::crypto::random_string(20))
-}
-
-/// Request ids, one log line per request, metrics, and the head and declared-body limits.
-pub async fn observe(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let started = Instant::now();
-    let id = request_id(&req);
-    let method = req.method().clone();
-    let path = req.path().to_owned();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let (max_head, max_body) = state
-        .as_ref()
-        .map(|s| {
-            (
-                s.settings.server.max_header_bytes,
-                s.settings.server.max_body_bytes,
-            )
-        })
-        .unwrap_or((usize::MAX, usize::MAX));
-
-    let declared_body = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let refusal = if head_size(&req) > max_head {
-        Some(RestError::with_parameters(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "The request headers are larger than %limit bytes.",
-            &[("limit", &max_head.to_string())],
-        ))
-    } else if declared_body.is_some_and(|n| n > max_body as u64) {
-        Some(RestError::with_parameters(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "The request body is larger than %limit bytes.",
-            &[("limit", &max_body.to_string())],
-        ))
-    } else {
-        None
-    };
-
-    let mut res = match refusal {
-        Some(err) => {
-            let response = err.error_response();
-            req.into_response(response).map_into_right_body()
-        }
-        None => next
-            .call(req)
-            .instrument(span.clone())
-            .await?
-            .map_into_left_body(),
-    };
-
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(REQUEST_ID, v);
-    }
-    let status = res.status().as_u16();
-    let elapsed = started.elapsed();
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "<unmatched>".to_owned());
-    if let Some(state) = &state {
-        state
-            .metrics
-            .record(method.as_str(), &route, status, elapsed.as_secs_f64());
-    }
-    let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::error!(status, latency_ms, route = %route, "request answered");
-        } else {
-            tracing::info!(status, latency_ms, route = %route, "request answered");
-        }
-    });
-    Ok(res)
 }

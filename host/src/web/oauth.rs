@@ -1,12 +1,13 @@
 //! `/oauth/token/request` and `/oauth/token/access`: form-encoded answers, `oauth_problem`
 //! errors, any HTTP method (as Magento accepts).
 
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
 use crate::oauth;
-use crate::services::oauth::{OauthError, SignedRequest, TokenPair};
+use crate::services::OauthError;
+use crate::services::oauth::{SignedRequest, TokenPair};
 
 /// The URL the client signed: scheme and host as the client addressed the server (from the
 /// forwarding headers only when configured to trust them), path and query as received.
@@ -67,17 +68,23 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .finish()
 }
 
+/// The status Magento answers an OAuth refusal with.
+pub fn status_of(err: &OauthError) -> StatusCode {
+    match err {
+        OauthError::Input(_) => StatusCode::BAD_REQUEST,
+        OauthError::Refused(_) => StatusCode::UNAUTHORIZED,
+        OauthError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 /// The `oauth_problem` answer of a refusal.
 pub fn problem(err: &OauthError) -> HttpResponse {
-    let status = actix_web::http::StatusCode::from_u16(err.status)
-        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
-    // Internal errors carry Magento's `internal_error&message=…` form, already encoded.
-    let body = if err.status >= 500 {
-        format!("oauth_problem={}", err.problem)
-    } else {
-        form(&[("oauth_problem", &err.problem)])
+    let body = match err {
+        OauthError::Input(p) | OauthError::Refused(p) => form(&[("oauth_problem", p)]),
+        // Magento's `internal_error&message=…` form, already encoded.
+        OauthError::Internal => format!("oauth_problem={err}"),
     };
-    HttpResponse::build(status)
+    HttpResponse::build(status_of(err))
         .content_type("application/x-www-form-urlencoded; charset=utf-8")
         .body(body)
 }

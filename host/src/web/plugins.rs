@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::authorize;
 use super::error::RestError;
-use super::rest::json;
+use super::respond::json;
 use crate::plugins::{PluginInfo, Problem, ReloadReport};
 
 /// The plugins of the server.
@@ -76,12 +76,18 @@ pub async fn reload(
 ) -> Result<HttpResponse, RestError> {
     authorize(&req, &body, &state).await?;
     let report = state.plugins.reload().await;
-    let sync = crate::startup::sync_after_reload(&state, &report)
-        .await
-        .map(|r| match r {
-            Ok(report) => report.to_string(),
-            Err(e) => format!("not synced: {e}"),
-        });
+    let sync = match crate::declarative::sync_after_reload(
+        &state.integrations,
+        &state.settings.integrations.directories,
+        &state.plugins,
+        &report,
+    )
+    .await
+    {
+        Ok(None) => None,
+        Ok(Some(report)) => Some(report.to_string()),
+        Err(e) => Some(format!("not synced: {e}")),
+    };
     Ok(json(
         StatusCode::OK,
         &ReloadView {

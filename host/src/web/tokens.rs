@@ -8,9 +8,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::AppState;
 use super::auth::authorize;
 use super::error::{ErrorBody, RestError};
+use crate::domain::{AccountKind, RevocationReason};
 use crate::services::authorization::Principal;
 use crate::services::tokens::{ClientInfo, SIGN_IN_FAILED, SignInError};
-use crate::store::AccountKind;
 
 /// `{"username", "password"}`, each kept only when it is a string (Magento treats anything
 /// else as missing).
@@ -73,7 +73,7 @@ fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
 }
 
 fn json<T: serde::Serialize>(value: &T) -> HttpResponse {
-    super::rest::json(StatusCode::OK, value)
+    super::respond::json(StatusCode::OK, value)
 }
 
 async fn sign_in(
@@ -162,7 +162,7 @@ pub async fn revoke_self(
     };
     state
         .tokens
-        .revoke(AccountKind::Customer, *id, "self")
+        .revoke(AccountKind::Customer, *id, RevocationReason::OwnRequest)
         .await?;
     Ok(json(&true))
 }
@@ -174,8 +174,12 @@ async fn revoke_other(
     kind: AccountKind,
 ) -> Result<HttpResponse, RestError> {
     authorize(&req, &body, &state).await?;
-    let id = super::rest::path_id(&req)?;
-    if state.tokens.revoke(kind, id, "admin").await? {
+    let id = super::respond::path_id(&req)?;
+    if state
+        .tokens
+        .revoke(kind, id, RevocationReason::Admin)
+        .await?
+    {
         return Ok(json(&true));
     }
     let id = id.to_string();

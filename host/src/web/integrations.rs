@@ -1,145 +1,24 @@
-//! The REST Web API: the management API for integrations (`/rest/V1/integrations…`, also
-//! under `/rest/<store>/V1/…`), the registration of every built-in route from the route table,
-//! and the OpenAPI document at `/rest/schema`.
+//! The REST management API for integrations (`/rest/V1/integrations…`): list, read, create,
+//! change, delete, activate and reauthorize, and `/integrations/me`.
 //!
 //! Each handler authorizes through [`super::auth::authorize`], which finds the resources of
 //! the request's route in the table; handlers only translate, the rules live in the services.
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::{authorize, check_store};
-use super::error::{ErrorBody, RestError};
+use super::auth::authorize;
+use super::error::{ErrorBody, RestError, service_error};
+use super::respond::{json, path_id};
 use crate::acl::Grants;
-use crate::cli::iso8601;
+use crate::clock::iso8601;
+use crate::domain::{IntegrationStatus, SetupType};
+use crate::services::FieldError;
 use crate::services::authorization::Principal;
-use crate::services::integration::{
-    Activation, Integration, IntegrationForm, IntegrationInput, SetupType, Status,
-};
-use crate::services::oauth::{FieldError, ServiceError};
-use crate::webapi::{Route, RouteTable};
-
-/// The handler a built-in route table entry names.
-fn handler(name: &str) -> Option<actix_web::Route> {
-    use super::tokens;
-    Some(match name {
-        "integrations.me" => web::route().to(me),
-        "integrations.list" => web::route().to(list),
-        "integrations.create" => web::route().to(create),
-        "integrations.get" => web::route().to(get),
-        "integrations.update" => web::route().to(update),
-        "integrations.delete" => web::route().to(delete),
-        "integrations.activate" => web::route().to(activate),
-        "integrations.reauthorize" => web::route().to(reauthorize),
-        "tokens.admin" => web::route().to(tokens::admin_token),
-        "tokens.customer" => web::route().to(tokens::customer_token),
-        "tokens.revoke_self" => web::route().to(tokens::revoke_self),
-        "tokens.revoke_admin" => web::route().to(tokens::revoke_admin),
-        "tokens.revoke_customer" => web::route().to(tokens::revoke_customer),
-        "plugins.list" => web::route().to(super::plugins::list),
-        "plugins.reload" => web::route().to(super::plugins::reload),
-        _ => return None,
-    })
-}
-
-/// Registers every route of the built-in table, and the OpenAPI document, in a scope at
-/// `/rest`: first the paths without a store code, static ones (matched by plain comparison)
-/// before patterns, the most literal first as actix takes the first that matches; then the same below
-/// `/{store}`. Another method on a known path answers 405.
-pub fn routes(cfg: &mut web::ServiceConfig, table: &RouteTable) {
-    let mut patterns: Vec<(String, Vec<&Route>)> = Vec::new();
-    let mut own: Vec<&Route> = table.own().iter().collect();
-    // Static patterns first: actix compares them as strings, and a static pattern is always
-    // more specific than a dynamic one that matches the same path.
-    own.sort_by_key(|r| std::cmp::Reverse((r.is_static(), r.specificity())));
-    for r in own {
-        let pattern = r.actix_pattern();
-        match patterns.iter_mut().find(|(p, _)| *p == pattern) {
-            Some((_, routes)) => routes.push(r),
-            None => patterns.push((pattern, vec![r])),
-        }
-    }
-    let resource = |path: String, routes: &[&Route]| {
-        let mut resource = web::resource(path);
-        for r in routes {
-            let name = r.handler.as_deref().unwrap_or_default();
-            let route = handler(name).unwrap_or_else(|| {
-                panic!("the built-in route table names an unknown handler `{name}`")
-            });
-            resource = resource.route(match r.method.as_str() {
-                "*" => route,
-                m => route.method(m.parse().expect("route methods are valid")),
-            });
-        }
-        resource.default_service(web::to(|| async {
-            RestError::method_not_allowed().error_response()
-        }))
-    };
-    cfg.service(
-        web::scope("/rest")
-            .configure(|scope| {
-                scope.service(super::get_only("/schema", schema));
-                for (pattern, routes) in &patterns {
-                    scope.service(resource(pattern.clone(), routes));
-                }
-                scope.service(super::get_only("/{store}/schema", schema));
-                for (pattern, routes) in &patterns {
-                    scope.service(resource(format!("/{{store}}{pattern}"), routes));
-                }
-            })
-            .default_service(web::to(|| async {
-                RestError::not_found_route().error_response()
-            })),
-    );
-}
-
-/// `GET /rest/schema`: the OpenAPI document of the REST API.
-pub async fn schema(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, RestError> {
-    check_store(&req, &state)?;
-    Ok(HttpResponse::Ok().json(ApiDoc::openapi()))
-}
-
-impl From<ServiceError> for RestError {
-    fn from(e: ServiceError) -> Self {
-        service_error(e)
-    }
-}
-
-/// Maps a service failure to the REST shape, with Magento's input-error texts.
-pub fn service_error(e: ServiceError) -> RestError {
-    match e {
-        ServiceError::Field(FieldError {
-            field,
-            value,
-            reason,
-        }) => match value {
-            None => RestError::with_parameters(
-                StatusCode::BAD_REQUEST,
-                "\"%fieldName\" is required. Enter and try again.",
-                &[("fieldName", field)],
-            ),
-            Some(value) => RestError::with_parameters(
-                StatusCode::BAD_REQUEST,
-                "Invalid value of \"%value\" provided for the %fieldName field.",
-                &[("value", &value), ("fieldName", field), ("reason", &reason)],
-            ),
-        },
-        ServiceError::Invalid(m) | ServiceError::Conflict(m) => {
-            RestError::new(StatusCode::BAD_REQUEST, m)
-        }
-        ServiceError::NotFound(m) => RestError::new(StatusCode::NOT_FOUND, m),
-        ServiceError::Endpoint(m) => RestError::new(StatusCode::BAD_GATEWAY, m),
-        e @ (ServiceError::Store(_) | ServiceError::Crypto(_)) => {
-            RestError::Unexpected(anyhow::Error::new(e))
-        }
-    }
-}
+use crate::services::integration::{Activation, Integration, IntegrationForm, IntegrationInput};
 
 /// `(all_resources, resources)` as the API shows grants.
 fn split_grants(grants: Grants) -> (bool, Vec<String>) {
@@ -197,7 +76,7 @@ impl IntegrationView {
             email: i.email,
             endpoint: i.endpoint,
             identity_link_url: i.identity_link_url,
-            status: i.status as i64,
+            status: i.status.code(),
             status_label: i.status.label().to_owned(),
             setup_type: match i.setup_type {
                 SetupType::Manual => "manual",
@@ -248,11 +127,13 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// The body of create and update, as JSON or a form.
-#[derive(Debug, serde::Deserialize, ToSchema)]
-#[allow(dead_code)]
+/// The body of create and update, as JSON or a form: what the handlers read, and what the
+/// OpenAPI document shows.
+#[derive(Debug, Default, serde::Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct IntegrationBody {
     /// Unique, 1-255 characters.
+    #[schema(required = true)]
     pub name: String,
     pub email: Option<String>,
     /// Where activation POSTs the credentials (`http:` or `https:`).
@@ -260,29 +141,28 @@ pub struct IntegrationBody {
     /// Where the merchant is sent to log in to the integrator.
     pub identity_link_url: Option<String>,
     /// Grant every resource.
-    #[serde(default)]
     pub all_resources: bool,
     /// Resources to grant (their ancestors are granted with them). In a form, repeat
     /// `resources` (or `resources[]`).
-    #[serde(default)]
     pub resources: Vec<String>,
+}
+
+impl From<IntegrationBody> for IntegrationForm {
+    fn from(b: IntegrationBody) -> Self {
+        Self {
+            name: b.name,
+            email: b.email,
+            endpoint: b.endpoint,
+            identity_link_url: b.identity_link_url,
+            all_resources: b.all_resources,
+            resources: b.resources,
+        }
+    }
 }
 
 async fn view(state: &AppState, i: Integration) -> Result<IntegrationView, RestError> {
     let grants = state.integrations.selected_resources(i.id).await?;
     Ok(IntegrationView::new(i, grants))
-}
-
-/// The `id` path parameter, or Magento's invalid-value error.
-pub(crate) fn path_id(req: &HttpRequest) -> Result<i64, RestError> {
-    let raw = req.match_info().get("id").unwrap_or("");
-    raw.parse::<i64>().map_err(|_| {
-        RestError::with_parameters(
-            StatusCode::BAD_REQUEST,
-            "Invalid value of \"%value\" provided for the %fieldName field.",
-            &[("value", raw), ("fieldName", "id")],
-        )
-    })
 }
 
 fn bad_body(reason: impl std::fmt::Display) -> RestError {
@@ -295,6 +175,10 @@ fn bad_body(reason: impl std::fmt::Display) -> RestError {
 
 /// Reads the create/update body: JSON, or `application/x-www-form-urlencoded`.
 fn read_form(req: &HttpRequest, body: &[u8]) -> Result<IntegrationForm, RestError> {
+    read_body(req, body).map(IntegrationForm::from)
+}
+
+fn read_body(req: &HttpRequest, body: &[u8]) -> Result<IntegrationBody, RestError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -308,7 +192,7 @@ fn read_form(req: &HttpRequest, body: &[u8]) -> Result<IntegrationForm, RestErro
     match content_type.as_str() {
         "application/json" => serde_json::from_slice(body).map_err(bad_body),
         "application/x-www-form-urlencoded" => {
-            let mut form = IntegrationForm::default();
+            let mut form = IntegrationBody::default();
             for (k, v) in form_urlencoded::parse(body) {
                 let v = v.into_owned();
                 match k.as_ref() {
@@ -343,92 +227,6 @@ fn read_form(req: &HttpRequest, body: &[u8]) -> Result<IntegrationForm, RestErro
     }
 }
 
-/// A JSON answer that no cache keeps.
-pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(value)
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "integration-host REST API",
-        description = "Admin and customer tokens, and management of integrations. Sign a request \
-            with OAuth 1.0a (HMAC-SHA256) using an active integration's consumer and access \
-            token, or send an admin or customer token as `Authorization: Bearer`. Each \
-            operation names the ACL resource it needs; the integration operations need \
-            Magento_Integration::integrations. Paths also work under /rest/<store>/V1/."
-    ),
-    paths(
-        me, list, create, get, update, delete, activate, reauthorize,
-        super::tokens::admin_token, super::tokens::customer_token, super::tokens::revoke_self,
-        super::tokens::revoke_admin, super::tokens::revoke_customer,
-        super::plugins::list, super::plugins::reload
-    ),
-    components(schemas(SelfView, IntegrationView, IntegrationList, IntegrationBody, ActivationView, Credentials, ErrorBody,
-        super::plugins::PluginsView, super::plugins::ReloadView)),
-    modifiers(&Security),
-    tags(
-        (name = "integrations", description = "Integrations and their activation"),
-        (name = "tokens", description = "Admin and customer bearer tokens"),
-        (name = "plugins", description = "WebAssembly plugins")
-    )
-)]
-struct ApiDoc;
-
-struct Security;
-
-impl utoipa::Modify for Security {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "oauth1",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                "Authorization",
-                "OAuth 1.0a (RFC 5849): `OAuth oauth_consumer_key=…, oauth_token=…, \
-                 oauth_signature_method=\"HMAC-SHA256\", oauth_timestamp=…, oauth_nonce=…, \
-                 oauth_signature=…`",
-            ))),
-        );
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                utoipa::openapi::security::HttpBuilder::new()
-                    .scheme(utoipa::openapi::security::HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .description(Some(
-                        "An admin or customer token from /rest/V1/integration/*/token",
-                    ))
-                    .build(),
-            ),
-        );
-        let either = || {
-            ["oauth1", "bearer"]
-                .map(|s| {
-                    utoipa::openapi::security::SecurityRequirement::new(s, Vec::<String>::new())
-                })
-                .to_vec()
-        };
-        for (name, path) in openapi.paths.paths.iter_mut() {
-            // Signing in needs no credentials.
-            let open = name.ends_with("/token");
-            for op in [
-                &mut path.get,
-                &mut path.post,
-                &mut path.put,
-                &mut path.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                op.security = if open { None } else { Some(either()) };
-            }
-        }
-    }
-}
-
 /// The calling integration and its permissions: a cheap way to check a set of credentials.
 /// Any active integration may call it; guests are refused.
 #[utoipa::path(
@@ -438,7 +236,7 @@ impl utoipa::Modify for Security {
         (status = 401, description = "Not an authenticated integration", body = ErrorBody),
     )
 )]
-async fn me(
+pub async fn me(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -482,7 +280,7 @@ async fn me(
         (status = 401, description = "Not authenticated or not authorized", body = ErrorBody),
     )
 )]
-async fn list(
+pub async fn list(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -494,9 +292,9 @@ async fn list(
         match k.as_ref() {
             "name" => name = Some(v.to_lowercase()),
             "status" | "status[]" => statuses.push(match v.as_ref() {
-                "0" => Status::Inactive,
-                "1" => Status::Active,
-                "2" => Status::Reset,
+                "0" => IntegrationStatus::Inactive,
+                "1" => IntegrationStatus::Active,
+                "2" => IntegrationStatus::Reset,
                 other => {
                     return Err(service_error(
                         FieldError::invalid("status", other, "is not 0, 1 or 2").into(),
@@ -536,7 +334,7 @@ async fn list(
         (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
     )
 )]
-async fn create(
+pub async fn create(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -559,7 +357,7 @@ async fn create(
         (status = 404, description = "No such integration", body = ErrorBody),
     )
 )]
-async fn get(
+pub async fn get(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -583,7 +381,7 @@ async fn get(
         (status = 404, description = "No such integration", body = ErrorBody),
     )
 )]
-async fn update(
+pub async fn update(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -608,7 +406,7 @@ async fn update(
         (status = 404, description = "No such integration", body = ErrorBody),
     )
 )]
-async fn delete(
+pub async fn delete(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -675,7 +473,7 @@ async fn run_activation(
         (status = 502, description = "The endpoint could not be reached or refused the credentials", body = ErrorBody),
     )
 )]
-async fn activate(
+pub async fn activate(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -695,7 +493,7 @@ async fn activate(
         (status = 502, description = "The endpoint could not be reached or refused the credentials", body = ErrorBody),
     )
 )]
-async fn reauthorize(
+pub async fn reauthorize(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,

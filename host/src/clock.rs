@@ -1,0 +1,35 @@
+//! The server's clock and how it writes times: UTC unix seconds in the database and in every
+//! rule, ISO 8601 (`2023-11-14T22:13:20Z`) wherever a person or a client reads one.
+
+/// Current time as UTC unix seconds, the unit of every timestamp column.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// UTC unix seconds as ISO 8601 in UTC, to the second.
+///
+/// ```
+/// assert_eq!(integration_host::clock::iso8601(0), "1970-01-01T00:00:00Z");
+/// assert_eq!(integration_host::clock::iso8601(1_700_000_000), "2023-11-14T22:13:20Z");
+/// ```
+pub fn iso8601(ts: i64) -> String {
+    // Beyond chrono's range (about 262,000 years either way) the epoch is shown: no stored time
+    // is that far off, and a listing must not fail over one.
+    chrono::DateTime::from_timestamp(ts, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_before_the_epoch_and_far_ahead() {
+        assert_eq!(super::iso8601(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(super::iso8601(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::iso8601(253_402_300_799), "9999-12-31T23:59:59Z");
+    }
+}

@@ -1,0 +1,109 @@
+//! The errors of the services: one [`ServiceError`] for every service call, the
+//! [`FieldError`] of one bad input field, and the [`OauthError`] of the OAuth protocol.
+//!
+//! These say what went wrong in the product's terms; none carries an HTTP status. The web room
+//! maps each variant to its protocol's answer (`web::rest::service_error`, `web::oauth::problem`),
+//! the CLI to its message and exit status.
+
+use crate::crypto::{PasswordError, SecretBoxError};
+use crate::store::StoreError;
+
+/// A failure of a service call other than an OAuth protocol refusal.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request breaks a rule; the text says which, in the words the client sees.
+    #[error("{0}")]
+    Invalid(String),
+    /// One input field is missing or invalid.
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    /// What the call names does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A name or key is already taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// The integrator's endpoint could not be reached or refused the credentials.
+    #[error("{0}")]
+    Endpoint(String),
+    /// The database failed: never shown as "not found".
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a stored secret cannot be read: {0}")]
+    Crypto(#[from] SecretBoxError),
+    /// Hashing or verifying a password failed (not a wrong password: that is no error).
+    #[error("password hashing failed: {0}")]
+    Password(#[from] PasswordError),
+}
+
+impl ServiceError {
+    /// Whether the server, not the caller, is at fault (the answer is a 500 and the cause is
+    /// logged, not shown).
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::Store(_) | ServiceError::Crypto(_) | ServiceError::Password(_)
+        )
+    }
+}
+
+/// A missing or invalid input field, named as the client sent it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    pub field: &'static str,
+    /// The offending value; `None` when the field is missing.
+    pub value: Option<String>,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn required(field: &'static str) -> Self {
+        Self {
+            field,
+            value: None,
+            reason: "is required".into(),
+        }
+    }
+
+    pub fn invalid(field: &'static str, value: &str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            value: Some(value.to_owned()),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// An OAuth refusal, answered as `oauth_problem=<problem>` in Magento's texts
+/// (`docs/oauth-reference.md`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OauthError {
+    /// The request is malformed or lacks a parameter (Magento answers 400).
+    #[error("{0}")]
+    Input(String),
+    /// The credentials, token or signature are refused (Magento answers 401).
+    #[error("{0}")]
+    Refused(String),
+    /// The server failed; the cause was logged where it happened.
+    #[error("internal_error&message=An internal error occurred")]
+    Internal,
+}
+
+impl OauthError {
+    /// An input error.
+    pub fn input(problem: impl Into<String>) -> Self {
+        Self::Input(problem.into())
+    }
+
+    /// An authentication refusal.
+    pub fn auth(problem: impl Into<String>) -> Self {
+        Self::Refused(problem.into())
+    }
+
+    /// A server failure: logs its cause, which the client never sees.
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "OAuth request failed");
+        Self::Internal
+    }
+}

@@ -1,0 +1,33 @@
+//! The one error of the store: the database failed, or what it holds cannot be read.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A failure of the database or of the data in it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the SQLite database file {0} is gone or was replaced")]
+    FileGone(PathBuf),
+    #[error("database did not answer within {0:?}")]
+    Timeout(Duration),
+    /// A failure shared by every request of one batched write.
+    #[error("database error: {0}")]
+    Batch(String),
+    /// A failure of a direct SQLite connection (the direct reads, the nonce writer).
+    #[error("database error: {0}")]
+    Direct(#[from] rusqlite::Error),
+    /// The store was closed.
+    #[error("the database is closed")]
+    Closed,
+}
+
+impl StoreError {
+    /// Whether the failure is a unique-constraint violation (a duplicate name, key or nonce).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
