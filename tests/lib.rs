@@ -206,9 +206,8 @@ impl TestApp {
     /// Creates an integration granted `resources` (`Magento_Backend::all` for everything),
     /// activates it with minted tokens, and returns its credentials.
     pub async fn minted_integration(&self, name: &str, resources: &[&str]) -> Caller {
-        use integration_host::services::integration::{
-            IntegrationForm, IntegrationInput, SetupType,
-        };
+        use integration_host::domain::SetupType;
+        use integration_host::services::integration::{IntegrationForm, IntegrationInput};
         let form = IntegrationForm {
             name: name.into(),
             resources: resources.iter().map(|r| r.to_string()).collect(),
@@ -276,12 +275,12 @@ impl TestApp {
     /// the email) with `password`; answers its id.
     pub async fn account(
         &self,
-        kind: integration_host::store::AccountKind,
+        kind: integration_host::domain::AccountKind,
         login: &str,
         password: &str,
     ) -> i64 {
+        use integration_host::domain::AccountKind;
         use integration_host::services::accounts::{AccountInput, Email, Password, Username};
-        use integration_host::store::AccountKind;
         let email = match kind {
             AccountKind::Admin => format!("{login}@example.com"),
             AccountKind::Customer => login.to_owned(),
@@ -784,7 +783,7 @@ pub fn oauth_header(
 
 /// Current time, unix seconds.
 pub fn unix_now() -> i64 {
-    integration_host::store::now()
+    integration_host::clock::now()
 }
 
 /// The form posts a [`Recorder`] received, oldest first.
