@@ -29,7 +29,10 @@ const ROOMS: &[(&str, &[&str])] = &[
         "plugins",
         &["services", "domain", "events", "config", "clock"],
     ),
-    ("declarative", &["services", "plugins", "domain", "config"]),
+    (
+        "declarative",
+        &["services", "plugins", "acl", "domain", "config"],
+    ),
     ("jobs", &["store", "domain", "config", "clock"]),
     (
         "web",

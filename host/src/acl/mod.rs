@@ -30,6 +30,11 @@ pub const DEFAULT_TREE: &str = include_str!("resources.toml");
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ResourceId(String);
 
+/// Text that is not a resource id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a resource id (expected Vendor_Module::name)")]
+pub struct InvalidResourceId(pub String);
+
 impl ResourceId {
     /// ```
     /// use integration_host::acl::ResourceId;
@@ -38,7 +43,7 @@ impl ResourceId {
     /// assert!(ResourceId::parse("Magento Sales").is_err());
     /// assert!(ResourceId::parse("::x").is_err());
     /// ```
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, InvalidResourceId> {
         if s == SELF || s == ANONYMOUS {
             return Ok(Self(s.to_owned()));
         }
@@ -50,9 +55,7 @@ impl ResourceId {
         };
         match s.split_once("::") {
             Some((module, name)) if part(module) && part(name) => Ok(Self(s.to_owned())),
-            _ => Err(format!(
-                "`{s}` is not a resource id (expected Vendor_Module::name)"
-            )),
+            _ => Err(InvalidResourceId(s.to_owned())),
         }
     }
 
@@ -192,7 +195,8 @@ impl ResourceTree {
         let mut nodes: HashMap<ResourceId, Resource> = HashMap::new();
         let mut order = Vec::new();
         for (i, r) in doc.resource.iter().enumerate() {
-            let id = ResourceId::parse(&r.id).map_err(|m| err(format!("resource[{i}].id"), m))?;
+            let id = ResourceId::parse(&r.id)
+                .map_err(|e| err(format!("resource[{i}].id"), e.to_string()))?;
             if id.as_str() == ALL || id.as_str() == SELF || id.as_str() == ANONYMOUS {
                 return Err(err(
                     format!("resource[{i}].id"),
@@ -201,7 +205,8 @@ impl ResourceTree {
             }
             let parent = match &r.parent {
                 Some(p) => Some(
-                    ResourceId::parse(p).map_err(|m| err(format!("resource[{i}].parent"), m))?,
+                    ResourceId::parse(p)
+                        .map_err(|e| err(format!("resource[{i}].parent"), e.to_string()))?,
                 ),
                 None => None,
             };

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use types::{
-    CronSchedule, DatabaseUrl, JwtAlgorithm, KeySpec, ListenAddr, LogFormat, LogLevel, PublicUrl,
+    CronSchedule, DatabaseUrl, InvalidValue, JwtAlgorithm, KeySpec, ListenAddr, LogFormat,
+    LogLevel, PublicUrl,
 };
 
 /// The commented template of every setting with its default (`config print-default`).

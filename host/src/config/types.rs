@@ -7,6 +7,23 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
+/// A setting's value that cannot be used, and why (in the words `config check` prints).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);
+
+impl From<String> for InvalidValue {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for InvalidValue {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
 /// `HOST:PORT` to listen on; port 0 asks the system for a free port.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -23,7 +40,7 @@ impl ListenAddr {
     /// assert_eq!(ListenAddr::parse("0.0.0.0:0").unwrap().port(), 0);
     /// assert!(ListenAddr::parse("localhost").is_err());
     /// ```
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         let (host, port) = s
             .rsplit_once(':')
             .ok_or_else(|| format!("`{s}` is not HOST:PORT"))?;
@@ -32,7 +49,7 @@ impl ListenAddr {
             .map_err(|_| format!("`{port}` is not a port number (0-65535)"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(format!("`{s}` has no host"));
+            return Err(InvalidValue::from(format!("`{s}` has no host")));
         }
         Ok(Self {
             host: host.to_owned(),
@@ -50,8 +67,8 @@ impl ListenAddr {
 }
 
 impl TryFrom<String> for ListenAddr {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
         Self::parse(&s)
     }
 }
@@ -84,16 +101,20 @@ impl fmt::Debug for ListenAddr {
 pub struct PublicUrl(url::Url);
 
 impl PublicUrl {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         let mut url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("`{s}` must be an http: or https: URL"));
+            return Err(InvalidValue::from(format!(
+                "`{s}` must be an http: or https: URL"
+            )));
         }
         if url.host_str().is_none() {
-            return Err(format!("`{s}` has no host"));
+            return Err(InvalidValue::from(format!("`{s}` has no host")));
         }
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(format!("`{s}` must not have a query or fragment"));
+            return Err(InvalidValue::from(format!(
+                "`{s}` must not have a query or fragment"
+            )));
         }
         if !url.path().ends_with('/') {
             let path = format!("{}/", url.path());
@@ -112,8 +133,8 @@ impl PublicUrl {
 }
 
 impl TryFrom<String> for PublicUrl {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
         Self::parse(&s)
     }
 }
@@ -148,32 +169,32 @@ impl DatabaseUrl {
     /// assert!(matches!(DatabaseUrl::parse("sqlite://data/x.db"), Ok(DatabaseUrl::Sqlite(_))));
     /// assert!(DatabaseUrl::parse("mysql://localhost/x").is_err());
     /// ```
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         if let Some(path) = s.strip_prefix("sqlite:") {
             let path = path.strip_prefix("//").unwrap_or(path);
             let path = path.split('?').next().unwrap_or_default();
             if path.is_empty() {
-                return Err(format!("`{s}` names no database file"));
+                return Err(InvalidValue::from(format!("`{s}` names no database file")));
             }
             if path == ":memory:" {
-                return Err(
-                    "an in-memory SQLite database loses everything on restart; name a file".into(),
-                );
+                return Err(InvalidValue::from(
+                    "an in-memory SQLite database loses everything on restart; name a file",
+                ));
             }
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
         match url::Url::parse(s) {
             Ok(url) if matches!(url.scheme(), "postgres" | "postgresql") => {
                 if url.host_str().is_none_or(str::is_empty) && !s.contains("host=") {
-                    return Err("the PostgreSQL URL names no host".into());
+                    return Err(InvalidValue::from("the PostgreSQL URL names no host"));
                 }
                 Ok(Self::Postgres(s.to_owned()))
             }
-            Ok(url) => Err(format!(
+            Ok(url) => Err(InvalidValue::from(format!(
                 "unsupported database scheme `{}:` (expected sqlite: or postgres:)",
                 url.scheme()
-            )),
-            Err(e) => Err(format!("not a database URL: {e}")),
+            ))),
+            Err(e) => Err(InvalidValue::from(format!("not a database URL: {e}"))),
         }
     }
 
@@ -183,8 +204,8 @@ impl DatabaseUrl {
 }
 
 impl TryFrom<String> for DatabaseUrl {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
         Self::parse(&s)
     }
 }
@@ -242,7 +263,7 @@ impl KeySpec {
     /// assert_eq!(k.id(), "k1");
     /// assert!(KeySpec::parse("k1:c2hvcnQ=").is_err());
     /// ```
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         let (id, b64) = s
             .split_once(':')
             .ok_or_else(|| "a key is written ID:BASE64".to_owned())?;
@@ -252,16 +273,18 @@ impl KeySpec {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         {
-            return Err("a key id is 1-32 characters of A-Z a-z 0-9 . _ -".into());
+            return Err(InvalidValue::from(
+                "a key id is 1-32 characters of A-Z a-z 0-9 . _ -",
+            ));
         }
         let material = B64
             .decode(b64.trim())
             .map_err(|_| format!("key `{id}` is not valid base64"))?;
         if material.len() < 32 {
-            return Err(format!(
+            return Err(InvalidValue::from(format!(
                 "key `{id}` has {} bytes; at least 32 are needed",
                 material.len()
-            ));
+            )));
         }
         Ok(Self {
             id: id.to_owned(),
@@ -297,8 +320,8 @@ impl KeySpec {
 }
 
 impl TryFrom<String> for KeySpec {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
         Self::parse(&s)
     }
 }
@@ -342,7 +365,7 @@ pub enum LogFormat {
 pub struct LogLevel(String);
 
 impl LogLevel {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         tracing_subscriber::EnvFilter::builder()
             .parse(s)
             .map_err(|e| format!("`{s}` is not a log filter: {e}"))?;
@@ -355,8 +378,8 @@ impl LogLevel {
 }
 
 impl TryFrom<String> for LogLevel {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
         Self::parse(&s)
     }
 }
@@ -448,12 +471,12 @@ impl CronSchedule {
     /// assert!(CronSchedule::parse("61 * * * *").is_err());
     /// assert!(CronSchedule::parse("every minute").is_err());
     /// ```
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         let pattern = s.trim();
         if pattern.split_whitespace().count() != 5 {
-            return Err(format!(
+            return Err(InvalidValue::from(format!(
                 "`{pattern}` is not a cron expression of five fields (minute hour day month weekday)"
-            ));
+            )));
         }
         let cron = <croner::Cron as std::str::FromStr>::from_str(pattern)
             .map_err(|e| format!("`{pattern}` is not a valid cron expression: {e}"))?;
@@ -479,8 +502,8 @@ impl CronSchedule {
 }
 
 impl TryFrom<String> for CronSchedule {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
         Self::parse(&s)
     }
 }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::acl::UnknownResource;
 use crate::domain::SetupType;
 use crate::services::ServiceError;
 use crate::services::integration::{
@@ -42,10 +43,13 @@ pub enum SyncError {
     Definitions(Vec<DefinitionError>),
     #[error(transparent)]
     Service(#[from] ServiceError),
-    /// A plugin folder failed to load, or a config provider failed to answer: it may declare
-    /// integrations, and a sync without them would delete them.
+    /// A plugin folder failed to load: it may declare integrations, and a sync without them
+    /// would delete them.
     #[error("{0}")]
-    Plugins(String),
+    PluginNotLoaded(String),
+    /// A config provider failed to answer; likewise.
+    #[error(transparent)]
+    Providers(#[from] crate::plugins::ProvidersFailed),
 }
 
 /// One integration as a file declares it.
@@ -133,7 +137,7 @@ fn definition_files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, DefinitionError> {
 pub fn parse_file(
     path: &Path,
     text: &str,
-    check_resource: &dyn Fn(&str) -> Result<(), String>,
+    check_resource: &dyn Fn(&str) -> Result<(), UnknownResource>,
 ) -> Result<Vec<Definition>, DefinitionError> {
     let doc: FileDoc =
         crate::config::parse_toml_at_key(text).map_err(|(key, message)| DefinitionError {
@@ -161,7 +165,7 @@ pub fn parse_file(
 pub fn parse_forms(
     path: &Path,
     forms: Vec<IntegrationForm>,
-    check_resource: &dyn Fn(&str) -> Result<(), String>,
+    check_resource: &dyn Fn(&str) -> Result<(), UnknownResource>,
 ) -> Result<Vec<Definition>, DefinitionError> {
     let err = |key: String, message: String| DefinitionError {
         path: path.to_owned(),
@@ -180,7 +184,7 @@ pub fn parse_forms(
         if !input.all_resources {
             for (j, r) in input.resources.iter().enumerate() {
                 check_resource(r)
-                    .map_err(|m| err(format!("integration[{i}].resources[{j}]"), m))?;
+                    .map_err(|e| err(format!("integration[{i}].resources[{j}]"), e.to_string()))?;
             }
         }
         input.config_hash = fingerprint(&input);
@@ -215,7 +219,7 @@ fn fingerprint(input: &IntegrationInput) -> String {
 pub fn load(
     dirs: &[PathBuf],
     provided: Vec<(String, Vec<IntegrationForm>)>,
-    check_resource: &dyn Fn(&str) -> Result<(), String>,
+    check_resource: &dyn Fn(&str) -> Result<(), UnknownResource>,
 ) -> Result<Vec<Definition>, Vec<DefinitionError>> {
     let files = definition_files(dirs).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
@@ -354,11 +358,7 @@ pub async fn sync_sources(
     provided: Vec<(String, Vec<IntegrationForm>)>,
 ) -> Result<SyncReport, SyncError> {
     let tree = service.authorization().tree();
-    let check = |resource: &str| {
-        tree.grant([resource])
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
+    let check = |resource: &str| tree.grant([resource]).map(|_| ());
     let definitions = load(dirs, provided, &check).map_err(SyncError::Definitions)?;
     sync(service, definitions).await
 }
@@ -367,7 +367,7 @@ pub async fn sync_sources(
 mod tests {
     use super::*;
 
-    fn no_check(_: &str) -> Result<(), String> {
+    fn no_check(_: &str) -> Result<(), UnknownResource> {
         Ok(())
     }
 
@@ -425,7 +425,7 @@ mod tests {
         let e = parse_file(
             Path::new("f.toml"),
             "[[integration]]\nname = \"A\"\nresources = [\"Nope::x\"]\n",
-            &|_| Err("`Nope::x` is not an ACL resource".into()),
+            &|r| Err(UnknownResource(r.to_owned())),
         )
         .unwrap_err();
         assert_eq!(e.key, "integration[0].resources[0]");

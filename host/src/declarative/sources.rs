@@ -23,14 +23,11 @@ pub async fn sync_integrations(
         return Ok(None);
     }
     if let Some(p) = plugins.problems().iter().find(|p| !p.still_serving) {
-        return Err(SyncError::Plugins(format!(
+        return Err(SyncError::PluginNotLoaded(format!(
             "{p}; the sync waits until every plugin loads, so nothing a config provider declared is deleted"
         )));
     }
-    let provided = plugins
-        .provided_integrations()
-        .await
-        .map_err(|errors| SyncError::Plugins(errors.join("\n")))?;
+    let provided = plugins.provided_integrations().await?;
     sync_sources(integrations, dirs, provided).await.map(Some)
 }
 

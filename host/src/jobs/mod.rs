@@ -142,7 +142,10 @@ pub fn spawn_scheduler(store: Store, settings: Settings) -> tokio::task::JoinHan
                     Ok(n) => tracing::info!(job = job.name(), deleted = n, "scheduled job done"),
                     Err(e) => tracing::error!(job = job.name(), error = %e, "scheduled job failed"),
                 }
-                let outcome = result.map_err(|e| e.to_string());
+                let outcome = result
+                    .as_ref()
+                    .map(|n| *n)
+                    .map_err(|e| e as &(dyn std::error::Error + Send + Sync));
                 if let Err(e) = store
                     .finish_job_run(job.name(), scheduled, now(), outcome)
                     .await

@@ -4,6 +4,7 @@
 //! A frozen API version gets its own module like this one; a later version adds a sibling and
 //! the host keeps both.
 
+use super::error::GuestError;
 use crate::events::Event;
 use crate::services::authorization::Principal;
 
@@ -127,11 +128,11 @@ pub fn principal(p: &Principal) -> wit::Principal {
     }
 }
 
-/// A plugin's error in words for the log.
-pub fn describe(e: &wit::PluginError) -> String {
+/// The guest's own error answer, as the host types it.
+pub fn guest_error(e: wit::PluginError) -> GuestError {
     match e {
-        wit::PluginError::InvalidInput(m) => format!("invalid input: {m}"),
-        wit::PluginError::BadConfig(m) => format!("bad configuration: {m}"),
-        wit::PluginError::Failed(m) => format!("failed: {m}"),
+        wit::PluginError::InvalidInput(m) => GuestError::InvalidInput(m),
+        wit::PluginError::BadConfig(m) => GuestError::BadConfig(m),
+        wit::PluginError::Failed(m) => GuestError::Failed(m),
     }
 }

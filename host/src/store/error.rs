@@ -1,6 +1,7 @@
 //! The one error of the store: the database failed, or what it holds cannot be read.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A failure of the database or of the data in it.
@@ -14,9 +15,12 @@ pub enum StoreError {
     FileGone(PathBuf),
     #[error("database did not answer within {0:?}")]
     Timeout(Duration),
-    /// A failure shared by every request of one batched write.
-    #[error("database error: {0}")]
-    Batch(String),
+    /// A failure shared by every request of one batched write (the nonce writer's).
+    #[error("{0}")]
+    Batch(Arc<StoreError>),
+    /// The nonce writer is gone (the server is stopping).
+    #[error("the nonce writer has stopped")]
+    WriterStopped,
     /// A failure of a direct SQLite connection (the direct reads, the nonce writer).
     #[error("database error: {0}")]
     Direct(#[from] rusqlite::Error),

@@ -42,11 +42,11 @@ impl Store {
         job: &str,
         scheduled_at: i64,
         finished_at: i64,
-        result: Result<u64, String>,
+        result: Result<u64, &(dyn std::error::Error + Send + Sync)>,
     ) -> Result<(), StoreError> {
         let (status, deleted, message) = match result {
             Ok(n) => ("success", n as i64, String::new()),
-            Err(m) => ("error", 0, m),
+            Err(e) => ("error", 0, e.to_string()),
         };
         on_pool!(self, |p| {
             sqlx::query(

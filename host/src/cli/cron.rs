@@ -1,0 +1,59 @@
+//! The scheduled cleanup jobs, run by hand or listed.
+
+use clap::Subcommand;
+
+use super::common::open_store;
+use crate::clock::iso8601;
+use crate::config::Settings;
+
+#[derive(Debug, Subcommand)]
+pub enum CronCommand {
+    /// Run one job now, or every job when none is named.
+    Run {
+        /// outdated_authentication_failures_cleanup, expired_tokens_cleanup, nonce_cleanup or
+        /// stale_tokens_cleanup.
+        job: Option<String>,
+    },
+    /// List the jobs with their schedules and recent runs.
+    List,
+}
+
+pub(super) async fn cron(settings: Settings, cmd: CronCommand) -> anyhow::Result<()> {
+    use crate::jobs::Job;
+    let store = open_store(&settings).await?;
+    match cmd {
+        CronCommand::Run { job } => {
+            let jobs = match job {
+                None => Job::ALL.to_vec(),
+                Some(name) => vec![Job::parse(&name).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown job `{name}`; jobs are {}",
+                        Job::ALL.map(Job::name).join(", ")
+                    )
+                })?],
+            };
+            for job in jobs {
+                let n = job.run(&store, &settings).await?;
+                println!("{}: deleted {n} rows", job.name());
+            }
+        }
+        CronCommand::List => {
+            println!("{:<42} {:<14} LAST RUN", "JOB", "SCHEDULE");
+            for job in Job::ALL {
+                let last = store
+                    .job_runs(job.name())
+                    .await?
+                    .into_iter()
+                    .next()
+                    .map(|(at, status, n)| format!("{} {status}, {n} rows", iso8601(at)))
+                    .unwrap_or_else(|| "never".into());
+                println!(
+                    "{:<42} {:<14} {last}",
+                    job.name(),
+                    job.schedule(&settings).as_str()
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Running the server, migrating its database, and checking its configuration.
+
+use clap::{Args, Subcommand};
+
+use crate::config::Settings;
+use crate::startup::Application;
+use crate::store::Store;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, HOST:PORT (port 0 picks a free port). Overrides server.listen.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the configuration; report the first error with its key.
+    Check,
+    /// Print a commented template of every setting with its default.
+    PrintDefault,
+    /// Print a new random key, ID:BASE64, for crypto.secret_keys, crypto.lookup_key or
+    /// tokens.signing_keys.
+    GenerateKey {
+        /// Key id, 1-32 characters of A-Z a-z 0-9 . _ -
+        id: String,
+    },
+}
+
+pub(super) async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let mut app = Application::build(settings).await?;
+    if let Some(admin) = app.take_bootstrap_admin() {
+        println!(
+            "\n================================================================\n\
+             Created the first admin account.\n  username: {}\n  password: {}\n\
+             This password is shown only once. Change it with:\n  integration-host admin passwd {}\n\
+             ================================================================\n",
+            admin.username,
+            admin.password.expose(),
+            admin.username
+        );
+    }
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+pub(super) async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    let url = settings.database_url();
+    let store = Store::connect(&url, &settings.database)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", url.redacted()))?;
+    let report = store.migrate().await?;
+    if report.applied.is_empty() {
+        println!("database is up to date ({} migrations)", report.total);
+    } else {
+        for (version, description) in &report.applied {
+            println!("applied {version} {description}");
+        }
+        println!(
+            "applied {} migration(s); the database has {} in all",
+            report.applied.len(),
+            report.total
+        );
+    }
+    store.close().await;
+    Ok(())
+}
+
+pub(super) fn check(settings: &Settings) -> anyhow::Result<()> {
+    let url = settings.database_url();
+    let missing = crate::crypto::missing_keys(settings);
+    let keys = if missing.is_empty() {
+        "from the configuration".to_owned()
+    } else if url.is_sqlite() {
+        format!(
+            "{} from {} (generated on first start if missing)",
+            missing.join(", "),
+            settings.data_dir.join("keys.toml").display()
+        )
+    } else {
+        anyhow::bail!(
+            "configuration key `{}` is not set: with PostgreSQL every server process must share \
+             the same keys; create them with `integration-host config generate-key ID`",
+            missing.join("`, `")
+        );
+    };
+    println!("configuration OK");
+    println!("  listen:   {}", settings.server.listen);
+    println!("  base URL: {}", settings.server.base_url.as_str());
+    println!("  database: {}", url.redacted());
+    println!("  data dir: {}", settings.data_dir.display());
+    println!("  keys:     {keys}");
+    Ok(())
+}

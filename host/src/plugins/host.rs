@@ -1,0 +1,248 @@
+//! The plugin host: what the rest of the server holds. It owns the current registry (swapped
+//! whole on reload, so calls in flight finish on the version they started with), the loader,
+//! the reload poller, and the host's side of each role.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use super::engine;
+use super::error::{LoadError, ProvidersFailed};
+use super::loader::Loader;
+use super::pool::{Plugin, PluginInfo};
+use super::registry::{Problem, Registry, ReloadReport};
+use super::roles::subscribe_observers;
+use crate::config::PluginSettings;
+use crate::events::Dispatcher;
+use crate::services::authorization::{Decision, PermissionResolvers, Principal, RequestFacts};
+use crate::services::integration::IntegrationForm;
+
+struct Inner {
+    loader: Loader,
+    registry: RwLock<Arc<Registry>>,
+    any_resolver: AtomicBool,
+    events: Dispatcher,
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// The plugin host; cheap to clone.
+#[derive(Clone)]
+pub struct PluginHost {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("directories", &self.inner.loader.settings.directories)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginHost {
+    /// A host for the configured plugin folders; with none, no engine is created and every
+    /// call is a no-op. Plugins are loaded by [`PluginHost::reload`].
+    pub fn new(
+        settings: &PluginSettings,
+        data_dir: &Path,
+        events: Dispatcher,
+    ) -> anyhow::Result<Self> {
+        Self::build(settings, data_dir, events, false)
+    }
+
+    /// A host with an engine even without plugin folders: for checking or measuring one
+    /// plugin folder with [`PluginHost::load_folder`].
+    pub fn standalone(settings: &PluginSettings, data_dir: &Path) -> anyhow::Result<Self> {
+        Self::build(settings, data_dir, Dispatcher::new(), true)
+    }
+
+    fn build(
+        settings: &PluginSettings,
+        data_dir: &Path,
+        events: Dispatcher,
+        force_engine: bool,
+    ) -> anyhow::Result<Self> {
+        let wasm = if settings.directories.is_empty() && !force_engine {
+            None
+        } else {
+            let engine = engine::engine(settings)?;
+            let linker = engine::linker(&engine)?;
+            Some((engine, linker))
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                loader: Loader {
+                    settings: settings.clone(),
+                    wasm,
+                    cache: engine::cache_dir(settings, data_dir),
+                    health: Mutex::default(),
+                    seq: Arc::new(AtomicU64::new(0)),
+                },
+                registry: RwLock::new(Arc::new(Registry::default())),
+                any_resolver: AtomicBool::new(false),
+                events,
+                reloading: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    fn registry(&self) -> Arc<Registry> {
+        self.inner
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether any plugin folders are configured.
+    pub fn enabled(&self) -> bool {
+        self.inner.loader.wasm.is_some()
+    }
+
+    /// The loaded plugins, by id.
+    pub fn list(&self) -> Vec<PluginInfo> {
+        let mut out: Vec<PluginInfo> = self.registry().plugins().map(|p| p.info()).collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// The folders that failed to load, as of the last load or reload.
+    pub fn problems(&self) -> Vec<Problem> {
+        self.registry().problems.clone()
+    }
+
+    /// A loaded plugin by id.
+    pub fn get(&self, id: &str) -> Option<Arc<Plugin>> {
+        self.registry().plugins().find(|p| p.id() == id).cloned()
+    }
+
+    /// Loads new and changed plugin folders, drops removed ones, and swaps the registry: calls
+    /// already running finish on the version they started with.
+    pub async fn reload(&self) -> ReloadReport {
+        if !self.enabled() {
+            return ReloadReport::default();
+        }
+        let _one_at_a_time = self.inner.reloading.lock().await;
+        let current = self.registry();
+        let (next, report) = current.reload(&self.inner.loader).await;
+        let next = Arc::new(next);
+        subscribe_observers(&self.inner.events, &current, &next);
+        self.inner
+            .any_resolver
+            .store(!next.resolvers.is_empty(), Ordering::Release);
+        *self
+            .inner
+            .registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = next;
+        for id in report.loaded.iter().chain(&report.reloaded) {
+            tracing::info!(plugin = %id, "plugin loaded");
+        }
+        for id in &report.removed {
+            tracing::info!(plugin = %id, "plugin removed");
+        }
+        for p in &report.problems {
+            tracing::error!(plugin = p.id.as_deref().unwrap_or(""), dir = %p.dir, error = %p.error, still_serving = p.still_serving, "plugin not loaded");
+        }
+        report
+    }
+
+    /// Loads one plugin folder on its own (not registered, no observer subscribed): what
+    /// `plugin check` and `plugin bench` use.
+    pub async fn load_folder(&self, dir: &Path) -> Result<Arc<Plugin>, Problem> {
+        self.inner.loader.load(dir).await.map(Arc::new).map_err(
+            |(id, error): (Option<String>, LoadError)| Problem {
+                dir: dir.display().to_string(),
+                id,
+                error: error.to_string(),
+                still_serving: false,
+            },
+        )
+    }
+
+    /// Whether any config provider is loaded.
+    pub fn has_providers(&self) -> bool {
+        self.registry().plugins().any(|p| p.provider.is_some())
+    }
+
+    /// Whether any permission resolver is loaded (the fast path skips them all otherwise).
+    pub fn has_resolvers(&self) -> bool {
+        self.inner.any_resolver.load(Ordering::Acquire)
+    }
+
+    /// Asks every permission resolver about one request: any deny wins, then any allow.
+    pub async fn decide(
+        &self,
+        principal: &Principal,
+        resources: &[String],
+        acl_allows: bool,
+        facts: RequestFacts<'_>,
+    ) -> Decision {
+        if !self.has_resolvers() {
+            return Decision::Abstain;
+        }
+        self.registry()
+            .decide(principal, resources, acl_allows, facts)
+            .await
+    }
+
+    /// The integrations every config provider declares, as definition forms by source
+    /// (`plugin:<id>`). Any provider failing makes the whole answer an error, so a sync never
+    /// deletes what a broken provider declared.
+    pub async fn provided_integrations(
+        &self,
+    ) -> Result<Vec<(String, Vec<IntegrationForm>)>, ProvidersFailed> {
+        self.registry().provided_integrations().await
+    }
+
+    /// Whether any plugin folder differs from what the registry was built from.
+    pub fn folders_changed(&self) -> bool {
+        self.registry()
+            .folders_changed(&self.inner.loader.settings.directories)
+    }
+}
+
+/// Runs the reload poller: checks the plugin folders every `plugins.reload_poll_ms` and
+/// reloads on change, then calls `after` with the report (the server re-syncs integrations
+/// when a config provider changed).
+pub fn spawn_reloader<F>(host: PluginHost, after: F) -> Option<tokio::task::JoinHandle<()>>
+where
+    F: Fn(ReloadReport) -> BoxFuture<'static, ()> + Send + Sync + 'static,
+{
+    let every = host.inner.loader.settings.reload_poll_ms;
+    if every == 0 || !host.enabled() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(every));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if !host.folders_changed() {
+                continue;
+            }
+            let report = host.reload().await;
+            after(report).await;
+        }
+    }))
+}
+
+impl PermissionResolvers for PluginHost {
+    fn active(&self) -> bool {
+        self.has_resolvers()
+    }
+
+    fn decide(
+        &self,
+        principal: &Principal,
+        resources: &[String],
+        acl_allows: bool,
+        facts: RequestFacts<'_>,
+    ) -> impl std::future::Future<Output = Decision> + Send {
+        PluginHost::decide(self, principal, resources, acl_allows, facts)
+    }
+}

@@ -1,0 +1,406 @@
+//! One loaded plugin and every call into it: a pool of warm instances per role, each call run
+//! with the plugin's memory cap, an epoch deadline and a wall-clock bound, failures counted
+//! towards a quarantine, and the answers held to the host's limits.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use wasmtime::component::InstancePre;
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+use super::error::{CallError, Trap};
+use super::manifest::{Manifest, ObserverMode, Role};
+use super::state::{self, Health, HealthReport, Identity, State};
+use super::{engine, v1};
+use crate::events::Event;
+
+/// Calls on one instance before it is replaced by a fresh one.
+const RECYCLE_AFTER: u32 = 10_000;
+/// Longest reason a plugin may give for a deny or a veto.
+pub const MAX_REASON: usize = 1024;
+/// Most integrations one provider may declare.
+pub const MAX_PROVIDED: usize = 1000;
+
+/// The world bindings of one role, as the pool needs them.
+pub(super) trait World: Sized + Send + 'static {
+    type Pre: Send + Sync + 'static;
+    fn pre(pre: InstancePre<State>) -> wasmtime::Result<Self::Pre>;
+    fn instantiate(
+        pre: &Self::Pre,
+        store: &mut Store<State>,
+    ) -> impl Future<Output = wasmtime::Result<Self>> + Send;
+}
+
+macro_rules! world {
+    ($world:ty, $pre:ty) => {
+        impl World for $world {
+            type Pre = $pre;
+            fn pre(pre: InstancePre<State>) -> wasmtime::Result<Self::Pre> {
+                <$pre>::new(pre)
+            }
+            fn instantiate(
+                pre: &Self::Pre,
+                store: &mut Store<State>,
+            ) -> impl Future<Output = wasmtime::Result<Self>> + Send {
+                pre.instantiate_async(store)
+            }
+        }
+    };
+}
+
+world!(
+    v1::observer::ObserverPlugin,
+    v1::observer::ObserverPluginPre<State>
+);
+world!(
+    v1::resolver::PermissionResolverPlugin,
+    v1::resolver::PermissionResolverPluginPre<State>
+);
+world!(
+    v1::provider::ConfigProviderPlugin,
+    v1::provider::ConfigProviderPluginPre<State>
+);
+
+pub(super) struct Warm<W> {
+    store: Store<State>,
+    world: W,
+    calls: u32,
+}
+
+pub(super) struct Pool<W: World> {
+    pre: W::Pre,
+    idle: Mutex<Vec<Warm<W>>>,
+}
+
+/// How failures add up to a quarantine.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Policy {
+    pub(super) failures: u32,
+    pub(super) window: Duration,
+    pub(super) quarantine: Duration,
+    pub(super) warm: usize,
+}
+
+/// One loaded plugin.
+pub struct Plugin {
+    pub manifest: Manifest,
+    pub dir: PathBuf,
+    pub(super) identity: Arc<Identity>,
+    pub(super) engine: Engine,
+    pub(super) policy: Policy,
+    pub(super) origin: engine::Origin,
+    pub(super) loaded_at: i64,
+    pub(super) observer: Option<Pool<v1::observer::ObserverPlugin>>,
+    pub(super) resolver: Option<Pool<v1::resolver::PermissionResolverPlugin>>,
+    pub(super) provider: Option<Pool<v1::provider::ConfigProviderPlugin>>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("id", &self.manifest.id)
+            .field("version", &self.manifest.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    pub fn id(&self) -> &str {
+        &self.manifest.id
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.identity.health
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.manifest.limits.timeout_ms)
+    }
+
+    fn new_store(&self) -> Store<State> {
+        let state = State::new(
+            self.identity.clone(),
+            (self.manifest.limits.memory_mib as usize) << 20,
+            self.manifest.capabilities.iter().any(|c| c == "clock"),
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| s.limiter());
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    fn begin(&self, store: &mut Store<State>) {
+        store.data_mut().deadline = Instant::now() + self.timeout();
+        store.set_epoch_deadline(1);
+    }
+
+    async fn lease<W: World>(&self, pool: &Pool<W>) -> Result<Warm<W>, CallError> {
+        if let Some(warm) = pool.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(warm);
+        }
+        let mut store = self.new_store();
+        self.begin(&mut store);
+        let started =
+            tokio::time::timeout(self.wall_bound(), W::instantiate(&pool.pre, &mut store)).await;
+        match started {
+            Ok(Ok(world)) => Ok(Warm {
+                store,
+                world,
+                calls: 0,
+            }),
+            Ok(Err(e)) => Err(CallError::Start(Box::new(self.explain(&store, &e)))),
+            Err(_) => Err(CallError::Start(Box::new(self.wall_timeout()))),
+        }
+    }
+
+    fn give_back<W: World>(&self, pool: &Pool<W>, mut warm: Warm<W>) {
+        warm.calls += 1;
+        if warm.calls >= RECYCLE_AFTER {
+            return;
+        }
+        let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.policy.warm {
+            idle.push(warm);
+        }
+    }
+
+    /// The bound on a whole call from the server's side, on top of the epoch deadline.
+    fn wall_bound(&self) -> Duration {
+        self.timeout() * 2 + Duration::from_millis(50)
+    }
+
+    fn wall_timeout(&self) -> CallError {
+        CallError::WallClock {
+            ms: self.wall_bound().as_millis(),
+        }
+    }
+
+    /// A trap or error of the plugin, with what it wrote to standard error.
+    fn explain(&self, store: &Store<State>, e: &wasmtime::Error) -> CallError {
+        let trap = if store.data().memory_limit_hit() {
+            Trap::MemoryLimit {
+                mib: self.manifest.limits.memory_mib,
+            }
+        } else {
+            match e.downcast_ref::<wasmtime::Trap>() {
+                Some(wasmtime::Trap::Interrupt) => Trap::Timeout {
+                    ms: self.manifest.limits.timeout_ms,
+                },
+                Some(wasmtime::Trap::StackOverflow) => Trap::StackOverflow,
+                Some(wasmtime::Trap::MemoryOutOfBounds) => Trap::OutOfBounds,
+                Some(wasmtime::Trap::UnreachableCodeReached) => Trap::Panicked,
+                Some(t) => Trap::Other(t.to_string()),
+                None => Trap::Host(format!("{e:#}")),
+            }
+        };
+        let mut stderr = store.data().stderr();
+        state::truncate(&mut stderr, 512);
+        CallError::Trapped { trap, stderr }
+    }
+
+    /// Runs one call on a warm instance; the closure makes the call.
+    async fn call<W, R, F>(&self, pool: &Pool<W>, run: F) -> Result<R, CallError>
+    where
+        W: World,
+        F: for<'a> FnOnce(&'a W, &'a mut Store<State>) -> BoxFuture<'a, wasmtime::Result<R>>,
+    {
+        if self.health().quarantined() {
+            return Err(CallError::Quarantined);
+        }
+        self.health().calls.fetch_add(1, Ordering::Relaxed);
+        let mut warm = self.lease(pool).await?;
+        self.begin(&mut warm.store);
+        let out = tokio::time::timeout(self.wall_bound(), run(&warm.world, &mut warm.store)).await;
+        match out {
+            Ok(Ok(value)) => {
+                self.give_back(pool, warm);
+                Ok(value)
+            }
+            Ok(Err(e)) => Err(self.explain(&warm.store, &e)),
+            Err(_) => Err(self.wall_timeout()),
+        }
+    }
+
+    /// Records a failed call and logs it; returns the error for the caller's policy.
+    fn failed(&self, role: Role, error: CallError) -> CallError {
+        if error == CallError::Quarantined {
+            return error;
+        }
+        tracing::warn!(plugin = %self.id(), role = role.as_str(), error = %error, "plugin call failed");
+        let p = self.policy;
+        if self.health().fail(
+            role.as_str(),
+            error.to_string(),
+            p.failures,
+            p.window,
+            p.quarantine,
+        ) {
+            tracing::error!(
+                plugin = %self.id(),
+                failures = p.failures,
+                seconds = p.quarantine.as_secs(),
+                "plugin quarantined after repeated failures; its calls are skipped until then"
+            );
+        }
+        error
+    }
+
+    /// Calls the observer export.
+    pub async fn on_event(&self, event: &Event) -> Result<v1::Outcome, CallError> {
+        let pool = self
+            .observer
+            .as_ref()
+            .ok_or(CallError::NotInRole(Role::Observer))?;
+        let ev = v1::event(event);
+        let out = self
+            .call(pool, move |w, store| {
+                Box::pin(async move {
+                    w.integration_host_plugin_observer()
+                        .call_on_event(store, &ev)
+                        .await
+                })
+            })
+            .await
+            .and_then(|r| r.map_err(|e| CallError::Guest(v1::guest_error(e))));
+        match out {
+            Ok(v1::Outcome::Veto(reason)) if reason.len() > MAX_REASON => Err(self.failed(
+                Role::Observer,
+                CallError::Oversized(format!(
+                    "answered a veto reason of {} bytes (at most {MAX_REASON})",
+                    reason.len()
+                )),
+            )),
+            Ok(o) => Ok(o),
+            Err(e) => Err(self.failed(Role::Observer, e)),
+        }
+    }
+
+    /// Calls the permission-resolver export.
+    pub async fn resolve(
+        &self,
+        request: &Arc<v1::ResolverRequest>,
+    ) -> Result<v1::Verdict, CallError> {
+        let pool = self
+            .resolver
+            .as_ref()
+            .ok_or(CallError::NotInRole(Role::PermissionResolver))?;
+        // Shared, not copied, into the call (which must own what it holds).
+        let request = Arc::clone(request);
+        let out = self
+            .call(pool, move |w, store| {
+                Box::pin(async move {
+                    w.integration_host_plugin_permission_resolver()
+                        .call_resolve(store, &request)
+                        .await
+                })
+            })
+            .await
+            .and_then(|r| r.map_err(|e| CallError::Guest(v1::guest_error(e))));
+        match out {
+            Ok(v1::Verdict::Deny(reason)) if reason.len() > MAX_REASON => Err(self.failed(
+                Role::PermissionResolver,
+                CallError::Oversized(format!(
+                    "answered a deny reason of {} bytes (at most {MAX_REASON})",
+                    reason.len()
+                )),
+            )),
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.failed(Role::PermissionResolver, e)),
+        }
+    }
+
+    /// Calls the config-provider export.
+    pub async fn integrations(&self) -> Result<Vec<v1::IntegrationDefinition>, CallError> {
+        let pool = self
+            .provider
+            .as_ref()
+            .ok_or(CallError::NotInRole(Role::ConfigProvider))?;
+        let out = self
+            .call(pool, |w, store| {
+                Box::pin(async move {
+                    w.integration_host_plugin_config_provider()
+                        .call_integrations(store)
+                        .await
+                })
+            })
+            .await
+            .and_then(|r| r.map_err(|e| CallError::Guest(v1::guest_error(e))));
+        match out {
+            Ok(list) if list.len() > MAX_PROVIDED => Err(self.failed(
+                Role::ConfigProvider,
+                CallError::Oversized(format!(
+                    "declared {} integrations (at most {MAX_PROVIDED})",
+                    list.len()
+                )),
+            )),
+            Ok(list) => Ok(list),
+            Err(e) => Err(self.failed(Role::ConfigProvider, e)),
+        }
+    }
+
+    /// What `plugin list` and the REST API show.
+    pub fn info(&self) -> PluginInfo {
+        PluginInfo {
+            id: self.manifest.id.clone(),
+            version: self.manifest.version.clone(),
+            api_version: format!("{}.{}", self.manifest.api.0, self.manifest.api.1),
+            description: self.manifest.description.clone(),
+            dir: self.dir.display().to_string(),
+            roles: self.manifest.roles.clone(),
+            sort_order: self.manifest.sort_order,
+            events: self
+                .manifest
+                .observer
+                .as_ref()
+                .map(|o| o.events.clone())
+                .unwrap_or_default(),
+            mode: self.manifest.observer.as_ref().map(|o| o.mode),
+            loaded_at: self.loaded_at,
+            compiled: self.origin,
+            health: self.health().report(),
+        }
+    }
+}
+
+/// A loaded plugin as `plugin list` and `GET /rest/V1/plugins` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginInfo {
+    pub id: String,
+    pub version: String,
+    pub api_version: String,
+    pub description: String,
+    pub dir: String,
+    pub roles: Vec<Role>,
+    pub sort_order: i32,
+    pub events: Vec<String>,
+    pub mode: Option<ObserverMode>,
+    pub loaded_at: i64,
+    pub compiled: engine::Origin,
+    pub health: HealthReport,
+}
+
+impl Plugin {
+    /// A pool for one role, with its first instance started.
+    pub(super) async fn warm_up<W: World>(&self, pre: W::Pre) -> Result<Pool<W>, CallError> {
+        let pool = Pool {
+            pre,
+            idle: Mutex::new(Vec::new()),
+        };
+        let warm = self.lease(&pool).await?;
+        pool.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(warm);
+        Ok(pool)
+    }
+}

@@ -1,0 +1,126 @@
+//! The plugins page and its reload.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::common::*;
+use crate::web::AppState;
+
+pub(super) struct PluginRow {
+    id: String,
+    version: String,
+    api_version: String,
+    description: String,
+    roles: String,
+    events: String,
+    sort_order: i32,
+    calls: u64,
+    failures: u64,
+    quarantined: Option<u64>,
+    dir: String,
+    recent_failures: Vec<FailureRow>,
+}
+
+pub(super) struct FailureRow {
+    at: String,
+    role: String,
+    error: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/plugins.html")]
+pub(super) struct PluginsPage {
+    page: Page,
+    enabled: bool,
+    plugins: Vec<PluginRow>,
+    problems: Vec<String>,
+}
+
+pub(super) async fn plugins_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let session = or_answer!(signed_in(&req, &state).await);
+    let plugins = state
+        .plugins
+        .list()
+        .into_iter()
+        .map(|p| PluginRow {
+            roles: p
+                .roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            events: p.events.join(", "),
+            calls: p.health.calls,
+            failures: p.health.failures,
+            quarantined: p.health.quarantined_for_seconds,
+            recent_failures: p
+                .health
+                .recent_failures
+                .iter()
+                .rev()
+                .take(10)
+                .map(|f| FailureRow {
+                    at: crate::clock::iso8601(f.at),
+                    role: f.role.to_owned(),
+                    error: f.error.clone(),
+                })
+                .collect(),
+            id: p.id,
+            version: p.version,
+            api_version: p.api_version,
+            description: p.description,
+            sort_order: p.sort_order,
+            dir: p.dir,
+        })
+        .collect();
+    let t = PluginsPage {
+        page: page(&req, &state, &session, "plugins"),
+        enabled: state.plugins.enabled(),
+        plugins,
+        problems: state
+            .plugins
+            .problems()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    };
+    show(&req, &state, &t)
+}
+
+pub(super) async fn plugins_reload(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    or_answer!(post(&req, &body, &state).await);
+    let report = state.plugins.reload().await;
+    if let Err(e) = crate::declarative::sync_after_reload(
+        &state.integrations,
+        &state.settings.integrations.directories,
+        &state.plugins,
+        &report,
+    )
+    .await
+    {
+        return redirect_with(
+            &state,
+            "/admin/plugins",
+            "error",
+            &format!("Plugins reloaded; integrations not synced: {e}"),
+        );
+    }
+    let changed = report.loaded.len() + report.reloaded.len() + report.removed.len();
+    redirect_with(
+        &state,
+        "/admin/plugins",
+        if report.problems.is_empty() {
+            "success"
+        } else {
+            "warning"
+        },
+        &format!(
+            "Plugins reloaded: {changed} changed, {} not loaded.",
+            report.problems.len()
+        ),
+    )
+}

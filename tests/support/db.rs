@@ -1,0 +1,163 @@
+//! The test database: an SQLite file in a temporary folder, or a database of its own on the PostgreSQL server the suite runs against; and raw SQL to look into it.
+
+use integration_host::config::DatabaseUrl;
+use sqlx::Connection as _;
+
+/// The PostgreSQL server URL to create test databases on, if the suite runs on PostgreSQL.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// A fresh database for one test, dropped with it (PostgreSQL) or with its folder (SQLite).
+#[derive(Debug)]
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    /// PostgreSQL: the server URL and the database name.
+    pub postgres: Option<(String, String)>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        match postgres_server() {
+            Some(server) => {
+                let name = format!("ih_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&server)
+                    .await
+                    .expect("connect to the test PostgreSQL server");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                conn.close().await.ok();
+                let url = database_on(&server, &name);
+                TestDb {
+                    url: DatabaseUrl::parse(&url).expect("valid URL"),
+                    postgres: Some((server, name)),
+                    dir,
+                }
+            }
+            None => TestDb {
+                url: DatabaseUrl::Sqlite(dir.path().join("data/integration-host.sqlite")),
+                postgres: None,
+                dir,
+            },
+        }
+    }
+
+    /// The URL as a string, for configuration files.
+    pub fn url_string(&self) -> String {
+        self.url.clone().into()
+    }
+
+    /// Makes the database unreachable: drops it (PostgreSQL, closing every connection) or
+    /// deletes the file (SQLite).
+    pub async fn destroy(&self) {
+        match &self.postgres {
+            Some((server, name)) => {
+                let mut conn = sqlx::PgConnection::connect(server).await.expect("connect");
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .expect("drop test database");
+            }
+            None => {
+                if let DatabaseUrl::Sqlite(path) = &self.url {
+                    std::fs::remove_file(path).expect("delete database file");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((server, name)) = self.postgres.take() {
+            // Best effort, off the test's runtime, which may be shutting down.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&server).await.ok()?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+fn database_on(server: &str, name: &str) -> String {
+    let mut url = url::Url::parse(server).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.into()
+}
+
+/// Runs a scalar `SELECT` directly on the test database, bypassing the server: for tests that
+/// must read what is really stored.
+pub async fn raw_scalar_i64(db: &TestDb, sql: &str) -> Result<i64, sqlx::Error> {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match &db.url {
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn =
+                sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+            let v: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await?;
+            conn.close().await.ok();
+            Ok(v)
+        }
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            let v: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await?;
+            conn.close().await.ok();
+            Ok(v)
+        }
+    }
+}
+
+/// Runs one statement on the test database outside the server; answers the rows affected.
+/// Whether any row's `column` of `table` holds `value`'s bytes anywhere (a search for
+/// plaintext). `value` must not contain a quote.
+pub async fn raw_contains(db: &TestDb, table: &str, column: &str, value: &str) -> bool {
+    assert!(!value.contains('\''));
+    let sql = if db.postgres.is_some() {
+        format!(
+            "SELECT COUNT(*) FROM {table} WHERE position(convert_to('{value}', 'UTF8') IN {column}) > 0"
+        )
+    } else {
+        format!(
+            "SELECT COUNT(*) FROM {table} WHERE instr(CAST({column} AS BLOB), CAST('{value}' AS BLOB)) > 0"
+        )
+    };
+    raw_scalar_i64(db, &sql).await.expect("search runs") > 0
+}
+
+pub async fn raw_execute(db: &TestDb, sql: &str) -> Result<u64, sqlx::Error> {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match &db.url {
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn =
+                sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+            let n = sqlx::query(sql).execute(&mut conn).await?.rows_affected();
+            conn.close().await.ok();
+            Ok(n)
+        }
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            let n = sqlx::query(sql).execute(&mut conn).await?.rows_affected();
+            conn.close().await.ok();
+            Ok(n)
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Plugin folders for tests, from components built from source (a missing one fails the test).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The plugin components built from `plugins/` (the samples and the test plugins of
+/// `tests/plugins/`) for `wasm32-wasip2`, built once per test run. A component that is missing
+/// after the build fails the test; it never skips it.
+pub fn plugin_component(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let plugins = workspace.join("plugins");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .current_dir(&plugins)
+            .args(["build", "--quiet", "--locked", "--release", "--target", "wasm32-wasip2"])
+            // The test binary's own build settings must not leak into the guest build.
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .expect("cargo runs to build the plugins");
+        assert!(
+            out.status.success(),
+            "building the plugins for wasm32-wasip2 failed (run `rustup target add wasm32-wasip2`):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        plugins.join("target/wasm32-wasip2/release")
+    });
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "plugin component {} is missing",
+        path.display()
+    );
+    path
+}
+
+/// A folder of plugin folders for `plugins.directories`, written by the test.
+#[derive(Debug)]
+pub struct PluginFolder {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for PluginFolder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PluginFolder {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    /// Writes `<id>/plugin.toml`: `id`, `version = "0.1.0"`, `api_version = "1.0"`, the
+    /// component (built from `component`, e.g. `misbehave`), then `rest` verbatim. Written to a
+    /// temporary file and renamed, as a deployment would.
+    pub fn write(&self, id: &str, component: &str, rest: &str) -> PathBuf {
+        self.write_raw(
+            id,
+            &format!(
+                "id = {id:?}\nversion = \"0.1.0\"\napi_version = \"1.0\"\ncomponent = {:?}\n{rest}",
+                plugin_component(component).display().to_string()
+            ),
+        )
+    }
+
+    /// Writes `<folder>/plugin.toml` with exactly `text`.
+    pub fn write_raw(&self, folder: &str, text: &str) -> PathBuf {
+        let dir = self.dir.path().join(folder);
+        std::fs::create_dir_all(&dir).expect("plugin folder");
+        let tmp = dir.join(".plugin.toml.tmp");
+        std::fs::write(&tmp, text).expect("write manifest");
+        std::fs::rename(&tmp, dir.join("plugin.toml")).expect("rename manifest");
+        dir
+    }
+
+    /// Removes a plugin folder.
+    pub fn remove(&self, folder: &str) {
+        std::fs::remove_dir_all(self.dir.path().join(folder)).expect("remove plugin folder");
+    }
+}
+
+/// A sample plugin's manifest from `plugins/<name>/plugin.toml`, with its component path made
+/// absolute so that it can be copied into a test's plugin folder.
+pub fn sample_manifest(name: &str) -> String {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let text = std::fs::read_to_string(workspace.join("plugins").join(name).join("plugin.toml"))
+        .expect("sample manifest");
+    let component = plugin_component(&name.replace('-', "_"));
+    text.lines()
+        .map(|l| {
+            if l.starts_with("component = ") {
+                format!("component = {:?}", component.display().to_string())
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

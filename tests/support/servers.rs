@@ -1,0 +1,149 @@
+//! Small HTTP servers the tests stand up: an integrator endpoint that records activation posts, and an upstream service behind the proxy.
+
+use super::*;
+
+/// A local HTTP endpoint that records the form posts it receives, as an integrator's
+/// activation endpoint would; answers with `status`. Its identity link, `GET /identity`, sends
+/// the browser on to the `success_call_back` it was given (and counts the visits).
+#[derive(Debug)]
+pub struct Recorder {
+    pub url: String,
+    /// The identity link's URL.
+    pub identity: String,
+    pub posts: Posts,
+    pub identity_visits: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Recorder {
+    pub async fn start(status: u16) -> Self {
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+        let posts: Posts = Default::default();
+        let recorded = posts.clone();
+        let identity_visits: std::sync::Arc<std::sync::atomic::AtomicU32> = Default::default();
+        let visits = identity_visits.clone();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(move || {
+            let recorded = recorded.clone();
+            let visits = visits.clone();
+            App::new()
+                .route(
+                    "/identity",
+                    web::get().to(move |req: HttpRequest| {
+                        visits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let back = form_urlencoded::parse(req.query_string().as_bytes())
+                            .find(|(k, _)| k == "success_call_back")
+                            .map(|(_, v)| v.into_owned())
+                            .unwrap_or_default();
+                        async move {
+                            HttpResponse::Found()
+                                .insert_header(("Location", back))
+                                .finish()
+                        }
+                    }),
+                )
+                .default_service(web::to(move |body: web::Bytes| {
+                    let recorded = recorded.clone();
+                    async move {
+                        let form: Vec<(String, String)> = form_urlencoded::parse(&body)
+                            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                            .collect();
+                        recorded.lock().unwrap().push(form);
+                        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                            .finish()
+                    }
+                }))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            url: format!("http://127.0.0.1:{port}/activate"),
+            identity: format!("http://127.0.0.1:{port}/identity"),
+            posts,
+            identity_visits,
+            handle,
+        }
+    }
+
+    /// The last post's value of `name`.
+    pub fn field(&self, name: &str) -> Option<String> {
+        let posts = self.posts.lock().unwrap();
+        posts
+            .last()?
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        drop(handle.stop(false));
+    }
+}
+
+/// A local upstream service that answers every request with what it received, as JSON:
+/// `method`, `path` (with the query), `headers` (lower-case names, repeated values joined with
+/// `, `) and `body` (as text).
+#[derive(Debug)]
+pub struct Upstream {
+    pub port: u16,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(|| {
+            App::new().default_service(web::to(|req: HttpRequest, body: web::Bytes| async move {
+                let mut headers = serde_json::Map::new();
+                for (name, value) in req.headers() {
+                    let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                    let entry = headers
+                        .entry(name.as_str().to_owned())
+                        .or_insert_with(|| serde_json::Value::String(String::new()));
+                    let joined = match entry.as_str() {
+                        Some("") | None => v,
+                        Some(prior) => format!("{prior}, {v}"),
+                    };
+                    *entry = serde_json::Value::String(joined);
+                }
+                HttpResponse::Ok()
+                    .insert_header(("X-Upstream", "echo"))
+                    .json(serde_json::json!({
+                        "method": req.method().as_str(),
+                        "path": req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+                        "headers": headers,
+                        "body": String::from_utf8_lossy(&body),
+                    }))
+            }))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self { port, handle }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
