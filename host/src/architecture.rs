@@ -42,6 +42,7 @@ const ROOMS: &[(&str, &[&str])] = &[
             "declarative",
             "domain",
             "webapi",
+            "telemetry",
             "acl",
             "oauth",
             "crypto",

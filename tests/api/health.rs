@@ -1,6 +1,6 @@
 //! Liveness, readiness, metrics, request ids, limits and the REST error shape.
 
-use integration_host_tests::{spawn_app, spawn_app_with};
+use integration_host_tests::{CliEnv, ServerProcess, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -160,4 +160,66 @@ async fn oversized_bodies_get_413_in_the_rest_shape() {
         body,
         json!({"message": "The request body is larger than %limit bytes.", "parameters": {"limit": "1024"}})
     );
+}
+
+/// The server's JSON log, as an operator reads it: one access line per request with its request
+/// id, method, path (never the query), route, status and latency, and the request id on every
+/// other line the request logged (here the audit line of the sign-in).
+#[tokio::test]
+async fn the_json_log_carries_the_request_id_on_every_line_of_a_request() {
+    let env = CliEnv::new().await;
+    let server = ServerProcess::start(&env.config, &[], &[("APP_LOG__FORMAT", "json")]);
+    let stdout = server.wait_stdout("password: ", std::time::Duration::from_secs(10));
+    let password = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .expect("the first admin's password is printed")
+        .to_owned();
+    let res = reqwest::Client::new()
+        .post(server.url("/rest/V1/integration/admin/token?probe=secret-query"))
+        .header("X-Request-Id", "probe-42")
+        .json(&json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let started = std::time::Instant::now();
+    let lines = loop {
+        let lines: Vec<Value> = server
+            .stderr()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["request_id"] == "probe-42")
+            .collect();
+        if lines.iter().any(|v| v["message"] == "request answered") {
+            break lines;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no access line for the request:\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let access = lines
+        .iter()
+        .find(|v| v["message"] == "request answered")
+        .unwrap();
+    assert_eq!(access["level"], "INFO");
+    assert_eq!(access["method"], "POST");
+    assert_eq!(access["path"], "/rest/V1/integration/admin/token");
+    assert_eq!(access["route"], "/rest/V1/integration/admin/token");
+    assert_eq!(access["status"], 200);
+    assert!(access["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert!(access["timestamp"].as_str().unwrap().ends_with('Z'));
+    let audit = lines
+        .iter()
+        .find(|v| v["target"] == "integration_host::audit")
+        .unwrap_or_else(|| panic!("the sign-in's audit line carries the request id: {lines:?}"));
+    assert_eq!(audit["event"], "admin_login");
+    let log = server.stderr();
+    assert!(!log.contains("secret-query"), "the query reached the log");
+    assert!(!log.contains(&password), "the password reached the log");
+    assert!(server.stop().success());
 }

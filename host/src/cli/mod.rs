@@ -115,7 +115,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         _ => {}
     }
     let settings = config::load(cli.config.as_deref(), flags)?;
-    crate::telemetry::init(&settings.log);
+    let _log = crate::telemetry::init(&settings.log);
     match cli.command {
         Command::Serve(_) => runtime()?.block_on(server::serve(settings)),
         Command::Migrate => runtime()?.block_on(server::migrate(settings)),

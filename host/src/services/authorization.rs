@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::{FieldError, ServiceError};
 use crate::acl::{Grants, ResourceTree};
+use crate::domain::UserType;
 use crate::store::Store;
 
 /// Who made a request, with what they were granted.
@@ -31,13 +32,13 @@ pub enum Principal {
 }
 
 impl Principal {
-    /// Magento's user type code: 0 guest, 1 integration, 2 admin, 3 customer.
-    pub fn user_type(&self) -> i64 {
+    /// Magento's user type of the caller; none for a guest.
+    pub fn user_type(&self) -> Option<UserType> {
         match self {
-            Principal::Guest => 0,
-            Principal::Integration { .. } => 1,
-            Principal::Admin { .. } => 2,
-            Principal::Customer { .. } => 3,
+            Principal::Guest => None,
+            Principal::Integration { .. } => Some(UserType::Integration),
+            Principal::Admin { .. } => Some(UserType::Admin),
+            Principal::Customer { .. } => Some(UserType::Customer),
         }
     }
 

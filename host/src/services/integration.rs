@@ -376,6 +376,16 @@ impl IntegrationService {
             .ok_or_else(|| not_found(id))
     }
 
+    /// An integration with what it was granted, read together.
+    pub async fn get_with_grants(&self, id: i64) -> Result<(Integration, Grants), ServiceError> {
+        let (row, rules) = self
+            .store
+            .integration_with_rules(id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        Ok((row.into(), Grants::from_rules(rules)))
+    }
+
     pub async fn find_by_name(&self, name: &str) -> Result<Option<Integration>, ServiceError> {
         Ok(self.store.integration_by_name(name).await?.map(Into::into))
     }

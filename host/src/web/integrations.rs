@@ -364,8 +364,8 @@ pub async fn get(
 ) -> Result<HttpResponse, RestError> {
     authorize(&req, &body, &state).await?;
     let id = path_id(&req)?;
-    let i = state.integrations.get(id).await?;
-    Ok(json(StatusCode::OK, &view(&state, i).await?))
+    let (i, grants) = state.integrations.get_with_grants(id).await?;
+    Ok(json(StatusCode::OK, &IntegrationView::new(i, grants)))
 }
 
 /// Replace an integration's fields and permissions. Config integrations are read-only.

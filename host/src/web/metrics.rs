@@ -3,6 +3,7 @@
 //!
 //! No global recorder: two servers in one process (as the tests run them) keep separate counts.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;
@@ -16,10 +17,16 @@ use crate::store::NonceStats;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    /// Borrowed for the standard methods: a label set is built for every request, to look up.
+    method: Cow<'static, str>,
     route: String,
     status: u16,
 }
+
+/// The standard methods as static text.
+const METHODS: [&str; 9] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+];
 
 /// Request count and latency by method, route pattern and status.
 #[derive(Debug)]
@@ -87,10 +94,13 @@ impl Metrics {
 
     /// Records one answered request. `route` is the matched pattern, never the raw path, so
     /// the number of series stays bounded.
-    pub fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    pub fn record(&self, method: &str, route: String, status: u16, seconds: f64) {
         let labels = RequestLabels {
-            method: method.to_owned(),
-            route: route.to_owned(),
+            method: match METHODS.iter().find(|m| **m == method) {
+                Some(m) => Cow::Borrowed(m),
+                None => Cow::Owned(method.to_owned()),
+            },
+            route,
             status,
         };
         self.requests.get_or_create(&labels).inc();

@@ -1,6 +1,7 @@
 //! The request observer every request passes: its id (`X-Request-Id`), one access-log line,
 //! the metrics, and the limits on the head and the declared body.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -9,7 +10,6 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage as _, ResponseError as _, web};
-use tracing::Instrument as _;
 
 use super::AppState;
 use super::error::RestError;
@@ -53,7 +53,6 @@ pub async fn observe(
     let id = request_id(&req);
     let method = req.method().clone();
     let path = req.path().to_owned();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
     req.extensions_mut().insert(RequestId(id.clone()));
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let (max_head, max_body) = state
@@ -92,9 +91,7 @@ pub async fn observe(
             let response = err.error_response();
             req.into_response(response).map_into_right_body()
         }
-        None => next
-            .call(req)
-            .instrument(span.clone())
+        None => crate::telemetry::with_request_id(Arc::from(id.as_str()), next.call(req))
             .await?
             .map_into_left_body(),
     };
@@ -108,18 +105,18 @@ pub async fn observe(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "<unmatched>".to_owned());
+    crate::telemetry::access(&crate::telemetry::Access {
+        request_id: &id,
+        method: method.as_str(),
+        path: &path,
+        status,
+        latency_ms: elapsed.as_secs_f64() * 1000.0,
+        route: &route,
+    });
     if let Some(state) = &state {
         state
             .metrics
-            .record(method.as_str(), &route, status, elapsed.as_secs_f64());
+            .record(method.as_str(), route, status, elapsed.as_secs_f64());
     }
-    let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::error!(status, latency_ms, route = %route, "request answered");
-        } else {
-            tracing::info!(status, latency_ms, route = %route, "request answered");
-        }
-    });
     Ok(res)
 }

@@ -38,22 +38,47 @@ fn handler(name: &str) -> Option<actix_web::Route> {
 }
 
 /// Registers every route of the built-in table, and the OpenAPI document, in a scope at
-/// `/rest`: first the paths without a store code, static ones (matched by plain comparison)
-/// before patterns, the most literal first as actix takes the first that matches; then the same below
-/// `/{store}`. Another method on a known path answers 405.
+/// `/rest`: first the paths without a store code, then the same below `/{store}`. Static paths
+/// come first (actix compares them as strings); patterns are grouped in scopes by their
+/// literal prefix (`/V1/integrations` for `/V1/integrations/{id}/activate`), longest prefix
+/// first and the most literal pattern first within a group, so that a request runs the regular
+/// expressions of its own group only: actix tries patterns one by one, and the five before
+/// `/V1/integrations/{id}` cost about 4 µs a request in the profile of a signed GET. Another
+/// method on a known path answers 405, an unknown path 404, whatever group it fell into.
 pub fn routes(cfg: &mut web::ServiceConfig, table: &RouteTable) {
-    let mut patterns: Vec<(String, Vec<&Route>)> = Vec::new();
+    // Patterns and the routes (one per method) each serves.
+    type Patterns<'a> = Vec<(String, Vec<&'a Route>)>;
+    let mut statics: Patterns = Vec::new();
+    // (literal prefix, the rest of its patterns), in the order they are tried.
+    let mut groups: Vec<(String, Patterns)> = Vec::new();
     let mut own: Vec<&Route> = table.own().iter().collect();
-    // Static patterns first: actix compares them as strings, and a static pattern is always
-    // more specific than a dynamic one that matches the same path.
     own.sort_by_key(|r| std::cmp::Reverse((r.is_static(), r.specificity())));
     for r in own {
         let pattern = r.actix_pattern();
-        match patterns.iter_mut().find(|(p, _)| *p == pattern) {
+        if r.is_static() {
+            match statics.iter_mut().find(|(p, _)| *p == pattern) {
+                Some((_, routes)) => routes.push(r),
+                None => statics.push((pattern, vec![r])),
+            }
+            continue;
+        }
+        let literal = &pattern[..pattern.find('{').unwrap_or(pattern.len())];
+        let cut = literal.trim_end_matches('/').len();
+        let (prefix, rest) = (pattern[..cut].to_owned(), pattern[cut..].to_owned());
+        let group = match groups.iter_mut().position(|(p, _)| *p == prefix) {
+            Some(i) => &mut groups[i].1,
+            None => {
+                groups.push((prefix, Vec::new()));
+                &mut groups.last_mut().expect("just pushed").1
+            }
+        };
+        match group.iter_mut().find(|(p, _)| *p == rest) {
             Some((_, routes)) => routes.push(r),
-            None => patterns.push((pattern, vec![r])),
+            None => group.push((rest, vec![r])),
         }
     }
+    // A longer literal prefix first: a scope takes every path below its prefix.
+    groups.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.matches('/').count()));
     let resource = |path: String, routes: &[&Route]| {
         let mut resource = web::resource(path);
         for r in routes {
@@ -70,21 +95,25 @@ pub fn routes(cfg: &mut web::ServiceConfig, table: &RouteTable) {
             RestError::method_not_allowed().error_response()
         }))
     };
+    let not_found = || web::to(|| async { RestError::not_found_route().error_response() });
     cfg.service(
         web::scope("/rest")
             .configure(|scope| {
-                scope.service(get_only("/schema", schema));
-                for (pattern, routes) in &patterns {
-                    scope.service(resource(pattern.clone(), routes));
-                }
-                scope.service(get_only("/{store}/schema", schema));
-                for (pattern, routes) in &patterns {
-                    scope.service(resource(format!("/{{store}}{pattern}"), routes));
+                for store in ["", "/{store}"] {
+                    scope.service(get_only(&format!("{store}/schema"), schema));
+                    for (pattern, routes) in &statics {
+                        scope.service(resource(format!("{store}{pattern}"), routes));
+                    }
+                    for (prefix, patterns) in &groups {
+                        let mut group = web::scope(&format!("{store}{prefix}"));
+                        for (rest, routes) in patterns {
+                            group = group.service(resource(rest.clone(), routes));
+                        }
+                        scope.service(group.default_service(not_found()));
+                    }
                 }
             })
-            .default_service(web::to(|| async {
-                RestError::not_found_route().error_response()
-            })),
+            .default_service(not_found()),
     );
 }
 
