@@ -65,7 +65,11 @@ pub fn access(a: &Access<'_>) {
         return;
     }
     match ACCESS.get() {
-        Some(writer) => writer.0.append(access_json(a, error).as_bytes()),
+        Some(writer) => LINE.with_borrow_mut(|line| {
+            line.clear();
+            write_access_json(line, a, error);
+            writer.0.append(line.as_bytes());
+        }),
         None if error => {
             tracing::error!(target: ACCESS_TARGET, request_id = %a.request_id, method = %a.method, path = %a.path, status = a.status, latency_ms = a.latency_ms, route = %a.route, "request answered")
         }
@@ -75,36 +79,73 @@ pub fn access(a: &Access<'_>) {
     }
 }
 
+thread_local! {
+    /// The second last written and its text (`2026-12-02T15:36:15`): a timestamp costs the
+    /// microseconds only, in the same second.
+    static SECOND: std::cell::RefCell<(i64, String)> = const {
+        std::cell::RefCell::new((i64::MIN, String::new()))
+    };
+    /// The line being written, kept for the next one.
+    static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Appends the current time as RFC 3339 with microseconds, in UTC.
+fn write_now(out: &mut String) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != secs {
+            *second = secs;
+            *text = chrono::DateTime::from_timestamp(secs, 0)
+                .unwrap_or_default()
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string();
+        }
+        out.push_str(text);
+    });
+    push_padded(out, now.subsec_micros(), 6, '.');
+    out.push('Z');
+}
+
+/// Appends `.` (or `sep`) and `n` zero-padded to `width` digits.
+fn push_padded(out: &mut String, n: u32, width: usize, sep: char) {
+    use std::fmt::Write as _;
+    out.push(sep);
+    let _ = write!(out, "{n:0width$}");
+}
+
 /// The access line as the JSON formatter writes events: timestamp, level, the fields, the
 /// message and the target.
-fn access_json(a: &Access<'_>, error: bool) -> String {
+fn write_access_json(line: &mut String, a: &Access<'_>, error: bool) {
     use std::fmt::Write as _;
-    let mut line = String::with_capacity(256);
     line.push_str("{\"timestamp\":\"");
-    line.push_str(
-        &chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-    );
+    write_now(line);
     line.push_str(if error {
         "\",\"level\":\"ERROR\",\"request_id\":"
     } else {
         "\",\"level\":\"INFO\",\"request_id\":"
     });
-    json_string(&mut line, a.request_id);
+    json_string(line, a.request_id);
     line.push_str(",\"method\":");
-    json_string(&mut line, a.method);
+    json_string(line, a.method);
     line.push_str(",\"path\":");
-    json_string(&mut line, a.path);
+    json_string(line, a.path);
+    // Milliseconds to the microsecond, written as integers (a float's shortest form is costly).
+    let micros = (a.latency_ms * 1000.0).round().max(0.0) as u64;
     let _ = write!(
         line,
-        ",\"status\":{},\"latency_ms\":{},\"route\":",
-        a.status, a.latency_ms
+        ",\"status\":{},\"latency_ms\":{}",
+        a.status,
+        micros / 1000
     );
-    json_string(&mut line, a.route);
+    push_padded(line, (micros % 1000) as u32, 3, '.');
+    line.push_str(",\"route\":");
+    json_string(line, a.route);
     line.push_str(",\"message\":\"request answered\",\"target\":\"");
     line.push_str(ACCESS_TARGET);
     line.push_str("\"}\n");
-    line
 }
 
 /// Appends `s` as a JSON string.
@@ -421,7 +462,8 @@ mod tests {
             latency_ms: 1.25,
             route: "/rest/V1/integrations/{id}",
         };
-        let line = super::access_json(&a, true);
+        let mut line = String::new();
+        super::write_access_json(&mut line, &a, true);
         assert!(line.ends_with('\n'));
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["level"], "ERROR");

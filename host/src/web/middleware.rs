@@ -9,14 +9,10 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage as _, ResponseError as _, web};
+use actix_web::{ResponseError as _, web};
 
 use super::AppState;
 use super::error::RestError;
-
-/// The id of the current request, as answered in `X-Request-Id`.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -30,7 +26,7 @@ fn head_size(req: &ServiceRequest) -> usize {
         + line
 }
 
-fn request_id(req: &ServiceRequest) -> String {
+fn request_id(req: &ServiceRequest) -> Arc<str> {
     req.headers()
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
@@ -40,8 +36,8 @@ fn request_id(req: &ServiceRequest) -> String {
                 && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         })
-        .map(str::to_owned)
-        .unwrap_or_else(|| crate::crypto::random_string(20))
+        .map(Arc::from)
+        .unwrap_or_else(|| crate::crypto::random_string(20).into())
 }
 
 /// Request ids, one log line per request, metrics, and the head and declared-body limits.
@@ -53,7 +49,6 @@ pub async fn observe(
     let id = request_id(&req);
     let method = req.method().clone();
     let path = req.path().to_owned();
-    req.extensions_mut().insert(RequestId(id.clone()));
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let (max_head, max_body) = state
         .as_ref()
@@ -91,7 +86,7 @@ pub async fn observe(
             let response = err.error_response();
             req.into_response(response).map_into_right_body()
         }
-        None => crate::telemetry::with_request_id(Arc::from(id.as_str()), next.call(req))
+        None => crate::telemetry::with_request_id(id.clone(), next.call(req))
             .await?
             .map_into_left_body(),
     };

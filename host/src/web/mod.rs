@@ -25,7 +25,7 @@ mod tokens;
 
 use actix_web::web;
 
-pub use middleware::{RequestId, observe};
+pub use middleware::observe;
 use respond::get_only;
 pub use state::AppState;
 
