@@ -2,7 +2,7 @@
 //! [`FieldError`] of one bad input field, and the [`OauthError`] of the OAuth protocol.
 //!
 //! These say what went wrong in the product's terms; none carries an HTTP status. The web room
-//! maps each variant to its protocol's answer (`web::rest::service_error`, `web::oauth::problem`),
+//! maps each variant to its protocol's answer (`web::error::service_error`, `web::oauth::problem`),
 //! the CLI to its message and exit status.
 
 use crate::crypto::{PasswordError, SecretBoxError};
