@@ -269,6 +269,35 @@ async fn customer_create_list_disable_enable() {
             .unwrap()
             .is_some()
     );
+
+    // The same password command as admins have.
+    let out = ok(&env.run(
+        &["customer", "passwd", "RONI@example.com"],
+        "n3w-pass-roni\n",
+    ));
+    assert!(
+        out.contains("password of customer RONI@example.com changed"),
+        "{out}"
+    );
+    assert!(
+        accounts
+            .verify(AccountKind::Customer, "roni@example.com", "roni-pass1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        accounts
+            .verify(AccountKind::Customer, "roni@example.com", "n3w-pass-roni")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let err = fails(&env.run(&["customer", "passwd", "ghost@example.com"], "passw0rd!\n"));
+    assert!(
+        err.contains("customer `ghost@example.com` does not exist"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
