@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Each room and the rooms it may import (besides itself). Keep in step with
-/// `docs/architecture.md`.
+/// Each room and the rooms it may import (besides itself), but for the two at the top (see
+/// [`TOP`]). Keep in step with `docs/architecture.md`.
 const ROOMS: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("clock", &[]),
@@ -53,51 +53,36 @@ const ROOMS: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "startup",
-        &[
-            "web",
-            "declarative",
-            "jobs",
-            "plugins",
-            "services",
-            "store",
-            "crypto",
-            "acl",
-            "events",
-            "oauth",
-            "telemetry",
-            "webapi",
-            "domain",
-            "config",
-            "clock",
-        ],
-    ),
-    (
-        "cli",
-        &[
-            "startup",
-            "declarative",
-            "jobs",
-            "plugins",
-            "services",
-            "store",
-            "crypto",
-            "acl",
-            "events",
-            "oauth",
-            "telemetry",
-            "webapi",
-            "domain",
-            "config",
-            "clock",
-        ],
-    ),
-    (
         "fuzzing",
         &["acl", "config", "declarative", "oauth", "plugins", "webapi"],
     ),
     ("architecture", &[]),
 ];
+
+/// The rooms at the top, which may import every room of [`ROOMS`] but those named: `startup`
+/// wires everything but the command line; `cli` is the operator's door to everything but HTTP.
+const TOP: &[(&str, &[&str])] = &[
+    ("startup", &["cli", "fuzzing", "architecture"]),
+    ("cli", &["web", "fuzzing", "architecture"]),
+];
+
+/// Every room and what it may import.
+fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
+    let mut out: BTreeMap<&str, Vec<&str>> = ROOMS
+        .iter()
+        .map(|(room, may)| (*room, may.to_vec()))
+        .collect();
+    for (room, not) in TOP {
+        let may = ROOMS
+            .iter()
+            .map(|(r, _)| *r)
+            .chain(TOP.iter().map(|(r, _)| *r))
+            .filter(|r| r != room && !not.contains(r))
+            .collect();
+        out.insert(room, may);
+    }
+    out
+}
 
 /// A source file: its module path (`["services", "oauth"]`) and its non-test code.
 struct Source {
@@ -403,7 +388,7 @@ fn owning_file(
 #[test]
 fn rooms_import_only_what_they_may() {
     let sources = sources();
-    let allowed: BTreeMap<&str, &[&str]> = ROOMS.iter().copied().collect();
+    let allowed = allowed();
     let mut wrong = Vec::new();
     for (file, source) in &sources {
         let room = source.module[0].as_str();

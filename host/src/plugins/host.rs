@@ -173,22 +173,6 @@ impl PluginHost {
         self.inner.any_resolver.load(Ordering::Acquire)
     }
 
-    /// Asks every permission resolver about one request: any deny wins, then any allow.
-    pub async fn decide(
-        &self,
-        principal: &Principal,
-        resources: &[String],
-        acl_allows: bool,
-        facts: RequestFacts<'_>,
-    ) -> Decision {
-        if !self.has_resolvers() {
-            return Decision::Abstain;
-        }
-        self.registry()
-            .decide(principal, resources, acl_allows, facts)
-            .await
-    }
-
     /// The integrations every config provider declares, as definition forms by source
     /// (`plugin:<id>`). Any provider failing makes the whole answer an error, so a sync never
     /// deletes what a broken provider declared.
@@ -231,6 +215,8 @@ where
     }))
 }
 
+/// The host's permission resolvers, asked by `services::authorization::permits`: any deny wins,
+/// then any allow.
 impl PermissionResolvers for PluginHost {
     fn active(&self) -> bool {
         self.has_resolvers()
@@ -243,6 +229,11 @@ impl PermissionResolvers for PluginHost {
         acl_allows: bool,
         facts: RequestFacts<'_>,
     ) -> impl std::future::Future<Output = Decision> + Send {
-        PluginHost::decide(self, principal, resources, acl_allows, facts)
+        let registry = self.registry();
+        async move {
+            registry
+                .decide(principal, resources, acl_allows, facts)
+                .await
+        }
     }
 }

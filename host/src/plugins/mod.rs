@@ -20,7 +20,7 @@
 //!
 //! Roles: observers are subscribed to the event dispatcher (sync or async, ordered by sort
 //! order then id, vetoes by their policy); permission resolvers answer in the authorization path
-//! through [`PluginHost::decide`] (any deny wins, then any allow, then the ACL); config providers
+//! through the host's `PermissionResolvers` (any deny wins, then any allow, then the ACL); config providers
 //! feed the declarative integration sync through [`PluginHost::provided_integrations`].
 //!
 //! Files: `host` (the [`PluginHost`] the server holds), `registry` (loaded folders and the

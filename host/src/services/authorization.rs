@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use super::{FieldError, ServiceError};
 use crate::acl::{Grants, ResourceTree};
-use crate::domain::UserType;
 use crate::store::Store;
 
 /// Who made a request, with what they were granted.
@@ -32,16 +31,6 @@ pub enum Principal {
 }
 
 impl Principal {
-    /// Magento's user type of the caller; none for a guest.
-    pub fn user_type(&self) -> Option<UserType> {
-        match self {
-            Principal::Guest => None,
-            Principal::Integration { .. } => Some(UserType::Integration),
-            Principal::Admin { .. } => Some(UserType::Admin),
-            Principal::Customer { .. } => Some(UserType::Customer),
-        }
-    }
-
     /// The user type's name: `guest`, `integration`, `admin`, `customer`.
     pub fn type_name(&self) -> &'static str {
         match self {
