@@ -659,6 +659,78 @@ async fn credential_changes_apply_at_once_here_and_within_the_cache_time_elsewhe
 }
 
 #[tokio::test]
+async fn a_write_by_another_process_shows_in_reads_and_credentials_at_once_on_sqlite() {
+    // A long cache time: on SQLite only the store's watch of the file can explain freshness.
+    let app = spawn_app_with(|s| s.oauth.credential_cache_seconds = 30).await;
+    let caller = admin_caller(&app).await;
+    let other = app.minted_integration("Other", &[INTEGRATIONS]).await;
+    let path = format!("/rest/V1/integrations/{}", other.integration_id);
+    let (status, body) = send_json(caller.request("GET", &path)).await;
+    assert_eq!(
+        (status, body["name"].as_str()),
+        (200, Some("Other")),
+        "{body}"
+    );
+    // Read twice, so the second answer came from whatever the server keeps.
+    assert_eq!(
+        send_json(caller.request("GET", &path)).await.1["name"],
+        "Other"
+    );
+    let bound = match app.db.url {
+        integration_host::config::DatabaseUrl::Sqlite(_) => {
+            integration_host::store::WATCH_INTERVAL * 10
+        }
+        // PostgreSQL reads integrations from the database each time; credentials are cached
+        // for the cache time (until the change notices of issue 17).
+        integration_host::config::DatabaseUrl::Postgres(_) => std::time::Duration::from_secs(1),
+    };
+    integration_host_tests::raw_execute(
+        &app.db,
+        &format!(
+            "UPDATE integration SET name = 'Renamed' WHERE id = {}",
+            other.integration_id
+        ),
+    )
+    .await
+    .unwrap();
+    let changed = std::time::Instant::now();
+    loop {
+        let (status, body) = send_json(caller.request("GET", &path)).await;
+        assert_eq!(status, 200, "{body}");
+        if body["name"] == "Renamed" {
+            break;
+        }
+        assert!(
+            changed.elapsed() < bound,
+            "still the old name after {bound:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    if matches!(app.db.url, integration_host::config::DatabaseUrl::Sqlite(_)) {
+        integration_host_tests::raw_execute(
+            &app.db,
+            &format!(
+                "UPDATE oauth_token SET revoked = TRUE WHERE consumer_id = {}",
+                caller.consumer_id
+            ),
+        )
+        .await
+        .unwrap();
+        let revoked = std::time::Instant::now();
+        loop {
+            let (status, body) = send_json(caller.request("GET", &path)).await;
+            if status == 401 {
+                assert_eq!(body["message"], "Access token has been revoked");
+                break;
+            }
+            assert!(revoked.elapsed() < bound, "still accepted after {bound:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    app.db.destroy().await;
+}
+
+#[tokio::test]
 async fn concurrent_copies_of_a_nonce_pass_once_and_fresh_neighbours_pass() {
     let app = spawn_app().await;
     let caller = admin_caller(&app).await;

@@ -1,11 +1,14 @@
-//! A small read-through cache for credentials on the signed-request path.
+//! A small read-through cache for credentials on the signed-request path (and integrations read
+//! by id).
 //!
 //! Every signed Web API request needs its consumer, its token and its integration's grants;
 //! reading them from the database each time would cost several queries per request. Entries are
 //! valid while both hold: the store's write generation has not moved since the read that filled
 //! them (any write through this process invalidates everything at once, so a revocation here
-//! takes effect on the next request), and their time to live has not run out (which bounds how
-//! long a change made by another server process can go unseen: `oauth.credential_cache_seconds`).
+//! takes effect on the next request; on SQLite, a write by another process moves it within the
+//! store's watch interval), and their time to live has not run out (which bounds how long a
+//! change made by another process can go unseen where the store cannot see those:
+//! `oauth.credential_cache_seconds`).
 //! Misses are not cached, so unknown keys cannot fill memory; the map is cleared when it grows
 //! past its capacity.
 

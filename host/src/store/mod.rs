@@ -16,6 +16,7 @@ mod nonces;
 mod reader;
 mod sessions;
 mod tokens;
+mod watch;
 
 use std::path::PathBuf;
 use std::str::FromStr as _;
@@ -35,6 +36,7 @@ pub use integrations::{
 pub use nonces::{NonceStats, NonceWriter};
 pub use sessions::SessionRow;
 pub use tokens::CLEANUP_BATCH;
+pub use watch::INTERVAL as WATCH_INTERVAL;
 
 use crate::config::{DatabaseSettings, DatabaseUrl};
 
@@ -103,6 +105,8 @@ pub struct Store {
     /// accounts made through this handle (and its clones), so that caches built from reads
     /// taken before a write can tell they are stale.
     generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// On SQLite, notices writes by other processes (see [`watch`]).
+    watch: Option<std::sync::Arc<watch::Watch>>,
 }
 
 /// What [`Store::migrate`] did.
@@ -138,10 +142,24 @@ async fn lock_file(path: &std::path::Path) -> Result<std::fs::File, StoreError> 
 }
 
 impl Store {
-    /// The write generation of this process: read it before a read whose result is cached,
-    /// and the cached value is current while the generation has not moved.
+    /// The write generation: read it before a read whose result is cached, and the cached
+    /// value is current while the generation has not moved. Writes through this process move
+    /// it at once; on SQLite, writes by other processes on the file move it within
+    /// [`WATCH_INTERVAL`] (see [`watch`]).
     pub fn generation(&self) -> u64 {
+        if let Some(w) = &self.watch
+            && w.poll()
+        {
+            self.changed();
+        }
         self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether [`Store::generation`] also moves with writes by other processes, so that a
+    /// cache keyed on it is current across processes (SQLite, through [`watch`]). On
+    /// PostgreSQL it does not yet: caches there bound what they miss by time alone.
+    pub fn sees_other_writers(&self) -> bool {
+        self.watch.is_some()
     }
 
     /// Marks that a write committed.
@@ -209,6 +227,10 @@ impl Store {
                         ino: meta.ino(),
                     }),
                     generation: Default::default(),
+                    watch: Some(std::sync::Arc::new(watch::Watch::new(
+                        path.clone(),
+                        Duration::from_millis(settings.sqlite_busy_timeout_ms),
+                    ))),
                 })
             }
             DatabaseUrl::Postgres(url) => {
@@ -223,6 +245,7 @@ impl Store {
                     sqlite_file: None,
                     reader: None,
                     generation: Default::default(),
+                    watch: None,
                 })
             }
         }
@@ -344,6 +367,9 @@ impl Store {
     pub async fn close(&self) {
         if let Some(r) = &self.reader {
             r.close();
+        }
+        if let Some(w) = &self.watch {
+            w.close();
         }
         on_pool!(self, |p| p.close().await)
     }

@@ -1,0 +1,130 @@
+//! Writes other processes make to a shared SQLite file, noticed cheaply.
+//!
+//! Caches over the store are current while [`Store::generation`](super::Store::generation) has
+//! not moved, and every write through this process moves it at once. Writes by other processes
+//! on the same file (a second server, the CLI) are noticed through SQLite's
+//! `PRAGMA data_version`, which changes on a connection whenever another connection committed.
+//! Reading it takes a read transaction (a few microseconds, mostly the file's shared-memory
+//! locks), so it is read at most once every [`INTERVAL`], by whichever thread asks for the
+//! generation first after the interval ran out: a change made elsewhere is seen within that
+//! interval. SQLite cannot tell this process's own writers (the nonce writer commits every few
+//! milliseconds under load) from the others, so under load the caches start over about once an
+//! interval: a handful of reads, where each request would otherwise take its own.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a write by another process can go unnoticed.
+pub const INTERVAL: Duration = Duration::from_millis(50);
+
+/// The `data_version` watch on one SQLite file.
+#[derive(Debug)]
+pub(super) struct Watch {
+    path: PathBuf,
+    busy: Duration,
+    origin: Instant,
+    /// When the next check is due, in nanoseconds since `origin`.
+    due: AtomicU64,
+    /// The watching connection and the last `data_version` it read; `None` until the first
+    /// check, after a failed one, and once closed (then `closed` is set).
+    conn: Mutex<Option<(rusqlite::Connection, i64)>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Watch {
+    pub(super) fn new(path: PathBuf, busy: Duration) -> Self {
+        Self {
+            path,
+            busy,
+            origin: Instant::now(),
+            due: AtomicU64::new(0),
+            conn: Mutex::new(None),
+            closed: Default::default(),
+        }
+    }
+
+    /// Whether another connection may have committed since the last check. Checks when one is
+    /// due (one thread checks; the others go on without waiting for it); a check that fails
+    /// answers `true`, since it cannot tell.
+    pub(super) fn poll(&self) -> bool {
+        let now = self.origin.elapsed().as_nanos() as u64;
+        let due = self.due.load(Ordering::Acquire);
+        if now < due || self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let next = now + INTERVAL.as_nanos() as u64;
+        if self
+            .due
+            .compare_exchange(due, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        match self.check(&mut slot) {
+            Ok(changed) => changed,
+            Err(_) => {
+                *slot = None;
+                true
+            }
+        }
+    }
+
+    fn check(&self, slot: &mut Option<(rusqlite::Connection, i64)>) -> rusqlite::Result<bool> {
+        if let Some((conn, seen)) = slot.as_mut() {
+            let now: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+            let changed = now != *seen;
+            *seen = now;
+            return Ok(changed);
+        }
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(self.busy)?;
+        let seen: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        *slot = Some((conn, seen));
+        // Nothing cached can predate this connection's first value by more than the time since
+        // the last check, but the first check of all (or the one after a failure) cannot say
+        // what happened before it.
+        Ok(true)
+    }
+
+    /// Closes the connection; later polls answer `false`.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.conn.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_by_another_connection_is_seen_within_the_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.sqlite");
+        let writer = rusqlite::Connection::open(&path).unwrap();
+        writer
+            .execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x);")
+            .unwrap();
+        let watch = Watch::new(path, Duration::from_secs(1));
+        assert!(watch.poll(), "the first check cannot tell what came before");
+        assert!(!watch.poll(), "not due yet");
+        std::thread::sleep(INTERVAL);
+        assert!(!watch.poll(), "nothing committed");
+        writer.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        assert!(!watch.poll(), "not due yet");
+        std::thread::sleep(INTERVAL);
+        assert!(watch.poll(), "the commit is seen");
+        std::thread::sleep(INTERVAL);
+        assert!(!watch.poll(), "and only once");
+        watch.close();
+        std::thread::sleep(INTERVAL);
+        writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        assert!(!watch.poll(), "closed");
+    }
+}
