@@ -74,7 +74,10 @@ pub fn plugin_manifest(data: &[u8]) {
             .grants
             .insert("granted".into(), vec!["clock".into()]);
         if let Ok(m) = crate::plugins::manifest::parse(Path::new("fuzz"), text, &settings) {
-            assert!(!m.roles.is_empty());
+            assert!(
+                m.roles.windows(2).all(|w| w[0] < w[1]),
+                "roles sorted, each once"
+            );
             assert!(m.limits.memory_mib <= settings.max_memory_mib);
             assert!(serde_json::from_str::<serde_json::Value>(&m.config_json).is_ok());
         }

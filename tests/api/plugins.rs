@@ -11,8 +11,8 @@ use integration_host::config::Settings;
 use integration_host::domain::AccountKind;
 use integration_host::events::{Event, IntegrationRef};
 use integration_host_tests::{
-    PluginFolder, TestApp, TestDb, plugin_component, run_binary, sample_manifest, send_json, show,
-    spawn_app_with, test_settings,
+    Api, PluginFolder, TestApp, TestDb, plugin_component, run_binary, sample_manifest,
+    sample_manifest_at, send_json, show, spawn_app_with, test_settings,
 };
 use serde_json::{Value, json};
 
@@ -94,8 +94,17 @@ async fn eventually<F: AsyncFn() -> bool>(limit: Duration, what: &str, check: F)
 
 #[tokio::test]
 async fn the_login_observer_sees_each_customer_login_and_vetoes_blocked_domains() {
+    login_observer(Api::V1_1).await
+}
+
+#[tokio::test]
+async fn the_login_observer_as_released_with_api_1_0_works_the_same() {
+    login_observer(Api::V1_0).await
+}
+
+async fn login_observer(api: Api) {
     let folder = PluginFolder::new();
-    folder.write_raw("login-audit", &sample_manifest("login-audit"));
+    folder.write_raw("login-audit", &sample_manifest_at("login-audit", api));
     let app = spawn_app_with(with_plugins(&folder)).await;
     let admin = admin_token(&app).await;
     let id = app
@@ -148,8 +157,64 @@ async fn the_login_observer_sees_each_customer_login_and_vetoes_blocked_domains(
 }
 
 #[tokio::test]
-async fn the_access_policy_denies_and_allows_integrations_as_configured() {
+async fn plugins_of_api_1_0_and_1_1_load_side_by_side_and_both_observe() {
     let folder = PluginFolder::new();
+    folder.write_raw("login-audit", &sample_manifest_at("login-audit", Api::V1_1));
+    folder.write_raw(
+        "login-audit-old",
+        &sample_manifest_at("login-audit", Api::V1_0)
+            .replace("id = \"login-audit\"", "id = \"login-audit-old\""),
+    );
+    let app = spawn_app_with(with_plugins(&folder)).await;
+    let admin = admin_token(&app).await;
+    app.account(AccountKind::Customer, "jo@shop.example", "secret456")
+        .await;
+    let (status, body) = app
+        .post_json(
+            CUSTOMER_TOKEN,
+            &json!({"username": "jo@shop.example", "password": "secret456"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let view = plugins_view(&app, &admin).await;
+    for (id, api) in [("login-audit", "1.1"), ("login-audit-old", "1.0")] {
+        assert_eq!(plugin(&view, id)["api_version"], api, "{view:#}");
+        assert!(
+            logs(&view, id)
+                .iter()
+                .any(|r| r["message"] == "customer signed in"
+                    && field(r, "email") == Some("jo@shop.example")),
+            "{id}: {view:#}"
+        );
+    }
+    // A 1.0 manifest names its version; one that disagrees with the component names both.
+    folder.write_raw(
+        "login-audit-old",
+        &sample_manifest_at("login-audit", Api::V1_0)
+            .replace("id = \"login-audit\"", "id = \"login-audit-old\"")
+            .replace("api_version = \"1.0\"", "api_version = \"1.1\""),
+    );
+    let (_, body) = send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
+    let failed = body["reload"]["problems"].to_string();
+    assert!(
+        failed.contains("the manifest says 1.1 but the component was built against API 1.0"),
+        "{body:#}"
+    );
+}
+
+#[tokio::test]
+async fn the_access_policy_denies_and_allows_integrations_as_configured() {
+    access_policy(Api::V1_1).await
+}
+
+#[tokio::test]
+async fn the_access_policy_as_released_with_api_1_0_works_the_same() {
+    access_policy(Api::V1_0).await
+}
+
+async fn access_policy(api: Api) {
+    let folder = PluginFolder::new();
+    let component = api.component("access_policy");
     let manifest = |rule: &str| {
         format!(
             "roles = [\"permission-resolver\"]\n[permission_resolver]\non_error = \"deny\"\n[config.integrations.\"Shop A\"]\n{rule}\n"
@@ -157,7 +222,7 @@ async fn the_access_policy_denies_and_allows_integrations_as_configured() {
     };
     folder.write(
         "access-policy",
-        "access_policy",
+        &component,
         &manifest("addresses = [\"10.9.0.0/16\"]"),
     );
     let app = spawn_app_with(with_plugins(&folder)).await;
@@ -202,7 +267,7 @@ async fn the_access_policy_denies_and_allows_integrations_as_configured() {
     // The loopback block allows it; the resolver abstains and the ACL decides.
     folder.write(
         "access-policy",
-        "access_policy",
+        &component,
         &manifest("addresses = [\"127.0.0.0/8\"]"),
     );
     let (status, body) = send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
@@ -233,7 +298,7 @@ async fn the_access_policy_denies_and_allows_integrations_as_configured() {
     let (from, to) = ((hour + 1) % 24, (hour + 2) % 24);
     folder.write(
         "access-policy",
-        "access_policy",
+        &component,
         &manifest(&format!("hours_utc = [{from}, {to}]")),
     );
     send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
@@ -247,8 +312,20 @@ async fn the_access_policy_denies_and_allows_integrations_as_configured() {
 
 #[tokio::test]
 async fn a_provided_integration_appears_changes_and_goes_with_its_provider() {
+    provided_integrations(Api::V1_1).await
+}
+
+#[tokio::test]
+async fn the_config_provider_as_released_with_api_1_0_works_the_same() {
+    provided_integrations(Api::V1_0).await
+}
+
+async fn provided_integrations(api: Api) {
     let folder = PluginFolder::new();
-    folder.write_raw("partner-catalog", &sample_manifest("partner-catalog"));
+    folder.write_raw(
+        "partner-catalog",
+        &sample_manifest_at("partner-catalog", api),
+    );
     let app = spawn_app_with(with_plugins(&folder)).await;
     let admin = admin_token(&app).await;
     let found = app
@@ -275,7 +352,8 @@ async fn a_provided_integration_appears_changes_and_goes_with_its_provider() {
     assert_eq!(status, 400);
 
     // A new tier changes it (reset); the poller reloads by itself.
-    let text = sample_manifest("partner-catalog").replace("tier = \"catalog\"", "tier = \"full\"");
+    let text =
+        sample_manifest_at("partner-catalog", api).replace("tier = \"catalog\"", "tier = \"full\"");
     folder.write_raw("partner-catalog", &text);
     eventually(
         Duration::from_secs(10),
@@ -506,21 +584,21 @@ async fn broken_plugin_folders_are_reported_and_the_server_starts_without_them()
     assert_eq!(p["id"], "wrong-exports");
     assert!(
         p["error"].as_str().unwrap().contains(
-            "the manifest lists the role observer but the component does not export `integration-host:plugin/observer@1.0.0` (it exports: integration-host:plugin/permission-resolver@1.0.0)"
+            "key `roles`: the manifest lists observer but the component plays permission-resolver (it exports `integration-host:plugin/permission-resolver@1.1.0`)"
         ),
         "{p}"
     );
     let p = find("old-api");
     assert!(
         p["error"].as_str().unwrap().contains(
-            "built against another API version: it exports `integration-host:plugin/observer@0.9.0`"
+            "the component was built against API version 0.9, which this server does not support (supported: 1.0, 1.1): it exports `integration-host:plugin/observer@0.9.0`"
         ),
         "{p}"
     );
     let p = find("future-api");
     assert!(
         p["error"].as_str().unwrap().contains(
-            "key `api_version`: API version 2.0 is not supported by this server (supported: 1.0)"
+            "key `api_version`: API version 2.0 is not supported by this server (supported: 1.0, 1.1)"
         ),
         "{p}"
     );
@@ -700,7 +778,7 @@ async fn replacing_a_plugin_while_requests_run_fails_none() {
     folder.write_raw(
         "policy",
         &format!(
-            "id = \"policy\"\nversion = \"0.2.0\"\napi_version = \"1.0\"\ncomponent = {:?}\nroles = [\"permission-resolver\"]\n",
+            "id = \"policy\"\nversion = \"0.2.0\"\napi_version = \"1.1\"\ncomponent = {:?}\nroles = [\"permission-resolver\"]\n",
             plugin_component("access_policy").display().to_string()
         ),
     );
@@ -753,7 +831,7 @@ async fn plugin_check_and_list_from_the_command_line() {
     assert!(out.status.success(), "{}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("login-audit 0.1.0 (API 1.0) roles: observer"),
+        stdout.contains("login-audit 0.1.0 (API 1.1) roles: observer"),
         "{stdout}"
     );
     assert!(

@@ -60,14 +60,13 @@ impl PluginFolder {
         self.dir.path().to_owned()
     }
 
-    /// Writes `<id>/plugin.toml`: `id`, `version = "0.1.0"`, `api_version = "1.0"`, the
-    /// component (built from `component`, e.g. `misbehave`), then `rest` verbatim. Written to a
+    /// Writes `<id>/plugin.toml`: `id`, `version = "0.1.0"`, the component (built from `component`, e.g. `misbehave`), then `rest` verbatim. Written to a
     /// temporary file and renamed, as a deployment would.
     pub fn write(&self, id: &str, component: &str, rest: &str) -> PathBuf {
         self.write_raw(
             id,
             &format!(
-                "id = {id:?}\nversion = \"0.1.0\"\napi_version = \"1.0\"\ncomponent = {:?}\n{rest}",
+                "id = {id:?}\nversion = \"0.1.0\"\ncomponent = {:?}\n{rest}",
                 plugin_component(component).display().to_string()
             ),
         )
@@ -92,10 +91,45 @@ impl PluginFolder {
 /// A sample plugin's manifest from `plugins/<name>/plugin.toml`, with its component path made
 /// absolute so that it can be copied into a test's plugin folder.
 pub fn sample_manifest(name: &str) -> String {
+    sample_manifest_at(name, Api::V1_1)
+}
+
+/// Which build of a sample plugin: the one in `plugins/` (API 1.1), or the one released with
+/// API 1.0, built from its 1.0 source against the frozen 1.0 WIT (`tests/plugins/v1.0/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    V1_0,
+    V1_1,
+}
+
+impl Api {
+    /// The component name of a sample (`access_policy`) in this build.
+    pub fn component(self, name: &str) -> String {
+        match self {
+            Api::V1_0 => format!("{name}_v1_0"),
+            Api::V1_1 => name.to_owned(),
+        }
+    }
+
+    /// As `plugin list` shows it.
+    pub fn text(self) -> &'static str {
+        match self {
+            Api::V1_0 => "1.0",
+            Api::V1_1 => "1.1",
+        }
+    }
+}
+
+/// A sample's manifest in the given build, its component path made absolute.
+pub fn sample_manifest_at(name: &str, api: Api) -> String {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let text = std::fs::read_to_string(workspace.join("plugins").join(name).join("plugin.toml"))
-        .expect("sample manifest");
-    let component = plugin_component(&name.replace('-', "_"));
+    let folder = match api {
+        Api::V1_0 => workspace.join("tests/plugins/v1.0"),
+        Api::V1_1 => workspace.join("plugins"),
+    };
+    let text =
+        std::fs::read_to_string(folder.join(name).join("plugin.toml")).expect("sample manifest");
+    let component = plugin_component(&api.component(&name.replace('-', "_")));
     text.lines()
         .map(|l| {
             if l.starts_with("component = ") {

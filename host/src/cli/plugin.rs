@@ -30,7 +30,7 @@ pub enum PluginCommand {
 }
 
 pub(super) async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Result<()> {
-    use crate::plugins::{PluginHost, PluginInfo, v1};
+    use crate::plugins::{PluginHost, PluginInfo, v1_1};
     fn show(p: &PluginInfo) {
         let roles: Vec<&str> = p.roles.iter().map(|r| r.as_str()).collect();
         println!(
@@ -102,8 +102,8 @@ pub(super) async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Re
                 .load_folder(&path)
                 .await
                 .map_err(|p| anyhow::anyhow!("{p}"))?;
-            let request = std::sync::Arc::new(v1::ResolverRequest {
-                principal: v1::wit::Principal::Admin(v1::wit::Account {
+            let request = std::sync::Arc::new(v1_1::ResolverRequest {
+                principal: v1_1::wit::Principal::Admin(v1_1::wit::Account {
                     id: 1,
                     name: "admin".into(),
                 }),

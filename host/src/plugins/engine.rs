@@ -65,7 +65,10 @@ pub fn engine(settings: &PluginSettings) -> anyhow::Result<Engine> {
 pub fn linker(engine: &Engine) -> anyhow::Result<Linker<State>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
-    super::v1::base::PluginBase::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+    // The host interface of every supported API version, each by its exact name.
+    super::v1_0::base::PluginBase::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    super::v1_1::base::PluginBase::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(linker)
 }

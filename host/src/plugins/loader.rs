@@ -1,6 +1,7 @@
 //! Loading one plugin folder: its manifest read and checked, its component compiled (or read
-//! from the cache), its exports matched against the manifest's roles and API version, and a
-//! first instance of each role started.
+//! from the cache), its API version and roles read from its exports (and matched against the
+//! manifest's, when it states them), and a first instance of each role started with the
+//! bindings of that version.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,13 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::Engine;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{InstancePre, Linker};
 
-use super::error::LoadError;
-use super::manifest::{self, Manifest, Role};
-use super::pool::{Plugin, Policy, World};
+use super::error::{CallError, LoadError};
+use super::manifest::{self, Exported, Role};
+use super::pool::{Plugin, Policy, Versioned, World};
 use super::state::{Health, Identity, State};
-use super::{engine, v1};
+use super::{engine, v1_0};
 use crate::config::PluginSettings;
 
 /// What loading needs, shared by every load of one host.
@@ -46,7 +47,7 @@ impl Loader {
                 LoadError::Manifest(format!("cannot read {}: {e}", manifest::FILE)),
             )
         })?;
-        let manifest = manifest::parse(dir, &text, &self.settings)
+        let mut manifest = manifest::parse(dir, &text, &self.settings)
             .map_err(|e| (None, LoadError::Manifest(e.to_string())))?;
         let id = manifest.id.clone();
         let fail = |e: LoadError| (Some(id.clone()), e);
@@ -62,7 +63,16 @@ impl Loader {
                 .await
                 .map_err(|e| fail(LoadError::Invalid(format!("compiling panicked: {e}"))))?
                 .map_err(|e| fail(LoadError::Invalid(format!("{e:#}"))))?;
-        check_exports(engine, &component, &manifest).map_err(fail)?;
+        let names: Vec<String> = component
+            .component_type()
+            .exports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let exported = Exported::read(names.iter().map(String::as_str))
+            .map_err(|e| fail(LoadError::Exports(e)))?;
+        manifest
+            .settle(&exported)
+            .map_err(|e| fail(LoadError::Manifest(e.to_string())))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| fail(LoadError::Imports(format!("{e:#}"))))?;
@@ -95,66 +105,53 @@ impl Loader {
             provider: None,
             manifest,
         };
-        let role_err = |role: Role, e: wasmtime::Error| {
-            fail(LoadError::World {
-                role,
-                reason: format!("{e:#}"),
-            })
-        };
-        let started = |e| fail(LoadError::Start(e));
-        if plugin.manifest.has(Role::Observer) {
-            let pre = <v1::observer::ObserverPlugin as World>::pre(pre.clone())
-                .map_err(|e| role_err(Role::Observer, e))?;
-            plugin.observer = Some(plugin.warm_up(pre).await.map_err(started)?);
-        }
-        if plugin.manifest.has(Role::PermissionResolver) {
-            let pre = <v1::resolver::PermissionResolverPlugin as World>::pre(pre.clone())
-                .map_err(|e| role_err(Role::PermissionResolver, e))?;
-            plugin.resolver = Some(plugin.warm_up(pre).await.map_err(started)?);
-        }
-        if plugin.manifest.has(Role::ConfigProvider) {
-            let pre = <v1::provider::ConfigProviderPlugin as World>::pre(pre)
-                .map_err(|e| role_err(Role::ConfigProvider, e))?;
-            plugin.provider = Some(plugin.warm_up(pre).await.map_err(started)?);
+        for role in plugin.manifest.roles.clone() {
+            let api = exported.api;
+            let pre = pre.clone();
+            let started = match role {
+                Role::Observer => start(&plugin, api, pre)
+                    .await
+                    .map(|p| plugin.observer = Some(p)),
+                Role::PermissionResolver => start(&plugin, api, pre)
+                    .await
+                    .map(|p| plugin.resolver = Some(p)),
+                Role::ConfigProvider => start(&plugin, api, pre)
+                    .await
+                    .map(|p| plugin.provider = Some(p)),
+            };
+            started.map_err(|e| {
+                fail(match e {
+                    Started::World(e) => LoadError::World {
+                        role,
+                        reason: format!("{e:#}"),
+                    },
+                    Started::Call(e) => LoadError::Start(e),
+                })
+            })?;
         }
         Ok(plugin)
     }
 }
 
-/// Checks that the component exports the interface of every role the manifest lists, at the
-/// manifest's API version.
-fn check_exports(engine: &Engine, component: &Component, m: &Manifest) -> Result<(), LoadError> {
-    let exports: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(name, _)| name.to_owned())
-        .collect();
-    for role in &m.roles {
-        let want = format!(
-            "{}/{}@{}",
-            manifest::PACKAGE,
-            role.interface(),
-            m.api_semver()
-        );
-        if exports.contains(&want) {
-            continue;
-        }
-        let prefix = format!("{}/{}@", manifest::PACKAGE, role.interface());
-        if let Some(other) = exports.iter().find(|e| e.starts_with(&prefix)) {
-            return Err(LoadError::Exports(format!(
-                "the component was built against another API version: it exports `{other}`, but its manifest says api_version {}.{} (`{want}`)",
-                m.api.0, m.api.1
-            )));
-        }
-        return Err(LoadError::Exports(format!(
-            "the manifest lists the role {} but the component does not export `{want}` (it exports: {})",
-            role.as_str(),
-            if exports.is_empty() {
-                "nothing".to_owned()
-            } else {
-                exports.join(", ")
-            }
-        )));
-    }
-    Ok(())
+/// Why a role's pool did not start.
+enum Started {
+    /// The component does not fit the role's world.
+    World(wasmtime::Error),
+    /// Its first instance failed.
+    Call(CallError),
+}
+
+/// A role's pool with its first instance, with the bindings of the component's API version.
+async fn start<Old: World, New: World>(
+    plugin: &Plugin,
+    api: (u32, u32),
+    pre: InstancePre<State>,
+) -> Result<Versioned<Old, New>, Started> {
+    Ok(if api == v1_0::VERSION {
+        let pre = Old::pre(pre).map_err(Started::World)?;
+        Versioned::V1_0(plugin.warm_up(pre).await.map_err(Started::Call)?)
+    } else {
+        let pre = New::pre(pre).map_err(Started::World)?;
+        Versioned::V1_1(plugin.warm_up(pre).await.map_err(Started::Call)?)
+    })
 }

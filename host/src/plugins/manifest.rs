@@ -1,9 +1,10 @@
 //! The plugin manifest (`plugin.toml`): what a plugin says about itself, parsed and checked.
 //!
-//! This module owns the manifest format and every rule that can be checked without the
-//! component: the id's shape, the API version this host supports, the roles and their
-//! settings, limits within the operator's bounds, and capabilities the operator granted. Checks
-//! against the component's exports live with the engine.
+//! This module owns the manifest format and its rules: the id's shape, the API version this host
+//! supports, the roles and their settings, limits within the operator's bounds, and capabilities
+//! the operator granted. The API version and the roles are the component's (read from its
+//! exports by the loader, [`Exported`]); a manifest may state them too, and then they must agree
+//! ([`Manifest::settle`]).
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +16,9 @@ use crate::events::Event;
 /// The manifest's file name inside a plugin folder.
 pub const FILE: &str = "plugin.toml";
 
-/// API versions this host has bindings for, as `(major, minor)`.
-pub const SUPPORTED_API: &[(u32, u32)] = &[(1, 0)];
+/// API versions this host has bindings for, as `(major, minor)`: one module each
+/// (`v1_0`, `v1_1`, whose `VERSION` a test matches against this list).
+pub const SUPPORTED_API: &[(u32, u32)] = &[(1, 0), (1, 1)];
 
 /// The WIT package the API versions belong to.
 pub const PACKAGE: &str = "integration-host:plugin";
@@ -42,6 +44,18 @@ impl Role {
 
     pub fn as_str(self) -> &'static str {
         self.interface()
+    }
+
+    /// Every role, in the order the loader starts them.
+    pub const ALL: [Role; 3] = [
+        Role::Observer,
+        Role::PermissionResolver,
+        Role::ConfigProvider,
+    ];
+
+    /// The role whose interface is `name` (as exports and manifests write it).
+    pub fn from_interface(name: &str) -> Option<Role> {
+        Self::ALL.into_iter().find(|r| r.interface() == name)
     }
 }
 
@@ -125,11 +139,13 @@ pub const CAPABILITIES: &[&str] = &["clock"];
 struct Raw {
     id: String,
     version: String,
-    api_version: String,
+    #[serde(default)]
+    api_version: Option<String>,
     #[serde(default)]
     description: String,
     component: PathBuf,
-    roles: Vec<Role>,
+    #[serde(default)]
+    roles: Option<Vec<Role>>,
     #[serde(default = "default_sort_order")]
     sort_order: i32,
     #[serde(default)]
@@ -153,11 +169,13 @@ fn default_sort_order() -> i32 {
 pub struct Manifest {
     pub id: String,
     pub version: String,
-    /// `(major, minor)`.
-    pub api: (u32, u32),
+    /// The API version as `(major, minor)`: the manifest's until [`Manifest::settle`], then the
+    /// component's.
+    pub api: Option<(u32, u32)>,
     pub description: String,
     /// The component file, resolved against the plugin folder (an absolute path stays).
     pub component: PathBuf,
+    /// Sorted. The manifest's (maybe none) until [`Manifest::settle`], then the component's.
     pub roles: Vec<Role>,
     /// Lower runs first; ties by id.
     pub sort_order: i32,
@@ -167,6 +185,8 @@ pub struct Manifest {
     pub capabilities: Vec<String>,
     /// The `[config]` table as a JSON object, handed to the plugin by the host's `config()`.
     pub config_json: String,
+    /// The plugin folder.
+    pub dir: PathBuf,
 }
 
 impl Manifest {
@@ -174,10 +194,157 @@ impl Manifest {
         self.roles.contains(&role)
     }
 
-    /// The API version as written in exports, e.g. `1.0.0`.
-    pub fn api_semver(&self) -> String {
-        format!("{}.{}.0", self.api.0, self.api.1)
+    /// The API version as `1.0`, once settled.
+    pub fn api_text(&self) -> String {
+        self.api
+            .map(|(a, b)| format!("{a}.{b}"))
+            .unwrap_or_else(|| "?".into())
     }
+
+    /// Takes the API version and the roles from the component's exports. A manifest that
+    /// states the version must agree; one that lists roles may only list roles the component
+    /// exports (the errors name both), and then plays only those (a component of several roles
+    /// used for one). The roles' tables are checked against the roles it plays.
+    pub fn settle(&mut self, exported: &Exported) -> Result<(), ManifestError> {
+        let err = |key: &str, message: String| ManifestError {
+            path: self.dir_file(),
+            key: key.to_owned(),
+            message,
+        };
+        if let Some(api) = self.api
+            && api != exported.api
+        {
+            return Err(err(
+                "api_version",
+                format!(
+                    "the manifest says {}.{} but the component was built against API {}.{} (it exports {})",
+                    api.0,
+                    api.1,
+                    exported.api.0,
+                    exported.api.1,
+                    exported.names()
+                ),
+            ));
+        }
+        if self.roles.iter().any(|r| !exported.roles.contains(r)) {
+            return Err(err(
+                "roles",
+                format!(
+                    "the manifest lists {} but the component plays {} (it exports {})",
+                    role_list(&self.roles),
+                    role_list(&exported.roles),
+                    exported.names()
+                ),
+            ));
+        }
+        // Listed roles choose among those the component can play; none listed, it plays all.
+        let roles = if self.roles.is_empty() {
+            exported.roles.clone()
+        } else {
+            self.roles.clone()
+        };
+        check_sections(&roles, &self.observer, self.resolver.is_some())
+            .map_err(|(k, m)| err(&k, m))?;
+        self.api = Some(exported.api);
+        self.roles = roles;
+        Ok(())
+    }
+
+    fn dir_file(&self) -> String {
+        self.dir.join(FILE).display().to_string()
+    }
+}
+
+fn role_list(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a component's exports say about it: the API version it was built against and the roles
+/// it plays (sorted), with the exports they were read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exported {
+    pub api: (u32, u32),
+    pub roles: Vec<Role>,
+    /// The exports of the plugin API, as written (`integration-host:plugin/observer@1.0.0`).
+    pub exports: Vec<String>,
+}
+
+impl Exported {
+    fn names(&self) -> String {
+        self.exports
+            .iter()
+            .map(|e| format!("`{e}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Reads the API version and roles from a component's export names. Every export of the
+    /// plugin API must name one supported version and a role of it; other exports are ignored.
+    pub fn read<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Exported, String> {
+        let all: Vec<&str> = names.into_iter().collect();
+        let prefix = format!("{PACKAGE}/");
+        let mut api = None;
+        let mut roles = Vec::new();
+        let mut exports = Vec::new();
+        for name in all.iter().filter(|n| n.starts_with(&prefix)) {
+            let (interface, version) = name[prefix.len()..]
+                .split_once('@')
+                .ok_or_else(|| format!("the component exports `{name}` without an API version"))?;
+            let version = parse_api(version)
+                .ok_or_else(|| format!("the component exports `{name}`: not an API version"))?;
+            if !SUPPORTED_API.contains(&version) {
+                return Err(format!(
+                    "the component was built against API version {}.{}, which this server does not support (supported: {}): it exports `{name}`",
+                    version.0,
+                    version.1,
+                    supported()
+                ));
+            }
+            match api {
+                Some(v) if v != version => {
+                    return Err(format!(
+                        "the component exports interfaces of two API versions: `{}` and `{name}`",
+                        exports.first().map(String::as_str).unwrap_or_default()
+                    ));
+                }
+                _ => api = Some(version),
+            }
+            let role = Role::from_interface(interface).ok_or_else(|| {
+                format!("the component exports `{name}`, which is not a role this server plays")
+            })?;
+            roles.push(role);
+            exports.push((*name).to_owned());
+        }
+        let Some(api) = api else {
+            return Err(format!(
+                "the component exports no role of the plugin API {PACKAGE} (it exports: {})",
+                if all.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    all.join(", ")
+                }
+            ));
+        };
+        roles.sort();
+        roles.dedup();
+        Ok(Exported {
+            api,
+            roles,
+            exports,
+        })
+    }
+}
+
+fn supported() -> String {
+    SUPPORTED_API
+        .iter()
+        .map(|(a, b)| format!("{a}.{b}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A manifest that cannot be used: the key and why.
@@ -218,81 +385,53 @@ pub fn parse(dir: &Path, text: &str, settings: &PluginSettings) -> Result<Manife
     if raw.version.trim().is_empty() {
         return Err(err("version", "must not be empty".into()));
     }
-    let api = parse_api(&raw.api_version).ok_or_else(|| {
-        err(
-            "api_version",
-            format!("`{}` is not a version like \"1.0\"", raw.api_version),
-        )
-    })?;
-    if !SUPPORTED_API.contains(&api) {
-        let supported: Vec<String> = SUPPORTED_API
-            .iter()
-            .map(|(a, b)| format!("{a}.{b}"))
-            .collect();
-        return Err(err(
-            "api_version",
-            format!(
-                "API version {}.{} is not supported by this server (supported: {})",
-                api.0,
-                api.1,
-                supported.join(", ")
-            ),
-        ));
-    }
+    let api = match &raw.api_version {
+        None => None,
+        Some(text) => {
+            let api = parse_api(text).ok_or_else(|| {
+                err(
+                    "api_version",
+                    format!("`{text}` is not a version like \"1.1\""),
+                )
+            })?;
+            if !SUPPORTED_API.contains(&api) {
+                return Err(err(
+                    "api_version",
+                    format!(
+                        "API version {}.{} is not supported by this server (supported: {})",
+                        api.0,
+                        api.1,
+                        supported()
+                    ),
+                ));
+            }
+            Some(api)
+        }
+    };
     if raw.component.as_os_str().is_empty() {
         return Err(err(
             "component",
             "name the component file (relative to the plugin folder, or absolute)".into(),
         ));
     }
-    if raw.roles.is_empty() {
-        return Err(err(
-            "roles",
-            "name at least one of observer, permission-resolver, config-provider".into(),
-        ));
-    }
-    let mut roles = raw.roles.clone();
-    roles.sort();
-    roles.dedup();
-    if roles.len() != raw.roles.len() {
-        return Err(err("roles", "a role is listed twice".into()));
-    }
-    match (&raw.observer, roles.contains(&Role::Observer)) {
-        (None, true) => {
+    let mut roles = raw.roles.clone().unwrap_or_default();
+    if let Some(listed) = &raw.roles {
+        if listed.is_empty() {
             return Err(err(
-                "observer",
-                "an observer needs an [observer] table with its events".into(),
+                "roles",
+                "name at least one of observer, permission-resolver, config-provider, or leave the key out (the component's exports say)".into(),
             ));
         }
-        (Some(_), false) => {
-            return Err(err(
-                "observer",
-                "the plugin does not list the observer role".into(),
-            ));
+        roles.sort();
+        roles.dedup();
+        if roles.len() != listed.len() {
+            return Err(err("roles", "a role is listed twice".into()));
         }
-        (Some(o), true) => {
-            if o.events.is_empty() {
-                return Err(err("observer.events", "name at least one event".into()));
-            }
-            for (i, e) in o.events.iter().enumerate() {
-                if e != "*" && !Event::NAMES.contains(&e.as_str()) {
-                    return Err(err(
-                        &format!("observer.events[{i}]"),
-                        format!(
-                            "unknown event `{e}`; events are {}",
-                            Event::NAMES.join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
-        (None, false) => {}
     }
-    if raw.permission_resolver.is_some() && !roles.contains(&Role::PermissionResolver) {
-        return Err(err(
-            "permission_resolver",
-            "the plugin does not list the permission-resolver role".into(),
-        ));
+    check_events(&raw.observer).map_err(|(k, m)| err(&k, m))?;
+    if !roles.is_empty() {
+        check_sections(&roles, &raw.observer, raw.permission_resolver.is_some())
+            .map_err(|(k, m)| err(&k, m))?;
     }
     if raw.limits.memory_mib == 0 || raw.limits.memory_mib > settings.max_memory_mib {
         return Err(err(
@@ -341,9 +480,10 @@ pub fn parse(dir: &Path, text: &str, settings: &PluginSettings) -> Result<Manife
         api,
         description: raw.description,
         component: dir.join(raw.component),
+        dir: dir.to_owned(),
         roles,
         sort_order: raw.sort_order,
-        resolver: roles_resolver(&raw.permission_resolver, &raw.roles),
+        resolver: raw.permission_resolver,
         observer: raw.observer,
         limits: raw.limits,
         capabilities: raw.capabilities,
@@ -351,10 +491,49 @@ pub fn parse(dir: &Path, text: &str, settings: &PluginSettings) -> Result<Manife
     })
 }
 
-fn roles_resolver(section: &Option<ResolverSection>, roles: &[Role]) -> Option<ResolverSection> {
-    roles
-        .contains(&Role::PermissionResolver)
-        .then(|| section.clone().unwrap_or_default())
+/// The observer table's events are known ones.
+fn check_events(observer: &Option<ObserverSection>) -> Result<(), (String, String)> {
+    let Some(o) = observer else {
+        return Ok(());
+    };
+    if o.events.is_empty() {
+        return Err(("observer.events".into(), "name at least one event".into()));
+    }
+    for (i, e) in o.events.iter().enumerate() {
+        if e != "*" && !Event::NAMES.contains(&e.as_str()) {
+            return Err((
+                format!("observer.events[{i}]"),
+                format!(
+                    "unknown event `{e}`; events are {}",
+                    Event::NAMES.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Each role's table is there when the role needs one, and no table is there without its role.
+fn check_sections(
+    roles: &[Role],
+    observer: &Option<ObserverSection>,
+    resolver: bool,
+) -> Result<(), (String, String)> {
+    match (observer.is_some(), roles.contains(&Role::Observer)) {
+        (false, true) => Err((
+            "observer".into(),
+            "an observer needs an [observer] table with its events".into(),
+        )),
+        (true, false) => Err((
+            "observer".into(),
+            "the plugin does not play the observer role".into(),
+        )),
+        _ if resolver && !roles.contains(&Role::PermissionResolver) => Err((
+            "permission_resolver".into(),
+            "the plugin does not play the permission-resolver role".into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `"1.0"` (or `"1.0.0"`) as `(1, 0)`.
@@ -438,7 +617,7 @@ blocked = ["a.example"]
     fn a_good_manifest_parses_with_defaults() {
         let m = parse(Path::new("p"), GOOD, &settings()).unwrap();
         assert_eq!(m.id, "login-audit");
-        assert_eq!(m.api, (1, 0));
+        assert_eq!(m.api, Some((1, 0)));
         assert_eq!(m.sort_order, 100);
         assert_eq!(m.limits, Limits::default());
         assert_eq!(m.component, Path::new("p/login_audit.wasm"));
@@ -490,6 +669,97 @@ blocked = ["a.example"]
             parse(Path::new("p"), &text, &s).unwrap().capabilities,
             ["clock"]
         );
+    }
+
+    #[test]
+    fn exports_give_the_version_and_roles() {
+        let e = Exported::read([
+            "wasi:cli/run@0.2.0",
+            "integration-host:plugin/permission-resolver@1.1.0",
+            "integration-host:plugin/observer@1.1.0",
+        ])
+        .unwrap();
+        assert_eq!(e.api, (1, 1));
+        assert_eq!(e.roles, [Role::Observer, Role::PermissionResolver]);
+        let cases = [
+            (
+                vec!["integration-host:plugin/observer@0.9.0"],
+                "built against API version 0.9, which this server does not support (supported: 1.0, 1.1): it exports `integration-host:plugin/observer@0.9.0`",
+            ),
+            (
+                vec![
+                    "integration-host:plugin/observer@1.0.0",
+                    "integration-host:plugin/config-provider@1.1.0",
+                ],
+                "two API versions: `integration-host:plugin/observer@1.0.0` and `integration-host:plugin/config-provider@1.1.0`",
+            ),
+            (
+                vec!["integration-host:plugin/juggler@1.1.0"],
+                "exports `integration-host:plugin/juggler@1.1.0`, which is not a role this server plays",
+            ),
+            (
+                vec!["wasi:cli/run@0.2.0"],
+                "exports no role of the plugin API integration-host:plugin (it exports: wasi:cli/run@0.2.0)",
+            ),
+        ];
+        for (names, want) in cases {
+            let e = Exported::read(names).unwrap_err();
+            assert!(e.contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_that_states_the_version_or_roles_must_agree_with_the_exports() {
+        let exported = Exported::read(["integration-host:plugin/observer@1.1.0"]).unwrap();
+        let mut m = parse(Path::new("p"), GOOD, &settings()).unwrap();
+        let e = m.settle(&exported).unwrap_err();
+        assert_eq!(e.key, "api_version");
+        assert!(
+            e.message.contains("the manifest says 1.0 but the component was built against API 1.1 (it exports `integration-host:plugin/observer@1.1.0`)"),
+            "{e}"
+        );
+        let mut m = parse(
+            Path::new("p"),
+            &GOOD.replace("\"1.0\"", "\"1.1\""),
+            &settings(),
+        )
+        .unwrap();
+        m.settle(&exported).unwrap();
+        assert_eq!(
+            (m.api, m.roles.as_slice()),
+            (Some((1, 1)), &[Role::Observer][..])
+        );
+        // Neither stated: the exports say.
+        let bare = GOOD
+            .replace("api_version = \"1.0\"\n", "")
+            .replace("roles = [\"observer\"]\n", "");
+        let mut m = parse(Path::new("p"), &bare, &settings()).unwrap();
+        assert_eq!((m.api, m.roles.len()), (None, 0));
+        m.settle(&exported).unwrap();
+        assert_eq!(m.api_text(), "1.1");
+        // Listed roles choose among the exported ones; one not exported names both.
+        let both = Exported::read([
+            "integration-host:plugin/observer@1.1.0",
+            "integration-host:plugin/config-provider@1.1.0",
+        ])
+        .unwrap();
+        let listed = bare.replace("[observer]", "roles = [\"observer\"]\n[observer]");
+        let mut m = parse(Path::new("p"), &listed, &settings()).unwrap();
+        m.settle(&both).unwrap();
+        assert_eq!(m.roles, [Role::Observer]);
+        let listed = bare.replace(
+            "[observer]",
+            "roles = [\"observer\", \"permission-resolver\"]\n[observer]",
+        );
+        let mut m = parse(Path::new("p"), &listed, &settings()).unwrap();
+        let e = m.settle(&both).unwrap_err();
+        assert_eq!(e.key, "roles");
+        assert!(e.message.contains("the manifest lists observer, permission-resolver but the component plays observer, config-provider"), "{e}");
+        let resolver =
+            Exported::read(["integration-host:plugin/permission-resolver@1.1.0"]).unwrap();
+        let mut m = parse(Path::new("p"), &bare, &settings()).unwrap();
+        let e = m.settle(&resolver).unwrap_err();
+        assert_eq!(e.key, "observer", "{e}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! This module owns the registry of loaded plugins and every call into them. A plugin is a
 //! folder under one of `plugins.directories` with a manifest ([`manifest`]) and a component
-//! built against the WIT package in `wit/` ([`v1`]). Loading checks the manifest, compiles the
+//! built against one version of the WIT package in `wit/` ([`v1_0`], [`v1_1`]). Loading checks the manifest, compiles the
 //! component (or reads it from the cache, [`engine`]), checks its exports against the roles and
 //! API version the manifest names, and instantiates it once. A plugin that fails any of this is
 //! reported with its folder and reason and left out (in strict mode the server refuses to
@@ -25,7 +25,8 @@
 //!
 //! Files: `host` (the [`PluginHost`] the server holds), `registry` (loaded folders and the
 //! reload), `loader` (one folder loaded), `pool` (one plugin and its calls), `roles` (the roles
-//! at work), `error` (what fails), `engine`, `state`, `manifest` and `v1` (the 1.0 bindings).
+//! at work), `error` (what fails), `engine`, `state`, `manifest`, and `v1_1` (the newest bindings, which the host works in) and
+//! `v1_0` (1.0's, converting to and from the newest).
 
 pub mod engine;
 pub mod error;
@@ -36,9 +37,70 @@ mod pool;
 mod registry;
 mod roles;
 pub mod state;
-pub mod v1;
+pub mod v1_0;
+pub mod v1_1;
 
 pub use error::{CallError, GuestError, LoadError, ProvidersFailed, Trap};
 pub use host::{PluginHost, spawn_reloader};
 pub use pool::{MAX_PROVIDED, MAX_REASON, Plugin, PluginInfo};
 pub use registry::{Problem, ReloadReport};
+
+/// API versions released to plugin authors, with the SHA-256 of their WIT file: a released
+/// version is frozen, so its file never changes (additions go in a new version's folder).
+pub const RELEASED_WIT: &[(&str, &str)] = &[(
+    "plugin@1.0.0",
+    "68cce3050ccaed20f61f35ea036a35374da84ac0ba31ca56477b2421eb97bd85",
+)];
+
+/// The version in development: its WIT may still change until it is released (then its hash
+/// joins [`RELEASED_WIT`]).
+pub const UNRELEASED_WIT: Option<&str> = Some("plugin@1.1.0");
+
+#[cfg(test)]
+mod tests {
+    use sha2::Digest as _;
+
+    fn wit_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit")
+    }
+
+    #[test]
+    fn released_wit_files_never_change() {
+        for (folder, pinned) in super::RELEASED_WIT {
+            let path = wit_dir().join(folder).join("plugin.wit");
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let hash = format!("{:x}", sha2::Sha256::digest(&bytes));
+            assert_eq!(
+                &hash, pinned,
+                "wit/{folder}/plugin.wit changed: API {folder} is released and frozen; put changes in a new version's folder"
+            );
+        }
+    }
+
+    #[test]
+    fn every_wit_folder_is_released_or_the_one_in_development() {
+        let mut folders: Vec<String> = std::fs::read_dir(wit_dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        folders.sort();
+        let mut known: Vec<String> = super::RELEASED_WIT
+            .iter()
+            .map(|(f, _)| f.to_string())
+            .chain(super::UNRELEASED_WIT.map(str::to_owned))
+            .collect();
+        known.sort();
+        assert_eq!(folders, known);
+        assert_eq!(
+            super::manifest::SUPPORTED_API,
+            [super::v1_0::VERSION, super::v1_1::VERSION]
+        );
+        // Every version the host loads has its folder.
+        for (major, minor) in super::manifest::SUPPORTED_API {
+            let folder = format!("plugin@{major}.{minor}.0");
+            assert!(known.contains(&folder), "{folder}");
+        }
+    }
+}

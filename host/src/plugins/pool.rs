@@ -15,7 +15,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use super::error::{CallError, Trap};
 use super::manifest::{Manifest, ObserverMode, Role};
 use super::state::{self, Health, HealthReport, Identity, State};
-use super::{engine, v1};
+use super::{engine, v1_0, v1_1};
 use crate::events::Event;
 
 /// Calls on one instance before it is replaced by a fresh one.
@@ -53,17 +53,43 @@ macro_rules! world {
 }
 
 world!(
-    v1::observer::ObserverPlugin,
-    v1::observer::ObserverPluginPre<State>
+    v1_0::observer::ObserverPlugin,
+    v1_0::observer::ObserverPluginPre<State>
 );
 world!(
-    v1::resolver::PermissionResolverPlugin,
-    v1::resolver::PermissionResolverPluginPre<State>
+    v1_0::resolver::PermissionResolverPlugin,
+    v1_0::resolver::PermissionResolverPluginPre<State>
 );
 world!(
-    v1::provider::ConfigProviderPlugin,
-    v1::provider::ConfigProviderPluginPre<State>
+    v1_0::provider::ConfigProviderPlugin,
+    v1_0::provider::ConfigProviderPluginPre<State>
 );
+world!(
+    v1_1::observer::ObserverPlugin,
+    v1_1::observer::ObserverPluginPre<State>
+);
+world!(
+    v1_1::resolver::PermissionResolverPlugin,
+    v1_1::resolver::PermissionResolverPluginPre<State>
+);
+world!(
+    v1_1::provider::ConfigProviderPlugin,
+    v1_1::provider::ConfigProviderPluginPre<State>
+);
+
+/// A role's pool in the API version the plugin was built against. Calls go in the newest
+/// version's types; an older version's module converts them to its own and the answers back.
+pub(super) enum Versioned<Old: World, New: World> {
+    V1_0(Pool<Old>),
+    V1_1(Pool<New>),
+}
+
+pub(super) type ObserverPool =
+    Versioned<v1_0::observer::ObserverPlugin, v1_1::observer::ObserverPlugin>;
+pub(super) type ResolverPool =
+    Versioned<v1_0::resolver::PermissionResolverPlugin, v1_1::resolver::PermissionResolverPlugin>;
+pub(super) type ProviderPool =
+    Versioned<v1_0::provider::ConfigProviderPlugin, v1_1::provider::ConfigProviderPlugin>;
 
 pub(super) struct Warm<W> {
     store: Store<State>,
@@ -94,9 +120,9 @@ pub struct Plugin {
     pub(super) policy: Policy,
     pub(super) origin: engine::Origin,
     pub(super) loaded_at: i64,
-    pub(super) observer: Option<Pool<v1::observer::ObserverPlugin>>,
-    pub(super) resolver: Option<Pool<v1::resolver::PermissionResolverPlugin>>,
-    pub(super) provider: Option<Pool<v1::provider::ConfigProviderPlugin>>,
+    pub(super) observer: Option<ObserverPool>,
+    pub(super) resolver: Option<ResolverPool>,
+    pub(super) provider: Option<ProviderPool>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -256,24 +282,37 @@ impl Plugin {
     }
 
     /// Calls the observer export.
-    pub async fn on_event(&self, event: &Event) -> Result<v1::Outcome, CallError> {
-        let pool = self
-            .observer
-            .as_ref()
-            .ok_or(CallError::NotInRole(Role::Observer))?;
-        let ev = v1::event(event);
-        let out = self
-            .call(pool, move |w, store| {
-                Box::pin(async move {
-                    w.integration_host_plugin_observer()
-                        .call_on_event(store, &ev)
-                        .await
+    pub async fn on_event(&self, event: &Event) -> Result<v1_1::Outcome, CallError> {
+        let ev = v1_1::event(event);
+        let out = match self.observer.as_ref() {
+            None => Err(CallError::NotInRole(Role::Observer)),
+            Some(Versioned::V1_0(pool)) => {
+                let ev = v1_0::event(&ev);
+                self.call(pool, move |w, store| {
+                    Box::pin(async move {
+                        let out = w
+                            .integration_host_plugin_observer()
+                            .call_on_event(store, &ev)
+                            .await?;
+                        Ok(out.map(v1_0::outcome).map_err(v1_0::plugin_error))
+                    })
                 })
-            })
-            .await
-            .and_then(|r| r.map_err(|e| CallError::Guest(v1::guest_error(e))));
+                .await
+            }
+            Some(Versioned::V1_1(pool)) => {
+                self.call(pool, move |w, store| {
+                    Box::pin(async move {
+                        w.integration_host_plugin_observer()
+                            .call_on_event(store, &ev)
+                            .await
+                    })
+                })
+                .await
+            }
+        }
+        .and_then(|r| r.map_err(|e| CallError::Guest(v1_1::guest_error(e))));
         match out {
-            Ok(v1::Outcome::Veto(reason)) if reason.len() > MAX_REASON => Err(self.failed(
+            Ok(v1_1::Outcome::Veto(reason)) if reason.len() > MAX_REASON => Err(self.failed(
                 Role::Observer,
                 CallError::Oversized(format!(
                     "answered a veto reason of {} bytes (at most {MAX_REASON})",
@@ -288,26 +327,39 @@ impl Plugin {
     /// Calls the permission-resolver export.
     pub async fn resolve(
         &self,
-        request: &Arc<v1::ResolverRequest>,
-    ) -> Result<v1::Verdict, CallError> {
-        let pool = self
-            .resolver
-            .as_ref()
-            .ok_or(CallError::NotInRole(Role::PermissionResolver))?;
-        // Shared, not copied, into the call (which must own what it holds).
-        let request = Arc::clone(request);
-        let out = self
-            .call(pool, move |w, store| {
-                Box::pin(async move {
-                    w.integration_host_plugin_permission_resolver()
-                        .call_resolve(store, &request)
-                        .await
+        request: &Arc<v1_1::ResolverRequest>,
+    ) -> Result<v1_1::Verdict, CallError> {
+        let out = match self.resolver.as_ref() {
+            None => Err(CallError::NotInRole(Role::PermissionResolver)),
+            Some(Versioned::V1_0(pool)) => {
+                let request = v1_0::resolver_request(request);
+                self.call(pool, move |w, store| {
+                    Box::pin(async move {
+                        let out = w
+                            .integration_host_plugin_permission_resolver()
+                            .call_resolve(store, &request)
+                            .await?;
+                        Ok(out.map(v1_0::verdict).map_err(v1_0::plugin_error))
+                    })
                 })
-            })
-            .await
-            .and_then(|r| r.map_err(|e| CallError::Guest(v1::guest_error(e))));
+                .await
+            }
+            Some(Versioned::V1_1(pool)) => {
+                // Shared, not copied, into the call (which must own what it holds).
+                let request = Arc::clone(request);
+                self.call(pool, move |w, store| {
+                    Box::pin(async move {
+                        w.integration_host_plugin_permission_resolver()
+                            .call_resolve(store, &request)
+                            .await
+                    })
+                })
+                .await
+            }
+        }
+        .and_then(|r| r.map_err(|e| CallError::Guest(v1_1::guest_error(e))));
         match out {
-            Ok(v1::Verdict::Deny(reason)) if reason.len() > MAX_REASON => Err(self.failed(
+            Ok(v1_1::Verdict::Deny(reason)) if reason.len() > MAX_REASON => Err(self.failed(
                 Role::PermissionResolver,
                 CallError::Oversized(format!(
                     "answered a deny reason of {} bytes (at most {MAX_REASON})",
@@ -320,21 +372,37 @@ impl Plugin {
     }
 
     /// Calls the config-provider export.
-    pub async fn integrations(&self) -> Result<Vec<v1::IntegrationDefinition>, CallError> {
-        let pool = self
-            .provider
-            .as_ref()
-            .ok_or(CallError::NotInRole(Role::ConfigProvider))?;
-        let out = self
-            .call(pool, |w, store| {
-                Box::pin(async move {
-                    w.integration_host_plugin_config_provider()
-                        .call_integrations(store)
-                        .await
+    pub async fn integrations(&self) -> Result<Vec<v1_1::IntegrationDefinition>, CallError> {
+        let out = match self.provider.as_ref() {
+            None => Err(CallError::NotInRole(Role::ConfigProvider)),
+            Some(Versioned::V1_0(pool)) => {
+                self.call(pool, |w, store| {
+                    Box::pin(async move {
+                        let out = w
+                            .integration_host_plugin_config_provider()
+                            .call_integrations(store)
+                            .await?;
+                        Ok(out
+                            .map(|list| {
+                                list.into_iter().map(v1_0::integration_definition).collect()
+                            })
+                            .map_err(v1_0::plugin_error))
+                    })
                 })
-            })
-            .await
-            .and_then(|r| r.map_err(|e| CallError::Guest(v1::guest_error(e))));
+                .await
+            }
+            Some(Versioned::V1_1(pool)) => {
+                self.call(pool, |w, store| {
+                    Box::pin(async move {
+                        w.integration_host_plugin_config_provider()
+                            .call_integrations(store)
+                            .await
+                    })
+                })
+                .await
+            }
+        }
+        .and_then(|r| r.map_err(|e| CallError::Guest(v1_1::guest_error(e))));
         match out {
             Ok(list) if list.len() > MAX_PROVIDED => Err(self.failed(
                 Role::ConfigProvider,
@@ -353,7 +421,7 @@ impl Plugin {
         PluginInfo {
             id: self.manifest.id.clone(),
             version: self.manifest.version.clone(),
-            api_version: format!("{}.{}", self.manifest.api.0, self.manifest.api.1),
+            api_version: self.manifest.api_text(),
             description: self.manifest.description.clone(),
             dir: self.dir.display().to_string(),
             roles: self.manifest.roles.clone(),

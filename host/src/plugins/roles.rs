@@ -9,7 +9,7 @@ use super::error::ProvidersFailed;
 use super::manifest::{ObserverMode, ObserverOnError, ResolverOnError};
 use super::pool::Plugin;
 use super::registry::Registry;
-use super::v1;
+use super::v1_1;
 use crate::events::{Dispatcher, Event, Mode, ObserveError, Observer};
 use crate::services::authorization::{Decision, Principal, RequestFacts};
 use crate::services::integration::IntegrationForm;
@@ -26,8 +26,8 @@ impl Registry {
         if self.resolvers.is_empty() {
             return Decision::Abstain;
         }
-        let request = Arc::new(v1::ResolverRequest {
-            principal: v1::principal(principal),
+        let request = Arc::new(v1_1::ResolverRequest {
+            principal: v1_1::principal(principal),
             resources: resources.to_vec(),
             acl_allows,
             method: facts.method.to_owned(),
@@ -40,19 +40,19 @@ impl Registry {
             let verdict = match plugin.resolve(&request).await {
                 Ok(v) => v,
                 Err(e) => match plugin.manifest.resolver.as_ref().map(|r| r.on_error) {
-                    Some(ResolverOnError::Deny) => v1::Verdict::Deny(format!("failed: {e}")),
-                    _ => v1::Verdict::Abstain,
+                    Some(ResolverOnError::Deny) => v1_1::Verdict::Deny(format!("failed: {e}")),
+                    _ => v1_1::Verdict::Abstain,
                 },
             };
             match verdict {
-                v1::Verdict::Deny(reason) => {
+                v1_1::Verdict::Deny(reason) => {
                     tracing::info!(plugin = %plugin.id(), reason = %reason, path = facts.path, "a permission resolver denied the request");
                     return Decision::Deny {
                         plugin: plugin.id().to_owned(),
                         reason,
                     };
                 }
-                v1::Verdict::Allow if allowed_by.is_none() => {
+                v1_1::Verdict::Allow if allowed_by.is_none() => {
                     allowed_by = Some(plugin.id().to_owned());
                 }
                 _ => {}
@@ -165,8 +165,8 @@ impl Observer for PluginObserver {
                 .map(|o| o.on_error)
                 .unwrap_or_default();
             match self.plugin.on_event(event).await {
-                Ok(v1::Outcome::Proceed) => Ok(()),
-                Ok(v1::Outcome::Veto(reason)) => Err(ObserveError::Veto(reason)),
+                Ok(v1_1::Outcome::Proceed) => Ok(()),
+                Ok(v1_1::Outcome::Veto(reason)) => Err(ObserveError::Veto(reason)),
                 Err(e) if on_error == ObserverOnError::Veto => Err(ObserveError::Veto(format!(
                     "The request was refused because the plugin `{}` failed.",
                     self.plugin.id()

@@ -15,7 +15,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::v1;
+use super::v1_1;
 
 /// Longest log message kept from a plugin.
 pub const MAX_LOG_MESSAGE: usize = 4096;
@@ -152,8 +152,8 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 }
 
-impl v1::Host for State {
-    fn log(&mut self, level: v1::Level, message: String, fields: Vec<(String, String)>) {
+impl v1_1::Host for State {
+    fn log(&mut self, level: v1_1::Level, message: String, fields: Vec<(String, String)>) {
         let mut message = message;
         truncate(&mut message, MAX_LOG_MESSAGE);
         let fields: Vec<(String, String)> = fields
@@ -172,19 +172,19 @@ impl v1::Host for State {
             .collect::<Vec<_>>()
             .join(" ");
         match level {
-            v1::Level::Trace => {
+            v1_1::Level::Trace => {
                 tracing::trace!(target: "integration_host::plugin", plugin = %id, fields = %shown, "{message}")
             }
-            v1::Level::Debug => {
+            v1_1::Level::Debug => {
                 tracing::debug!(target: "integration_host::plugin", plugin = %id, fields = %shown, "{message}")
             }
-            v1::Level::Info => {
+            v1_1::Level::Info => {
                 tracing::info!(target: "integration_host::plugin", plugin = %id, fields = %shown, "{message}")
             }
-            v1::Level::Warn => {
+            v1_1::Level::Warn => {
                 tracing::warn!(target: "integration_host::plugin", plugin = %id, fields = %shown, "{message}")
             }
-            v1::Level::Error => {
+            v1_1::Level::Error => {
                 tracing::error!(target: "integration_host::plugin", plugin = %id, fields = %shown, "{message}")
             }
         }
@@ -192,11 +192,11 @@ impl v1::Host for State {
             seq: 0,
             at: crate::clock::now(),
             level: match level {
-                v1::Level::Trace => "trace",
-                v1::Level::Debug => "debug",
-                v1::Level::Info => "info",
-                v1::Level::Warn => "warn",
-                v1::Level::Error => "error",
+                v1_1::Level::Trace => "trace",
+                v1_1::Level::Debug => "debug",
+                v1_1::Level::Info => "info",
+                v1_1::Level::Warn => "warn",
+                v1_1::Level::Error => "error",
             },
             message,
             fields,
@@ -208,7 +208,7 @@ impl v1::Host for State {
     }
 }
 
-impl v1::wit::Host for State {}
+impl v1_1::wit::Host for State {}
 
 /// Cuts `s` to at most `max` bytes on a character boundary, marking the cut with `…`.
 pub(super) fn truncate(s: &mut String, max: usize) {

@@ -19,7 +19,7 @@
 //! register!(observer: Greeter);
 //! ```
 //!
-//! The raw bindings of the WIT package (`wit/plugin.wit`) stay inside this crate. Plugins are
+//! The raw bindings of the WIT package (`wit/plugin@1.1.0/plugin.wit`) stay inside this crate. Plugins are
 //! stateless between calls: the host keeps a few warm instances of each plugin and may give a
 //! call to any of them, or to a fresh one.
 
@@ -27,7 +27,7 @@
 pub mod base {
     wit_bindgen::generate!({
         world: "plugin-base",
-        path: "../../wit",
+        path: "../../wit/plugin@1.1.0",
         generate_all,
     });
 }
@@ -37,10 +37,10 @@ pub mod base {
 pub mod observer_bindings {
     wit_bindgen::generate!({
         world: "observer-plugin",
-        path: "../../wit",
+        path: "../../wit/plugin@1.1.0",
         with: {
-            "integration-host:plugin/types@1.0.0": crate::base::integration_host::plugin::types,
-            "integration-host:plugin/host@1.0.0": crate::base::integration_host::plugin::host,
+            "integration-host:plugin/types@1.1.0": crate::base::integration_host::plugin::types,
+            "integration-host:plugin/host@1.1.0": crate::base::integration_host::plugin::host,
         },
         pub_export_macro: true,
         export_macro_name: "export_observer",
@@ -53,10 +53,10 @@ pub mod observer_bindings {
 pub mod resolver_bindings {
     wit_bindgen::generate!({
         world: "permission-resolver-plugin",
-        path: "../../wit",
+        path: "../../wit/plugin@1.1.0",
         with: {
-            "integration-host:plugin/types@1.0.0": crate::base::integration_host::plugin::types,
-            "integration-host:plugin/host@1.0.0": crate::base::integration_host::plugin::host,
+            "integration-host:plugin/types@1.1.0": crate::base::integration_host::plugin::types,
+            "integration-host:plugin/host@1.1.0": crate::base::integration_host::plugin::host,
         },
         pub_export_macro: true,
         export_macro_name: "export_resolver",
@@ -69,10 +69,10 @@ pub mod resolver_bindings {
 pub mod provider_bindings {
     wit_bindgen::generate!({
         world: "config-provider-plugin",
-        path: "../../wit",
+        path: "../../wit/plugin@1.1.0",
         with: {
-            "integration-host:plugin/types@1.0.0": crate::base::integration_host::plugin::types,
-            "integration-host:plugin/host@1.0.0": crate::base::integration_host::plugin::host,
+            "integration-host:plugin/types@1.1.0": crate::base::integration_host::plugin::types,
+            "integration-host:plugin/host@1.1.0": crate::base::integration_host::plugin::host,
         },
         pub_export_macro: true,
         export_macro_name: "export_provider",
@@ -82,7 +82,7 @@ pub mod provider_bindings {
 
 pub use base::integration_host::plugin::types::{
     Account, AdminLogin, CustomerLogin, Event, IntegrationRef, IntegrationSaved, OtherEvent,
-    PluginError, Principal, Timestamp, TokensRevoked,
+    PluginError, Principal, Timestamp, TokensRevoked, UserType,
 };
 
 #[cfg(feature = "observer")]

@@ -1,72 +1,82 @@
-//! API version 1.0 of the plugin interface: the bindings of `wit/plugin.wit`
-//! (`integration-host:plugin@1.0.0`) and the conversions between the server's types and its.
+//! API version 1.1 of the plugin interface, the newest: the bindings of
+//! `wit/plugin@1.1.0/plugin.wit` (`integration-host:plugin@1.1.0`) and the conversions between
+//! the server's types and its.
 //!
-//! A frozen API version gets its own module like this one; a later version adds a sibling and
-//! the host keeps both.
+//! The host works in this version's types: a call into a plugin built against an older version
+//! goes through that version's module ([`super::v1_0`]), which converts these types to its own
+//! and its answers back, as Zed's extension host does with its `since_v*` modules. A new minor
+//! version becomes the newest module; this one then converts to it.
 
 use super::error::GuestError;
+use crate::domain::UserType as ServerUserType;
 use crate::events::Event;
 use crate::services::authorization::Principal;
+
+/// The API version, as `(major, minor)`.
+pub const VERSION: (u32, u32) = (1, 1);
 
 /// The shared types and the host interface, from the world every plugin imports.
 pub mod base {
     wasmtime::component::bindgen!({
         world: "plugin-base",
-        path: "../wit",
+        path: "../wit/plugin@1.1.0",
     });
 }
 
-/// The observer world.
-pub mod observer {
-    wasmtime::component::bindgen!({
-        world: "observer-plugin",
-        path: "../wit",
-        exports: { default: async },
-        with: {
-            "integration-host:plugin/types@1.0.0": crate::plugins::v1::base::integration_host::plugin::types,
-            "integration-host:plugin/host@1.0.0": crate::plugins::v1::base::integration_host::plugin::host,
-        },
-    });
+/// Generates the bindings of one role's world, sharing the types and host interface of [`base`].
+macro_rules! role_world {
+    ($module:ident, $world:literal) => {
+        pub mod $module {
+            wasmtime::component::bindgen!({
+                world: $world,
+                path: "../wit/plugin@1.1.0",
+                exports: { default: async },
+                with: {
+                    "integration-host:plugin/types@1.1.0": crate::plugins::v1_1::base::integration_host::plugin::types,
+                    "integration-host:plugin/host@1.1.0": crate::plugins::v1_1::base::integration_host::plugin::host,
+                },
+            });
+        }
+    };
 }
 
-/// The permission-resolver world.
-pub mod resolver {
-    wasmtime::component::bindgen!({
-        world: "permission-resolver-plugin",
-        path: "../wit",
-        exports: { default: async },
-        with: {
-            "integration-host:plugin/types@1.0.0": crate::plugins::v1::base::integration_host::plugin::types,
-            "integration-host:plugin/host@1.0.0": crate::plugins::v1::base::integration_host::plugin::host,
-        },
-    });
-}
+role_world!(observer, "observer-plugin");
+role_world!(resolver, "permission-resolver-plugin");
+role_world!(provider, "config-provider-plugin");
+role_world!(before, "before-interceptor-plugin");
+role_world!(after, "after-interceptor-plugin");
+role_world!(verifier, "credential-verifier-plugin");
 
-/// The config-provider world.
-pub mod provider {
-    wasmtime::component::bindgen!({
-        world: "config-provider-plugin",
-        path: "../wit",
-        exports: { default: async },
-        with: {
-            "integration-host:plugin/types@1.0.0": crate::plugins::v1::base::integration_host::plugin::types,
-            "integration-host:plugin/host@1.0.0": crate::plugins::v1::base::integration_host::plugin::host,
-        },
-    });
-}
-
+pub use after::exports::integration_host::plugin::after_interceptor::{
+    Additions, AllowedRequest, Produced,
+};
 pub use base::integration_host::plugin::host::{Host, Level};
 pub use base::integration_host::plugin::types as wit;
+pub use before::exports::integration_host::plugin::before_interceptor::{
+    Answer, IntegrationInput, IntegrationUpdate, Operation, SignIn,
+};
 pub use observer::exports::integration_host::plugin::observer::Outcome;
 pub use provider::exports::integration_host::plugin::config_provider::IntegrationDefinition;
 pub use resolver::exports::integration_host::plugin::permission_resolver::{
     Request as ResolverRequest, Verdict,
+};
+pub use verifier::exports::integration_host::plugin::credential_verifier::{
+    Credentials, Verdict as Verification,
 };
 
 fn integration_ref(i: &crate::events::IntegrationRef) -> wit::IntegrationRef {
     wit::IntegrationRef {
         id: i.id,
         name: i.name.clone(),
+    }
+}
+
+/// A kind of account in this version's shape.
+pub fn user_type(t: ServerUserType) -> wit::UserType {
+    match t {
+        ServerUserType::Integration => wit::UserType::Integration,
+        ServerUserType::Admin => wit::UserType::Admin,
+        ServerUserType::Customer => wit::UserType::Customer,
     }
 }
 
@@ -100,7 +110,7 @@ pub fn event(e: &Event) -> wit::Event {
         Event::IntegrationReset(i) => wit::Event::IntegrationReset(integration_ref(i)),
         Event::IntegrationDeleted(i) => wit::Event::IntegrationDeleted(integration_ref(i)),
         Event::TokensRevoked(t) => wit::Event::TokensRevoked(wit::TokensRevoked {
-            user_type: t.account.user_type().code(),
+            user_type: user_type(t.account.user_type()),
             user_id: t.user_id,
             reason: t.reason.as_str().to_owned(),
         }),

@@ -1,0 +1,170 @@
+//! A permission resolver: per integration, an allowlist of client addresses (CIDR blocks) and
+//! a window of UTC hours, from the manifest's `[config.integrations."<name>"]` tables. A
+//! request of a listed integration from elsewhere, or outside its hours, is denied; everything
+//! else is left to the ACL (the resolver abstains, it never widens access).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::OnceLock;
+
+use integration_host_sdk::{
+    PermissionResolver, PluginError, Principal, Request, Verdict, log, register,
+};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Rules by integration name.
+    #[serde(default)]
+    integrations: BTreeMap<String, RuleText>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleText {
+    /// CIDR blocks (`10.0.0.0/8`, `::1/128`) or single addresses.
+    #[serde(default)]
+    addresses: Option<Vec<String>>,
+    /// `[from, to]`: hours of the day (UTC) when calls are allowed, `from` inclusive, `to`
+    /// exclusive; `[22, 6]` wraps past midnight.
+    #[serde(default)]
+    hours_utc: Option<[u8; 2]>,
+}
+
+struct Rule {
+    blocks: Option<Vec<(IpAddr, u8)>>,
+    hours: Option<(u8, u8)>,
+}
+
+fn parse_block(text: &str) -> Result<(IpAddr, u8), String> {
+    let (addr, bits) = match text.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not an address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        Some(b) => b
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|b| *b <= max)
+            .ok_or_else(|| format!("`{text}`: bad prefix length"))?,
+        None => max,
+    };
+    Ok((addr, bits))
+}
+
+fn contains((net, bits): (IpAddr, u8), ip: IpAddr) -> bool {
+    let (net, ip, width) = match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => (u128::from(u32::from(n)), u128::from(u32::from(i)), 32),
+        (IpAddr::V6(n), IpAddr::V6(i)) => (u128::from(n), u128::from(i), 128),
+        (IpAddr::V6(n), IpAddr::V4(i)) => (u128::from(n), u128::from(i.to_ipv6_mapped()), 128),
+        (IpAddr::V4(n), IpAddr::V6(i)) => match i.to_ipv4_mapped() {
+            Some(i) => (u128::from(u32::from(n)), u128::from(u32::from(i)), 32),
+            None => return false,
+        },
+    };
+    if bits == 0 {
+        return true;
+    }
+    let shift = width - u32::from(bits);
+    (net >> shift) == (ip >> shift)
+}
+
+/// The rules, parsed once per instance.
+fn rules() -> Result<&'static BTreeMap<String, Rule>, PluginError> {
+    static RULES: OnceLock<BTreeMap<String, Rule>> = OnceLock::new();
+    if let Some(r) = RULES.get() {
+        return Ok(r);
+    }
+    let config: Config = integration_host_sdk::config()?;
+    let mut rules = BTreeMap::new();
+    for (name, text) in config.integrations {
+        let blocks = match text.addresses {
+            Some(list) => Some(
+                list.iter()
+                    .map(|a| parse_block(a))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        PluginError::BadConfig(format!("integrations.{name}.addresses: {e}"))
+                    })?,
+            ),
+            None => None,
+        };
+        let hours = match text.hours_utc {
+            Some([from, to]) if from < 24 && to <= 24 => Some((from, to)),
+            Some(_) => {
+                return Err(PluginError::BadConfig(format!(
+                    "integrations.{name}.hours_utc: hours are 0-24"
+                )));
+            }
+            None => None,
+        };
+        rules.insert(name, Rule { blocks, hours });
+    }
+    Ok(RULES.get_or_init(|| rules))
+}
+
+struct AccessPolicy;
+
+impl PermissionResolver for AccessPolicy {
+    fn resolve(request: Request) -> Result<Verdict, PluginError> {
+        let Principal::Integration(integration) = &request.principal else {
+            return Ok(Verdict::Abstain);
+        };
+        let Some(rule) = rules()?.get(&integration.name) else {
+            return Ok(Verdict::Abstain);
+        };
+        if let Some(blocks) = &rule.blocks {
+            let allowed = request
+                .client_address
+                .as_deref()
+                .and_then(|a| a.parse::<IpAddr>().ok())
+                .is_some_and(|ip| blocks.iter().any(|b| contains(*b, ip)));
+            if !allowed {
+                let address = request.client_address.as_deref().unwrap_or("unknown");
+                log::warn(
+                    "denied: client address not allowed",
+                    &[
+                        ("integration", &integration.name),
+                        ("client_address", address),
+                        ("path", &request.path),
+                    ],
+                );
+                return Ok(Verdict::Deny(format!(
+                    "client address {address} is not allowed for integration {}",
+                    integration.name
+                )));
+            }
+        }
+        if let Some((from, to)) = rule.hours {
+            let hour = ((request.now.rem_euclid(86_400)) / 3600) as u8;
+            let inside = if from <= to {
+                hour >= from && hour < to
+            } else {
+                hour >= from || hour < to
+            };
+            if !inside {
+                log::warn(
+                    "denied: outside the allowed hours",
+                    &[
+                        ("integration", &integration.name),
+                        ("hour_utc", &hour.to_string()),
+                    ],
+                );
+                return Ok(Verdict::Deny(format!(
+                    "integration {} may call between {from}:00 and {to}:00 UTC",
+                    integration.name
+                )));
+            }
+        }
+        Ok(Verdict::Abstain)
+    }
+}
+
+register!(permission_resolver: AccessPolicy);
