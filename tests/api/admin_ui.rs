@@ -626,3 +626,53 @@ async fn notices_plugin_failures_and_signing_out_another_admin() {
     other.close().await;
     b.close().await;
 }
+
+#[tokio::test]
+async fn a_plugin_refusal_shows_on_the_form_and_saves_nothing() {
+    let plugins = PluginFolder::new();
+    plugins.write_raw("endpoint-policy", &sample_manifest("endpoint-policy"));
+    let app = spawn_app_with(integration_host_tests::with_plugins(&plugins)).await;
+    app.account(AccountKind::Admin, "jane", PASSWORD).await;
+    let b = Browser::start("admin-ui-refusal", 1280, true).await;
+    sign_in(&app, &b).await;
+    b.click("#add-integration").await;
+    b.wait_for("#edit_form", Duration::from_secs(5)).await;
+    b.fill("#integration_name", "Plain Partner").await;
+    b.fill("#integration_endpoint", "http://partner.example/cb")
+        .await;
+    b.fill("#current_password", PASSWORD).await;
+    b.click("#save").await;
+    b.wait_for(".message.error", Duration::from_secs(5)).await;
+    assert_eq!(
+        b.text(".message.error").await,
+        "The endpoint must use https"
+    );
+    // The form keeps what was typed; nothing was saved.
+    assert_eq!(
+        b.attribute("#integration_endpoint", "value")
+            .await
+            .as_deref(),
+        Some("http://partner.example/cb")
+    );
+    b.screenshot("plugin-refusal").await;
+    assert!(
+        app.integrations
+            .find_by_name("Plain Partner")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // With https it saves.
+    b.fill("#integration_endpoint", "https://partner.example/cb")
+        .await;
+    b.fill("#current_password", PASSWORD).await;
+    b.click("#save").await;
+    b.wait_for("#integrationGrid", Duration::from_secs(5)).await;
+    assert!(
+        app.integrations
+            .find_by_name("Plain Partner")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

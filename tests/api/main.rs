@@ -10,6 +10,7 @@ mod declarative;
 mod forward_auth;
 mod handshake;
 mod health;
+mod interceptors;
 mod jobs;
 mod migrations;
 mod plugins;

@@ -4,34 +4,19 @@
 //! and reloading while requests run. Every component is built from source for wasm32-wasip2
 //! (`plugin_component`); a missing one fails the test.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use integration_host::config::Settings;
 use integration_host::domain::AccountKind;
 use integration_host::events::{Event, IntegrationRef};
 use integration_host_tests::{
-    Api, PluginFolder, TestApp, TestDb, plugin_component, run_binary, sample_manifest,
-    sample_manifest_at, send_json, show, spawn_app_with, test_settings,
+    Api, PluginFolder, TestApp, TestDb, plugin_cache_dir as cache_dir, plugin_component,
+    run_binary, sample_manifest, sample_manifest_at, send_json, show, spawn_app_with,
+    test_settings, with_plugins,
 };
 use serde_json::{Value, json};
 
 const ADMIN_TOKEN: &str = "/rest/V1/integration/admin/token";
 const CUSTOMER_TOKEN: &str = "/rest/V1/integration/customer/token";
-
-/// Compiled components are shared by every test of the run (keyed by content and engine).
-fn cache_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache")
-}
-
-fn with_plugins(folder: &PluginFolder) -> impl FnOnce(&mut Settings) + use<> {
-    let dir = folder.path();
-    move |s: &mut Settings| {
-        s.plugins.directories = vec![dir];
-        s.plugins.cache_dir = Some(cache_dir());
-        s.plugins.reload_poll_ms = 100;
-    }
-}
 
 /// An admin token, from the token service itself: a sign-in through the REST route would be
 /// a request the tests' resolvers answer too.

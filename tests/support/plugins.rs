@@ -37,6 +37,23 @@ pub fn plugin_component(name: &str) -> PathBuf {
     path
 }
 
+/// Compiled components are shared by every test of the run (keyed by content and engine).
+pub fn plugin_cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache")
+}
+
+/// Settings that load the plugin folders of `folder` (polled every 100 ms for changes).
+pub fn with_plugins(
+    folder: &PluginFolder,
+) -> impl FnOnce(&mut integration_host::config::Settings) + use<> {
+    let dir = folder.path();
+    move |s: &mut integration_host::config::Settings| {
+        s.plugins.directories = vec![dir];
+        s.plugins.cache_dir = Some(plugin_cache_dir());
+        s.plugins.reload_poll_ms = 100;
+    }
+}
+
 /// A folder of plugin folders for `plugins.directories`, written by the test.
 #[derive(Debug)]
 pub struct PluginFolder {

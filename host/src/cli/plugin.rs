@@ -17,9 +17,9 @@ pub enum PluginCommand {
         /// The plugin folder (holding plugin.toml), or its plugin.toml.
         path: PathBuf,
     },
-    /// Measure calls into a permission-resolver plugin: time per call through the host
-    /// (taking a warm instance, the deadline, the call, giving it back), the plugin's own work
-    /// included.
+    /// Measure calls into a permission-resolver or before-interceptor plugin (whichever it
+    /// plays, the resolver first): time per call through the host (taking a warm instance, the
+    /// deadline, the call, giving it back), the plugin's own work included.
     Bench {
         /// The plugin folder.
         path: PathBuf,
@@ -30,6 +30,7 @@ pub enum PluginCommand {
 }
 
 pub(super) async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Result<()> {
+    use crate::plugins::manifest::Role;
     use crate::plugins::{PluginHost, PluginInfo, v1_1};
     fn show(p: &PluginInfo) {
         let roles: Vec<&str> = p.roles.iter().map(|r| r.as_str()).collect();
@@ -114,23 +115,49 @@ pub(super) async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Re
                 client_address: Some("127.0.0.1".into()),
                 now: 0,
             });
+            // The operation of the token route, as the admin sign-in hands it over.
+            let sign_in =
+                v1_1::operation(&crate::events::Operation::SignIn(crate::events::SignIn {
+                    kind: crate::domain::AccountKind::Admin,
+                    username: "admin".into(),
+                    client_address: Some("127.0.0.1".into()),
+                }));
+            let role = if plugin.manifest.has(Role::PermissionResolver) {
+                Role::PermissionResolver
+            } else if plugin.manifest.has(Role::BeforeInterceptor) {
+                Role::BeforeInterceptor
+            } else {
+                anyhow::bail!(
+                    "plugin bench measures permission resolvers and before-interceptors; `{}` plays neither",
+                    plugin.id()
+                );
+            };
+            let call = async || -> anyhow::Result<()> {
+                if role == Role::PermissionResolver {
+                    plugin.resolve(&request).await.map_err(anyhow::Error::msg)?;
+                } else {
+                    plugin.before(&sign_in).await.map_err(anyhow::Error::msg)?;
+                }
+                Ok(())
+            };
             for _ in 0..1000 {
-                plugin.resolve(&request).await.map_err(anyhow::Error::msg)?;
+                call().await?;
             }
             let calls = calls.max(1);
             let mut times = Vec::with_capacity(calls as usize);
             let all = std::time::Instant::now();
             for _ in 0..calls {
                 let t = std::time::Instant::now();
-                plugin.resolve(&request).await.map_err(anyhow::Error::msg)?;
+                call().await?;
                 times.push(t.elapsed());
             }
             let total = all.elapsed();
             times.sort();
             let pct = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
             println!(
-                "plugin call ({}, permission resolver): {calls} calls, mean {:.2} µs, p50 {:.2} µs, p99 {:.2} µs",
+                "plugin call ({}, {}): {calls} calls, mean {:.2} µs, p50 {:.2} µs, p99 {:.2} µs",
                 plugin.id(),
+                role.as_str(),
                 total.as_secs_f64() * 1e6 / f64::from(calls),
                 pct(0.5),
                 pct(0.99)

@@ -119,6 +119,27 @@ impl JwtKeys {
     /// assert!(keys.verify(&token, 4600).is_err());
     /// ```
     pub fn sign(&self, claims: &Claims) -> String {
+        self.sign_payload(&serde_json::to_vec(claims).expect("claims serialize"))
+    }
+
+    /// Signs the claims with more beside them (after-interceptors' claims); a name the claims
+    /// already have is left out, so the server's own always stand.
+    pub fn sign_with(&self, claims: &Claims, more: &[(String, serde_json::Value)]) -> String {
+        if more.is_empty() {
+            return self.sign(claims);
+        }
+        let serde_json::Value::Object(mut all) =
+            serde_json::to_value(claims).expect("claims serialize")
+        else {
+            unreachable!("claims serialize to an object")
+        };
+        for (name, value) in more {
+            all.entry(name.clone()).or_insert_with(|| value.clone());
+        }
+        self.sign_payload(&serde_json::to_vec(&all).expect("claims serialize"))
+    }
+
+    fn sign_payload(&self, payload: &[u8]) -> String {
         let key = &self.keys[0];
         let header = Header {
             alg: name(self.algorithm),
@@ -127,7 +148,7 @@ impl JwtKeys {
         };
         let mut token = B64URL.encode(serde_json::to_vec(&header).expect("header serializes"));
         token.push('.');
-        token.push_str(&B64URL.encode(serde_json::to_vec(claims).expect("claims serialize")));
+        token.push_str(&B64URL.encode(payload));
         let signature = mac(self.algorithm, key.material(), token.as_bytes());
         token.push('.');
         token.push_str(&B64URL.encode(signature));

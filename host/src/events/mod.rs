@@ -18,6 +18,13 @@ use tokio::sync::mpsc;
 
 use crate::domain::{AccountKind, RevocationReason};
 
+pub mod intercept;
+
+pub use intercept::{
+    Additions, AllowedRequest, Caller, Credentials, IntegrationInput, Interceptors, Operation,
+    Produced, Refusal, SignIn, Verification,
+};
+
 /// A successful customer sign-in for a token ([S-3.4]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CustomerLogin {
@@ -187,6 +194,8 @@ pub struct Dispatcher {
     dropped: Arc<AtomicU64>,
     idle: Arc<tokio::sync::Notify>,
     pending: Arc<AtomicU64>,
+    /// Before and after plugins and the credential verifier ([`intercept`]); none by default.
+    interceptors: Arc<RwLock<Option<Arc<dyn Interceptors>>>>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -236,6 +245,44 @@ impl Dispatcher {
             dropped: Default::default(),
             idle,
             pending,
+            interceptors: Default::default(),
+        }
+    }
+
+    /// Installs the interceptors the services call (the plugin host does, once).
+    pub fn intercept_with(&self, interceptors: Arc<dyn Interceptors>) {
+        *self.interceptors.write().unwrap_or_else(|e| e.into_inner()) = Some(interceptors);
+    }
+
+    fn interceptors(&self) -> Option<Arc<dyn Interceptors>> {
+        self.interceptors
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Runs the before-interceptors of an operation: the input to go on with (the same
+    /// operation, on the same subject), or a refusal.
+    pub async fn before(&self, op: Operation) -> Result<Operation, Refusal> {
+        match self.interceptors() {
+            Some(i) => i.before(op).await,
+            None => Ok(op),
+        }
+    }
+
+    /// Runs the after-interceptors of a result: what they add, or a refusal.
+    pub async fn after(&self, produced: &Produced) -> Result<Additions, Refusal> {
+        match self.interceptors() {
+            Some(i) => i.after(produced).await,
+            None => Ok(Additions::default()),
+        }
+    }
+
+    /// Asks the credential verifier about a sign-in; abstains when none is loaded.
+    pub async fn verify(&self, credentials: &Credentials) -> Result<Verification, Refusal> {
+        match self.interceptors() {
+            Some(i) => i.verify(credentials).await,
+            None => Ok(Verification::Abstain),
         }
     }
 

@@ -65,6 +65,10 @@ pub enum CallError {
     /// integrations).
     #[error("{0}")]
     Oversized(String),
+    /// The plugin answered what the host cannot use (a rewrite of another operation, a reserved
+    /// claim or header).
+    #[error("answered what the host cannot use: {0}")]
+    Unusable(String),
 }
 
 fn in_parentheses(stderr: &str) -> String {
@@ -103,6 +107,9 @@ pub enum LoadError {
     /// Another folder already holds a plugin with this id.
     #[error("the id is already used by {0}")]
     DuplicateId(String),
+    /// A role one plugin at most may play is played by another.
+    #[error("plays the {} role, which `{first}` already plays: one plugin at most", .role.as_str())]
+    SecondSeam { role: Role, first: String },
     #[error("this host has no engine")]
     NoEngine,
 }

@@ -16,7 +16,9 @@ use super::pool::{Plugin, PluginInfo};
 use super::registry::{Problem, Registry, ReloadReport};
 use super::roles::subscribe_observers;
 use crate::config::PluginSettings;
-use crate::events::Dispatcher;
+use crate::events::{
+    Additions, Credentials, Dispatcher, Interceptors, Operation, Produced, Refusal, Verification,
+};
 use crate::services::authorization::{Decision, PermissionResolvers, Principal, RequestFacts};
 use crate::services::integration::IntegrationForm;
 
@@ -72,7 +74,7 @@ impl PluginHost {
             let linker = engine::linker(&engine)?;
             Some((engine, linker))
         };
-        Ok(Self {
+        let host = Self {
             inner: Arc::new(Inner {
                 loader: Loader {
                     settings: settings.clone(),
@@ -83,10 +85,14 @@ impl PluginHost {
                 },
                 registry: RwLock::new(Arc::new(Registry::default())),
                 any_resolver: AtomicBool::new(false),
-                events,
+                events: events.clone(),
                 reloading: tokio::sync::Mutex::new(()),
             }),
-        })
+        };
+        if !force_engine {
+            events.intercept_with(Arc::new(Installed(Arc::downgrade(&host.inner))));
+        }
+        Ok(host)
     }
 
     fn registry(&self) -> Arc<Registry> {
@@ -213,6 +219,54 @@ where
             after(report).await;
         }
     }))
+}
+
+/// The host's interceptors and credential verifier as installed into the event dispatcher the
+/// services call: by a weak reference (the host holds the dispatcher), passing everything
+/// through once the host is gone.
+struct Installed(std::sync::Weak<Inner>);
+
+impl Installed {
+    fn registry(&self) -> Option<Arc<Registry>> {
+        self.0
+            .upgrade()
+            .map(|inner| PluginHost { inner }.registry())
+    }
+}
+
+impl Interceptors for Installed {
+    fn before(&self, op: Operation) -> BoxFuture<'_, Result<Operation, Refusal>> {
+        let registry = self.registry();
+        Box::pin(async move {
+            match registry {
+                Some(r) => r.before(op).await,
+                None => Ok(op),
+            }
+        })
+    }
+
+    fn after<'a>(&'a self, produced: &'a Produced) -> BoxFuture<'a, Result<Additions, Refusal>> {
+        let registry = self.registry();
+        Box::pin(async move {
+            match registry {
+                Some(r) => r.after(produced).await,
+                None => Ok(Additions::default()),
+            }
+        })
+    }
+
+    fn verify<'a>(
+        &'a self,
+        credentials: &'a Credentials,
+    ) -> BoxFuture<'a, Result<Verification, Refusal>> {
+        let registry = self.registry();
+        Box::pin(async move {
+            match registry {
+                Some(r) => r.verify(credentials).await,
+                None => Ok(Verification::Abstain),
+            }
+        })
+    }
 }
 
 /// The host's permission resolvers, asked by `services::authorization::permits`: any deny wins,

@@ -14,7 +14,7 @@ use wasmtime::component::{InstancePre, Linker};
 
 use super::error::{CallError, LoadError};
 use super::manifest::{self, Exported, Role};
-use super::pool::{Plugin, Policy, Versioned, World};
+use super::pool::{Plugin, Policy, Pool, Versioned, World};
 use super::state::{Health, Identity, State};
 use super::{engine, v1_0};
 use crate::config::PluginSettings;
@@ -103,6 +103,9 @@ impl Loader {
             observer: None,
             resolver: None,
             provider: None,
+            before: None,
+            after: None,
+            verifier: None,
             manifest,
         };
         for role in plugin.manifest.roles.clone() {
@@ -118,6 +121,15 @@ impl Loader {
                 Role::ConfigProvider => start(&plugin, api, pre)
                     .await
                     .map(|p| plugin.provider = Some(p)),
+                Role::BeforeInterceptor => start_newest(&plugin, pre)
+                    .await
+                    .map(|p| plugin.before = Some(p)),
+                Role::AfterInterceptor => start_newest(&plugin, pre)
+                    .await
+                    .map(|p| plugin.after = Some(p)),
+                Role::CredentialVerifier => start_newest(&plugin, pre)
+                    .await
+                    .map(|p| plugin.verifier = Some(p)),
             };
             started.map_err(|e| {
                 fail(match e {
@@ -154,4 +166,13 @@ async fn start<Old: World, New: World>(
         let pre = New::pre(pre).map_err(Started::World)?;
         Versioned::V1_1(plugin.warm_up(pre).await.map_err(Started::Call)?)
     })
+}
+
+/// The pool of a role only the newest API version has.
+async fn start_newest<W: World>(
+    plugin: &Plugin,
+    pre: InstancePre<State>,
+) -> Result<Pool<W>, Started> {
+    let pre = W::pre(pre).map_err(Started::World)?;
+    plugin.warm_up(pre).await.map_err(Started::Call)
 }

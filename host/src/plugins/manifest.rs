@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::config::PluginSettings;
-use crate::events::Event;
+use crate::events::{Event, Operation, Produced};
 
 /// The manifest's file name inside a plugin folder.
 pub const FILE: &str = "plugin.toml";
@@ -30,6 +30,12 @@ pub enum Role {
     Observer,
     PermissionResolver,
     ConfigProvider,
+    /// Since 1.1.
+    BeforeInterceptor,
+    /// Since 1.1.
+    AfterInterceptor,
+    /// Since 1.1; one plugin at most.
+    CredentialVerifier,
 }
 
 impl Role {
@@ -39,6 +45,17 @@ impl Role {
             Role::Observer => "observer",
             Role::PermissionResolver => "permission-resolver",
             Role::ConfigProvider => "config-provider",
+            Role::BeforeInterceptor => "before-interceptor",
+            Role::AfterInterceptor => "after-interceptor",
+            Role::CredentialVerifier => "credential-verifier",
+        }
+    }
+
+    /// The API version that introduced the role.
+    pub fn since(self) -> (u32, u32) {
+        match self {
+            Role::Observer | Role::PermissionResolver | Role::ConfigProvider => (1, 0),
+            Role::BeforeInterceptor | Role::AfterInterceptor | Role::CredentialVerifier => (1, 1),
         }
     }
 
@@ -47,10 +64,13 @@ impl Role {
     }
 
     /// Every role, in the order the loader starts them.
-    pub const ALL: [Role; 3] = [
+    pub const ALL: [Role; 6] = [
         Role::Observer,
         Role::PermissionResolver,
         Role::ConfigProvider,
+        Role::BeforeInterceptor,
+        Role::AfterInterceptor,
+        Role::CredentialVerifier,
     ];
 
     /// The role whose interface is `name` (as exports and manifests write it).
@@ -90,6 +110,69 @@ pub enum ResolverOnError {
     Abstain,
     /// Counted as a deny (fail closed).
     Deny,
+}
+
+/// What a failure of an interceptor (error, trap, timeout, quarantine, an answer the host
+/// refuses) means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InterceptorOnError {
+    /// Logged; the operation goes on as if the plugin had passed.
+    #[default]
+    Continue,
+    /// The operation is refused (fail closed).
+    Refuse,
+}
+
+/// The `[before_interceptor]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeforeSection {
+    /// Operation names (`integration_create`, ..., `customer_sign_in`), or `*` for all.
+    pub operations: Vec<String>,
+    #[serde(default)]
+    pub on_error: InterceptorOnError,
+}
+
+/// The `[after_interceptor]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AfterSection {
+    /// Result names (`admin_token`, `customer_token`, `request_allowed`), or `*` for all.
+    pub results: Vec<String>,
+    #[serde(default)]
+    pub on_error: InterceptorOnError,
+}
+
+/// What a failure of the credential verifier means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifierOnError {
+    /// The built-in password check decides, as if the plugin had abstained.
+    #[default]
+    Abstain,
+    /// The sign-in is refused (fail closed).
+    Refuse,
+}
+
+/// The `[credential_verifier]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifierSection {
+    #[serde(default)]
+    pub on_error: VerifierOnError,
+}
+
+impl BeforeSection {
+    pub fn wants(&self, operation: &str) -> bool {
+        self.operations.iter().any(|o| o == "*" || o == operation)
+    }
+}
+
+impl AfterSection {
+    pub fn wants(&self, result: &str) -> bool {
+        self.results.iter().any(|r| r == "*" || r == result)
+    }
 }
 
 /// The `[observer]` table.
@@ -153,6 +236,12 @@ struct Raw {
     #[serde(default)]
     permission_resolver: Option<ResolverSection>,
     #[serde(default)]
+    before_interceptor: Option<BeforeSection>,
+    #[serde(default)]
+    after_interceptor: Option<AfterSection>,
+    #[serde(default)]
+    credential_verifier: Option<VerifierSection>,
+    #[serde(default)]
     limits: Limits,
     #[serde(default)]
     capabilities: Vec<String>,
@@ -181,6 +270,9 @@ pub struct Manifest {
     pub sort_order: i32,
     pub observer: Option<ObserverSection>,
     pub resolver: Option<ResolverSection>,
+    pub before: Option<BeforeSection>,
+    pub after: Option<AfterSection>,
+    pub verifier: Option<VerifierSection>,
     pub limits: Limits,
     pub capabilities: Vec<String>,
     /// The `[config]` table as a JSON object, handed to the plugin by the host's `config()`.
@@ -243,11 +335,20 @@ impl Manifest {
         } else {
             self.roles.clone()
         };
-        check_sections(&roles, &self.observer, self.resolver.is_some())
-            .map_err(|(k, m)| err(&k, m))?;
+        check_sections(&roles, &self.tables()).map_err(|(k, m)| err(&k, m))?;
         self.api = Some(exported.api);
         self.roles = roles;
         Ok(())
+    }
+
+    fn tables(&self) -> Tables {
+        Tables {
+            observer: self.observer.is_some(),
+            permission_resolver: self.resolver.is_some(),
+            before_interceptor: self.before.is_some(),
+            after_interceptor: self.after.is_some(),
+            credential_verifier: self.verifier.is_some(),
+        }
     }
 
     fn dir_file(&self) -> String {
@@ -313,9 +414,14 @@ impl Exported {
                 }
                 _ => api = Some(version),
             }
-            let role = Role::from_interface(interface).ok_or_else(|| {
-                format!("the component exports `{name}`, which is not a role this server plays")
-            })?;
+            let role = Role::from_interface(interface)
+                .filter(|r| r.since() <= version)
+                .ok_or_else(|| {
+                    format!(
+                        "the component exports `{name}`, which is not a role of API {}.{}",
+                        version.0, version.1
+                    )
+                })?;
             roles.push(role);
             exports.push((*name).to_owned());
         }
@@ -419,7 +525,7 @@ pub fn parse(dir: &Path, text: &str, settings: &PluginSettings) -> Result<Manife
         if listed.is_empty() {
             return Err(err(
                 "roles",
-                "name at least one of observer, permission-resolver, config-provider, or leave the key out (the component's exports say)".into(),
+                "name at least one role, or leave the key out (the component's exports say)".into(),
             ));
         }
         roles.sort();
@@ -429,9 +535,27 @@ pub fn parse(dir: &Path, text: &str, settings: &PluginSettings) -> Result<Manife
         }
     }
     check_events(&raw.observer).map_err(|(k, m)| err(&k, m))?;
+    check_names(
+        "before_interceptor.operations",
+        raw.before_interceptor.as_ref().map(|b| &b.operations),
+        Operation::NAMES,
+    )
+    .map_err(|(k, m)| err(&k, m))?;
+    check_names(
+        "after_interceptor.results",
+        raw.after_interceptor.as_ref().map(|a| &a.results),
+        Produced::NAMES,
+    )
+    .map_err(|(k, m)| err(&k, m))?;
+    let tables = Tables {
+        observer: raw.observer.is_some(),
+        permission_resolver: raw.permission_resolver.is_some(),
+        before_interceptor: raw.before_interceptor.is_some(),
+        after_interceptor: raw.after_interceptor.is_some(),
+        credential_verifier: raw.credential_verifier.is_some(),
+    };
     if !roles.is_empty() {
-        check_sections(&roles, &raw.observer, raw.permission_resolver.is_some())
-            .map_err(|(k, m)| err(&k, m))?;
+        check_sections(&roles, &tables).map_err(|(k, m)| err(&k, m))?;
     }
     if raw.limits.memory_mib == 0 || raw.limits.memory_mib > settings.max_memory_mib {
         return Err(err(
@@ -484,6 +608,9 @@ pub fn parse(dir: &Path, text: &str, settings: &PluginSettings) -> Result<Manife
         roles,
         sort_order: raw.sort_order,
         resolver: raw.permission_resolver,
+        before: raw.before_interceptor,
+        after: raw.after_interceptor,
+        verifier: raw.credential_verifier,
         observer: raw.observer,
         limits: raw.limits,
         capabilities: raw.capabilities,
@@ -513,27 +640,97 @@ fn check_events(observer: &Option<ObserverSection>) -> Result<(), (String, Strin
     Ok(())
 }
 
+/// Which role tables a manifest has.
+struct Tables {
+    observer: bool,
+    permission_resolver: bool,
+    before_interceptor: bool,
+    after_interceptor: bool,
+    credential_verifier: bool,
+}
+
 /// Each role's table is there when the role needs one, and no table is there without its role.
-fn check_sections(
-    roles: &[Role],
-    observer: &Option<ObserverSection>,
-    resolver: bool,
-) -> Result<(), (String, String)> {
-    match (observer.is_some(), roles.contains(&Role::Observer)) {
-        (false, true) => Err((
-            "observer".into(),
-            "an observer needs an [observer] table with its events".into(),
-        )),
-        (true, false) => Err((
-            "observer".into(),
-            "the plugin does not play the observer role".into(),
-        )),
-        _ if resolver && !roles.contains(&Role::PermissionResolver) => Err((
-            "permission_resolver".into(),
-            "the plugin does not play the permission-resolver role".into(),
-        )),
-        _ => Ok(()),
+fn check_sections(roles: &[Role], t: &Tables) -> Result<(), (String, String)> {
+    let needs = [
+        (
+            Role::Observer,
+            t.observer,
+            "observer",
+            "an observer needs an [observer] table with its events",
+        ),
+        (
+            Role::BeforeInterceptor,
+            t.before_interceptor,
+            "before_interceptor",
+            "a before-interceptor needs a [before_interceptor] table with its operations",
+        ),
+        (
+            Role::AfterInterceptor,
+            t.after_interceptor,
+            "after_interceptor",
+            "an after-interceptor needs an [after_interceptor] table with its results",
+        ),
+    ];
+    for (role, present, key, message) in needs {
+        if roles.contains(&role) && !present {
+            return Err((key.into(), message.into()));
+        }
     }
+    let tables = [
+        (Role::Observer, t.observer, "observer"),
+        (
+            Role::PermissionResolver,
+            t.permission_resolver,
+            "permission_resolver",
+        ),
+        (
+            Role::BeforeInterceptor,
+            t.before_interceptor,
+            "before_interceptor",
+        ),
+        (
+            Role::AfterInterceptor,
+            t.after_interceptor,
+            "after_interceptor",
+        ),
+        (
+            Role::CredentialVerifier,
+            t.credential_verifier,
+            "credential_verifier",
+        ),
+    ];
+    for (role, present, key) in tables {
+        if present && !roles.contains(&role) {
+            return Err((
+                key.into(),
+                format!("the plugin does not play the {} role", role.as_str()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A list of names from a table: not empty, each known (or `*`).
+fn check_names(
+    key: &str,
+    names: Option<&Vec<String>>,
+    known: &[&str],
+) -> Result<(), (String, String)> {
+    let Some(names) = names else {
+        return Ok(());
+    };
+    if names.is_empty() {
+        return Err((key.into(), "name at least one, or \"*\"".into()));
+    }
+    for (i, n) in names.iter().enumerate() {
+        if n != "*" && !known.contains(&n.as_str()) {
+            return Err((
+                format!("{key}[{i}]"),
+                format!("unknown name `{n}`; known: {}", known.join(", ")),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `"1.0"` (or `"1.0.0"`) as `(1, 0)`.
@@ -695,7 +892,7 @@ blocked = ["a.example"]
             ),
             (
                 vec!["integration-host:plugin/juggler@1.1.0"],
-                "exports `integration-host:plugin/juggler@1.1.0`, which is not a role this server plays",
+                "exports `integration-host:plugin/juggler@1.1.0`, which is not a role of API 1.1",
             ),
             (
                 vec!["wasi:cli/run@0.2.0"],

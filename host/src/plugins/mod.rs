@@ -47,14 +47,20 @@ pub use registry::{Problem, ReloadReport};
 
 /// API versions released to plugin authors, with the SHA-256 of their WIT file: a released
 /// version is frozen, so its file never changes (additions go in a new version's folder).
-pub const RELEASED_WIT: &[(&str, &str)] = &[(
-    "plugin@1.0.0",
-    "68cce3050ccaed20f61f35ea036a35374da84ac0ba31ca56477b2421eb97bd85",
-)];
+pub const RELEASED_WIT: &[(&str, &str)] = &[
+    (
+        "plugin@1.0.0",
+        "68cce3050ccaed20f61f35ea036a35374da84ac0ba31ca56477b2421eb97bd85",
+    ),
+    (
+        "plugin@1.1.0",
+        "f3bfbbbf31ea1c8583ebf246373d9deefbe6050543ef3501bf354858aebaee03",
+    ),
+];
 
-/// The version in development: its WIT may still change until it is released (then its hash
-/// joins [`RELEASED_WIT`]).
-pub const UNRELEASED_WIT: Option<&str> = Some("plugin@1.1.0");
+/// The version in development, if any: its WIT may still change until it is released (then
+/// its hash joins [`RELEASED_WIT`]).
+pub const UNRELEASED_WIT: Option<&str> = None;
 
 #[cfg(test)]
 mod tests {

@@ -77,6 +77,22 @@ world!(
     v1_1::provider::ConfigProviderPluginPre<State>
 );
 
+world!(
+    v1_1::before::BeforeInterceptorPlugin,
+    v1_1::before::BeforeInterceptorPluginPre<State>
+);
+world!(
+    v1_1::after::AfterInterceptorPlugin,
+    v1_1::after::AfterInterceptorPluginPre<State>
+);
+world!(
+    v1_1::verifier::CredentialVerifierPlugin,
+    v1_1::verifier::CredentialVerifierPluginPre<State>
+);
+
+/// Most claims or headers one after-interceptor may add.
+pub const MAX_ADDITIONS: usize = 16;
+
 /// A role's pool in the API version the plugin was built against. Calls go in the newest
 /// version's types; an older version's module converts them to its own and the answers back.
 pub(super) enum Versioned<Old: World, New: World> {
@@ -123,6 +139,10 @@ pub struct Plugin {
     pub(super) observer: Option<ObserverPool>,
     pub(super) resolver: Option<ResolverPool>,
     pub(super) provider: Option<ProviderPool>,
+    /// Roles since 1.1: the newest bindings only.
+    pub(super) before: Option<Pool<v1_1::before::BeforeInterceptorPlugin>>,
+    pub(super) after: Option<Pool<v1_1::after::AfterInterceptorPlugin>>,
+    pub(super) verifier: Option<Pool<v1_1::verifier::CredentialVerifierPlugin>>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -258,7 +278,7 @@ impl Plugin {
     }
 
     /// Records a failed call and logs it; returns the error for the caller's policy.
-    fn failed(&self, role: Role, error: CallError) -> CallError {
+    pub(super) fn failed(&self, role: Role, error: CallError) -> CallError {
         if error == CallError::Quarantined {
             return error;
         }
@@ -413,6 +433,99 @@ impl Plugin {
             )),
             Ok(list) => Ok(list),
             Err(e) => Err(self.failed(Role::ConfigProvider, e)),
+        }
+    }
+
+    /// Calls the before-interceptor export.
+    pub async fn before(&self, op: &v1_1::Operation) -> Result<v1_1::Answer, CallError> {
+        let role = Role::BeforeInterceptor;
+        let pool = self.before.as_ref().ok_or(CallError::NotInRole(role))?;
+        let op = op.clone();
+        let out = self
+            .call(pool, move |w, store| {
+                Box::pin(async move {
+                    w.integration_host_plugin_before_interceptor()
+                        .call_before(store, &op)
+                        .await
+                })
+            })
+            .await
+            .and_then(|r| r.map_err(|e| CallError::Guest(v1_1::guest_error(e))));
+        match out {
+            Ok(v1_1::Answer::Refuse(message)) if message.len() > MAX_REASON => Err(self.failed(
+                role,
+                CallError::Oversized(format!(
+                    "answered a refusal of {} bytes (at most {MAX_REASON})",
+                    message.len()
+                )),
+            )),
+            Ok(a) => Ok(a),
+            Err(e) => Err(self.failed(role, e)),
+        }
+    }
+
+    /// Calls the after-interceptor export.
+    pub async fn after(&self, produced: &v1_1::Produced) -> Result<v1_1::Additions, CallError> {
+        let role = Role::AfterInterceptor;
+        let pool = self.after.as_ref().ok_or(CallError::NotInRole(role))?;
+        let produced = produced.clone();
+        let out = self
+            .call(pool, move |w, store| {
+                Box::pin(async move {
+                    w.integration_host_plugin_after_interceptor()
+                        .call_after(store, &produced)
+                        .await
+                })
+            })
+            .await
+            .and_then(|r| r.map_err(|e| CallError::Guest(v1_1::guest_error(e))));
+        match out {
+            Ok(a) if a.claims.len() > MAX_ADDITIONS || a.headers.len() > MAX_ADDITIONS => Err(self
+                .failed(
+                    role,
+                    CallError::Oversized(format!(
+                        "added {} claims and {} headers (at most {MAX_ADDITIONS} each)",
+                        a.claims.len(),
+                        a.headers.len()
+                    )),
+                )),
+            Ok(a) => Ok(a),
+            Err(e) => Err(self.failed(role, e)),
+        }
+    }
+
+    /// Calls the credential-verifier export.
+    pub async fn verify(
+        &self,
+        credentials: &v1_1::Credentials,
+    ) -> Result<v1_1::Verification, CallError> {
+        let role = Role::CredentialVerifier;
+        let pool = self.verifier.as_ref().ok_or(CallError::NotInRole(role))?;
+        let credentials = credentials.clone();
+        let out = self
+            .call(pool, move |w, store| {
+                Box::pin(async move {
+                    w.integration_host_plugin_credential_verifier()
+                        .call_verify(store, &credentials)
+                        .await
+                })
+            })
+            .await
+            .and_then(|r| r.map_err(|e| CallError::Guest(v1_1::guest_error(e))));
+        match out {
+            Ok(v1_1::Verification::Refuse(text) | v1_1::Verification::Accept(text))
+                if text.len() > MAX_REASON =>
+            {
+                Err(self.failed(
+                    role,
+                    CallError::Oversized(format!(
+                        "answered {} bytes (at most {MAX_REASON})",
+                        text.len()
+                    )),
+                ))
+            }
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.failed(role, e)),
         }
     }
 

@@ -53,12 +53,24 @@ pub(super) struct Registry {
     entries: BTreeMap<PathBuf, Entry>,
     /// Resolvers in call order: sort order, then id.
     pub(super) resolvers: Vec<Arc<Plugin>>,
+    /// Before- and after-interceptors in call order.
+    pub(super) befores: Vec<Arc<Plugin>>,
+    pub(super) afters: Vec<Arc<Plugin>>,
+    /// The credential verifier: one plugin at most.
+    pub(super) verifier: Option<Arc<Plugin>>,
     pub(super) problems: Vec<Problem>,
 }
 
 impl Registry {
     pub(super) fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
         self.entries.values().filter_map(|e| e.plugin.as_ref())
+    }
+
+    /// The plugins that `plays`, in call order: sort order, then id.
+    fn in_order(&self, plays: impl Fn(&Plugin) -> bool) -> Vec<Arc<Plugin>> {
+        let mut out: Vec<Arc<Plugin>> = self.plugins().filter(|p| plays(p)).cloned().collect();
+        out.sort_by(|a, b| (a.manifest.sort_order, a.id()).cmp(&(b.manifest.sort_order, b.id())));
+        out
     }
 }
 
@@ -181,16 +193,40 @@ impl Registry {
                 }
             }
         }
+        // One credential verifier: the first by sort order and id plays it; another is a load
+        // error naming both.
+        let mut verifiers = next.in_order(|p| p.verifier.is_some());
+        if verifiers.len() > 1 {
+            let first = verifiers.remove(0);
+            for entry in next.entries.values_mut() {
+                let Some(plugin) = &entry.plugin else {
+                    continue;
+                };
+                if !verifiers.iter().any(|v| Arc::ptr_eq(v, plugin)) {
+                    continue;
+                }
+                report.loaded.retain(|i| i != plugin.id());
+                report.reloaded.retain(|i| i != plugin.id());
+                entry.problem = Some(Problem {
+                    dir: plugin.dir.display().to_string(),
+                    id: Some(plugin.id().to_owned()),
+                    error: LoadError::SecondSeam {
+                        role: Role::CredentialVerifier,
+                        first: first.id().to_owned(),
+                    }
+                    .to_string(),
+                    still_serving: false,
+                });
+                entry.plugin = None;
+            }
+            verifiers = vec![first];
+        }
+        next.verifier = verifiers.pop();
         next.problems
             .extend(next.entries.values().filter_map(|e| e.problem.clone()));
-        let mut resolvers: Vec<Arc<Plugin>> = next
-            .plugins()
-            .filter(|p| p.resolver.is_some())
-            .cloned()
-            .collect();
-        resolvers
-            .sort_by(|a, b| (a.manifest.sort_order, a.id()).cmp(&(b.manifest.sort_order, b.id())));
-        next.resolvers = resolvers;
+        next.resolvers = next.in_order(|p| p.resolver.is_some());
+        next.befores = next.in_order(|p| p.before.is_some());
+        next.afters = next.in_order(|p| p.after.is_some());
         report.problems = next.problems.clone();
         (next, report)
     }

@@ -1,16 +1,25 @@
 //! The roles in action: the permission resolvers' combined answer, the config providers'
-//! integrations, and the observers subscribed to the event dispatcher.
+//! integrations, the observers subscribed to the event dispatcher, and the interceptors and
+//! credential verifier the services call through the dispatcher (in sort order, each under
+//! its manifest's error policy, answers the host cannot use counted as failures).
 
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
+use super::error::CallError;
 use super::error::ProvidersFailed;
-use super::manifest::{ObserverMode, ObserverOnError, ResolverOnError};
+use super::manifest::{
+    InterceptorOnError, ObserverMode, ObserverOnError, ResolverOnError, Role, VerifierOnError,
+};
 use super::pool::Plugin;
 use super::registry::Registry;
 use super::v1_1;
-use crate::events::{Dispatcher, Event, Mode, ObserveError, Observer};
+use crate::events::intercept::{AdditionKind, check_addition};
+use crate::events::{
+    Additions, Credentials, Dispatcher, Event, Mode, ObserveError, Observer, Operation, Produced,
+    Refusal, Verification,
+};
 use crate::services::authorization::{Decision, Principal, RequestFacts};
 use crate::services::integration::IntegrationForm;
 
@@ -103,6 +112,168 @@ impl Registry {
             Err(ProvidersFailed(errors))
         }
     }
+}
+
+/// The refusal of an operation because a fail-closed plugin failed.
+fn failed_closed(plugin: &Plugin) -> Refusal {
+    Refusal {
+        plugin: plugin.id().to_owned(),
+        message: format!(
+            "The request was refused because the plugin `{}` failed.",
+            plugin.id()
+        ),
+    }
+}
+
+impl Registry {
+    /// Runs the before-interceptors that want `op`, in order, each on what the previous one
+    /// passed on.
+    pub(super) async fn before(&self, mut op: Operation) -> Result<Operation, Refusal> {
+        for plugin in &self.befores {
+            let Some(section) = plugin.manifest.before.as_ref() else {
+                continue;
+            };
+            if !section.wants(op.name()) {
+                continue;
+            }
+            let step = match plugin.before(&v1_1::operation(&op)).await {
+                Ok(v1_1::Answer::Pass) => Step::Pass,
+                Ok(v1_1::Answer::Refuse(message)) => Step::Refuse(message),
+                Ok(v1_1::Answer::Rewrite(new)) => match v1_1::operation_back(new) {
+                    Some(new) if op.same_subject(&new) => Step::Rewrite(new),
+                    _ => Step::Failed(plugin.failed(
+                        Role::BeforeInterceptor,
+                        CallError::Unusable(format!(
+                            "a rewrite of `{}` into another operation or subject",
+                            op.name()
+                        )),
+                    )),
+                },
+                Err(e) => Step::Failed(e),
+            };
+            match step {
+                Step::Pass => {}
+                Step::Rewrite(new) => op = new,
+                Step::Refuse(message) => {
+                    tracing::info!(plugin = %plugin.id(), operation = op.name(), message = %message, "a before-interceptor refused the operation");
+                    return Err(Refusal {
+                        plugin: plugin.id().to_owned(),
+                        message,
+                    });
+                }
+                Step::Failed(e) => {
+                    if section.on_error == InterceptorOnError::Refuse {
+                        tracing::warn!(plugin = %plugin.id(), error = %e, "a fail-closed before-interceptor failed: refusing");
+                        return Err(failed_closed(plugin));
+                    }
+                }
+            }
+        }
+        Ok(op)
+    }
+
+    /// Runs the after-interceptors that want `produced`, in order, and gathers what they add
+    /// (a claim or header added twice: the first stands).
+    pub(super) async fn after(&self, produced: &Produced) -> Result<Additions, Refusal> {
+        let mut out = Additions::default();
+        let wit = v1_1::produced(produced);
+        for plugin in &self.afters {
+            let Some(section) = plugin.manifest.after.as_ref() else {
+                continue;
+            };
+            if !section.wants(produced.name()) {
+                continue;
+            }
+            let checked = match plugin.after(&wit).await {
+                Ok(a) => usable(produced, a)
+                    .map_err(|why| plugin.failed(Role::AfterInterceptor, CallError::Unusable(why))),
+                Err(e) => Err(e),
+            };
+            match checked {
+                Ok(added) => {
+                    for (name, value) in added.claims {
+                        if !out.claims.iter().any(|(n, _)| *n == name) {
+                            out.claims.push((name, value));
+                        }
+                    }
+                    for (name, value) in added.headers {
+                        if !out
+                            .headers
+                            .iter()
+                            .any(|(n, _)| n.eq_ignore_ascii_case(&name))
+                        {
+                            out.headers.push((name, value));
+                        }
+                    }
+                }
+                Err(e) if section.on_error == InterceptorOnError::Refuse => {
+                    tracing::warn!(plugin = %plugin.id(), error = %e, "a fail-closed after-interceptor failed: refusing");
+                    return Err(failed_closed(plugin));
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Asks the credential verifier, if one is loaded.
+    pub(super) async fn verify(&self, credentials: &Credentials) -> Result<Verification, Refusal> {
+        let Some(plugin) = &self.verifier else {
+            return Ok(Verification::Abstain);
+        };
+        match plugin.verify(&v1_1::credentials(credentials)).await {
+            Ok(v) => Ok(v1_1::verification(v)),
+            Err(e) => {
+                let on_error = plugin
+                    .manifest
+                    .verifier
+                    .clone()
+                    .unwrap_or_default()
+                    .on_error;
+                if on_error == VerifierOnError::Refuse {
+                    tracing::warn!(plugin = %plugin.id(), error = %e, "a fail-closed credential verifier failed: refusing the sign-in");
+                    Ok(Verification::Refuse(format!(
+                        "the plugin `{}` failed",
+                        plugin.id()
+                    )))
+                } else {
+                    Ok(Verification::Abstain)
+                }
+            }
+        }
+    }
+}
+
+/// One before-interceptor's answer, as the host takes it.
+enum Step {
+    Pass,
+    Rewrite(Operation),
+    Refuse(String),
+    Failed(CallError),
+}
+
+/// An after-interceptor's additions, checked: claims only for tokens and never reserved, their
+/// values JSON; headers only `X-Auth-*` for allowed requests, never the identity ones.
+fn usable(produced: &Produced, added: v1_1::Additions) -> Result<Additions, String> {
+    let mut out = Additions::default();
+    for (name, value) in added.claims {
+        if let Some(why) = check_addition(produced, AdditionKind::Claim, &name) {
+            return Err(why);
+        }
+        let value: serde_json::Value = serde_json::from_str(&value)
+            .map_err(|e| format!("the claim `{name}`: its value is not JSON ({e})"))?;
+        out.claims.push((name, value));
+    }
+    for (name, value) in added.headers {
+        if let Some(why) = check_addition(produced, AdditionKind::Header, &name) {
+            return Err(why);
+        }
+        if value.len() > 1024 || value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            return Err(format!("the header `{name}`: not a header value"));
+        }
+        out.headers.push((name, value));
+    }
+    Ok(out)
 }
 
 /// Subscribes the observers of `next` that `current` did not have (new or reloaded plugins)

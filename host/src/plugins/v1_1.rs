@@ -8,8 +8,8 @@
 //! version becomes the newest module; this one then converts to it.
 
 use super::error::GuestError;
-use crate::domain::UserType as ServerUserType;
-use crate::events::Event;
+use crate::domain::{AccountKind, UserType as ServerUserType};
+use crate::events::{self, Event};
 use crate::services::authorization::Principal;
 
 /// The API version, as `(major, minor)`.
@@ -144,5 +144,152 @@ pub fn guest_error(e: wit::PluginError) -> GuestError {
         wit::PluginError::InvalidInput(m) => GuestError::InvalidInput(m),
         wit::PluginError::BadConfig(m) => GuestError::BadConfig(m),
         wit::PluginError::Failed(m) => GuestError::Failed(m),
+    }
+}
+
+fn account_type(kind: AccountKind) -> wit::UserType {
+    user_type(kind.user_type())
+}
+
+fn input(i: &events::IntegrationInput) -> IntegrationInput {
+    IntegrationInput {
+        name: i.name.clone(),
+        email: i.email.clone(),
+        endpoint_url: i.endpoint.clone(),
+        identity_link_url: i.identity_link_url.clone(),
+        resources: i.resources.clone(),
+        all_resources: i.all_resources,
+    }
+}
+
+fn input_back(i: IntegrationInput) -> events::IntegrationInput {
+    events::IntegrationInput {
+        name: i.name,
+        email: i.email,
+        endpoint: i.endpoint_url,
+        identity_link_url: i.identity_link_url,
+        resources: i.resources,
+        all_resources: i.all_resources,
+    }
+}
+
+fn iref(i: &events::IntegrationRef) -> wit::IntegrationRef {
+    integration_ref(i)
+}
+
+fn iref_back(i: wit::IntegrationRef) -> events::IntegrationRef {
+    events::IntegrationRef {
+        id: i.id,
+        name: i.name,
+    }
+}
+
+/// An operation in this version's shape.
+pub fn operation(op: &events::Operation) -> Operation {
+    use events::Operation as O;
+    match op {
+        O::IntegrationCreate(i) => Operation::IntegrationCreate(input(i)),
+        O::IntegrationUpdate {
+            integration,
+            input: i,
+        } => Operation::IntegrationUpdate(IntegrationUpdate {
+            integration: iref(integration),
+            input: input(i),
+        }),
+        O::IntegrationDelete(i) => Operation::IntegrationDelete(iref(i)),
+        O::IntegrationActivate(i) => Operation::IntegrationActivate(iref(i)),
+        O::SignIn(s) => {
+            let sign_in = SignIn {
+                user_type: account_type(s.kind),
+                username: s.username.clone(),
+                client_address: s.client_address.clone(),
+            };
+            match s.kind {
+                AccountKind::Admin => Operation::AdminSignIn(sign_in),
+                AccountKind::Customer => Operation::CustomerSignIn(sign_in),
+            }
+        }
+    }
+}
+
+/// A rewritten operation in the server's shape; `None` for a sign-in whose account kind does
+/// not match its case.
+pub fn operation_back(op: Operation) -> Option<events::Operation> {
+    use events::Operation as O;
+    let sign_in = |s: SignIn, kind: AccountKind| {
+        (account_type(kind) == s.user_type).then_some(O::SignIn(events::SignIn {
+            kind,
+            username: s.username,
+            client_address: s.client_address,
+        }))
+    };
+    match op {
+        Operation::IntegrationCreate(i) => Some(O::IntegrationCreate(input_back(i))),
+        Operation::IntegrationUpdate(u) => Some(O::IntegrationUpdate {
+            integration: iref_back(u.integration),
+            input: input_back(u.input),
+        }),
+        Operation::IntegrationDelete(i) => Some(O::IntegrationDelete(iref_back(i))),
+        Operation::IntegrationActivate(i) => Some(O::IntegrationActivate(iref_back(i))),
+        Operation::AdminSignIn(s) => sign_in(s, AccountKind::Admin),
+        Operation::CustomerSignIn(s) => sign_in(s, AccountKind::Customer),
+    }
+}
+
+/// A result in this version's shape.
+pub fn produced(p: &events::Produced) -> Produced {
+    match p {
+        events::Produced::Token { kind, id, name } => {
+            let account = wit::Account {
+                id: *id,
+                name: name.clone(),
+            };
+            match kind {
+                AccountKind::Admin => Produced::AdminToken(account),
+                AccountKind::Customer => Produced::CustomerToken(account),
+            }
+        }
+        events::Produced::RequestAllowed(r) => Produced::RequestAllowed(AllowedRequest {
+            principal: match &r.caller {
+                events::Caller::Guest => wit::Principal::Guest,
+                events::Caller::Integration { id, name } => {
+                    wit::Principal::Integration(wit::IntegrationRef {
+                        id: *id,
+                        name: name.clone(),
+                    })
+                }
+                events::Caller::Admin { id, name } => wit::Principal::Admin(wit::Account {
+                    id: *id,
+                    name: name.clone(),
+                }),
+                events::Caller::Customer { id, name } => wit::Principal::Customer(wit::Account {
+                    id: *id,
+                    name: name.clone(),
+                }),
+            },
+            method: r.method.clone(),
+            path: r.path.clone(),
+            resources: r.resources.clone(),
+            client_address: r.client_address.clone(),
+        }),
+    }
+}
+
+/// Sign-in credentials in this version's shape.
+pub fn credentials(c: &events::Credentials) -> Credentials {
+    Credentials {
+        user_type: account_type(c.kind),
+        username: c.username.clone(),
+        password: c.password.clone(),
+        client_address: c.client_address.clone(),
+    }
+}
+
+/// A verifier's decision in the server's shape.
+pub fn verification(v: Verification) -> events::Verification {
+    match v {
+        Verification::Accept(name) => events::Verification::Accept(name),
+        Verification::Refuse(reason) => events::Verification::Refuse(reason),
+        Verification::Abstain => events::Verification::Abstain,
     }
 }

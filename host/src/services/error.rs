@@ -14,6 +14,9 @@ pub enum ServiceError {
     /// The request breaks a rule; the text says which, in the words the client sees.
     #[error("{0}")]
     Invalid(String),
+    /// A plugin (a before-interceptor) refused the operation; the text is its message.
+    #[error("{0}")]
+    Refused(String),
     /// One input field is missing or invalid.
     #[error(transparent)]
     Field(#[from] FieldError),

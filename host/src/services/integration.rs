@@ -16,7 +16,7 @@ use super::{FieldError, ServiceError};
 use crate::acl::Grants;
 use crate::crypto;
 use crate::domain::{IntegrationStatus, SetupType};
-use crate::events::{Dispatcher, Event, IntegrationRef};
+use crate::events::{self, Dispatcher, Event, IntegrationRef, Operation};
 use crate::store::{IntegrationFields, IntegrationRow, NewConsumer, Store};
 
 /// An integration name: 1-255 characters after trimming, no control characters.
@@ -290,6 +290,64 @@ impl IntegrationService {
         }
     }
 
+    /// Runs the before-interceptors (Magento's before plugins) of an operation: what to go on
+    /// with, or their refusal as a bad request.
+    async fn before(&self, op: Operation) -> Result<Operation, ServiceError> {
+        self.events
+            .before(op)
+            .await
+            .map_err(|refusal| ServiceError::Refused(refusal.message))
+    }
+
+    /// The before-interceptors on a manual create (`current` none) or update: the input to go
+    /// on with, a rewritten one checked like a submitted form. Config integrations are their
+    /// files' and are not intercepted.
+    async fn intercepted(
+        &self,
+        input: IntegrationInput,
+        current: Option<&Integration>,
+    ) -> Result<IntegrationInput, ServiceError> {
+        if input.setup_type != SetupType::Manual {
+            return Ok(input);
+        }
+        let raw = events::IntegrationInput {
+            name: input.name.as_str().to_owned(),
+            email: input.email.as_ref().map(|e| e.as_str().to_owned()),
+            endpoint: input.endpoint.as_ref().map(|u| u.as_str().to_owned()),
+            identity_link_url: input
+                .identity_link_url
+                .as_ref()
+                .map(|u| u.as_str().to_owned()),
+            resources: input.resources.clone(),
+            all_resources: input.all_resources,
+        };
+        let op = match current {
+            None => Operation::IntegrationCreate(raw),
+            Some(i) => Operation::IntegrationUpdate {
+                integration: reference(i),
+                input: raw,
+            },
+        };
+        let out = self.before(op.clone()).await?;
+        if out == op {
+            return Ok(input);
+        }
+        let (Operation::IntegrationCreate(raw) | Operation::IntegrationUpdate { input: raw, .. }) =
+            out
+        else {
+            return Ok(input);
+        };
+        let form = IntegrationForm {
+            name: raw.name,
+            email: raw.email,
+            endpoint: raw.endpoint,
+            identity_link_url: raw.identity_link_url,
+            all_resources: raw.all_resources,
+            resources: raw.resources,
+        };
+        Ok(IntegrationInput::parse(&form, SetupType::Manual)?)
+    }
+
     fn rules(&self, input: &IntegrationInput) -> Result<Vec<String>, ServiceError> {
         Ok(self
             .authorization
@@ -301,6 +359,7 @@ impl IntegrationService {
     /// are unique regardless of case; unknown resources are refused.
     #[tracing::instrument(skip(self, input), fields(integration = %input.name.as_str()))]
     pub async fn create(&self, input: IntegrationInput) -> Result<Integration, ServiceError> {
+        let input = self.intercepted(input, None).await?;
         let rules = self.rules(&input)?;
         let key = crypto::random_token();
         let secret = crypto::random_token();
@@ -339,6 +398,7 @@ impl IntegrationService {
         if current.is_config() {
             return Err(read_only(&current));
         }
+        let input = self.intercepted(input, Some(&current)).await?;
         let changed = self.write(id, input, false).await?;
         self.saved(&changed, false).await;
         Ok(changed)
@@ -451,6 +511,8 @@ impl IntegrationService {
                 integration.name
             )));
         }
+        self.before(Operation::IntegrationDelete(reference(&integration)))
+            .await?;
         self.store.delete_integration(id).await?;
         self.emit(Event::IntegrationDeleted, &integration).await;
         Ok(integration)
@@ -507,6 +569,8 @@ impl IntegrationService {
                 integration.name
             )));
         }
+        self.before(Operation::IntegrationActivate(reference(&integration)))
+            .await?;
         self.oauth
             .delete_integration_token(integration.consumer_id)
             .await?;
@@ -547,4 +611,12 @@ fn read_only(integration: &Integration) -> ServiceError {
 
 fn not_found(id: i64) -> ServiceError {
     ServiceError::NotFound(format!("The integration with ID \"{id}\" doesn't exist."))
+}
+
+/// An integration as operations and events name it.
+fn reference(i: &Integration) -> IntegrationRef {
+    IntegrationRef {
+        id: i.id,
+        name: i.name.clone(),
+    }
 }

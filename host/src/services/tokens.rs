@@ -27,7 +27,10 @@ use crate::clock::now;
 use crate::config::{TokenFormat, TokenSettings};
 use crate::crypto::{self, Claims, JwtKeys, KeyMaterial};
 use crate::domain::{AccountKind, RevocationReason, TokenKind, UserType};
-use crate::events::{AdminLogin, CustomerLogin, Dispatcher, Event, TokensRevoked};
+use crate::events::{
+    AdminLogin, Credentials, CustomerLogin, Dispatcher, Event, Operation, Produced, SignIn,
+    TokensRevoked, Verification,
+};
 use crate::store::{SealedToken, Store};
 
 /// Magento's one answer to every failed sign-in.
@@ -59,6 +62,10 @@ pub enum SignInError {
     /// A sync observer of the sign-in event (a plugin) refused it, with its reason.
     #[error("{0}")]
     Vetoed(String),
+    /// A before-interceptor (a plugin) refused the sign-in, with its message: a bad request,
+    /// not a failed sign-in (the lockout does not count it).
+    #[error("{0}")]
+    Intercepted(String),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -121,7 +128,8 @@ impl TokenService {
         client: ClientInfo,
     ) -> Result<String, SignInError> {
         let account = self.sign_in_admin(username, password, client).await?;
-        Ok(self.issue(AccountKind::Admin, account.id).await?)
+        self.issue_for(AccountKind::Admin, account.id, &account.login)
+            .await
     }
 
     /// `POST /V1/integration/customer/token`; dispatches `customer_login`.
@@ -132,7 +140,7 @@ impl TokenService {
         client: ClientInfo,
     ) -> Result<String, SignInError> {
         let account = self
-            .sign_in(AccountKind::Customer, username, password)
+            .sign_in(AccountKind::Customer, username, password, &client)
             .await?;
         self.events
             .dispatch(Event::CustomerLogin(CustomerLogin {
@@ -159,7 +167,9 @@ impl TokenService {
         password: Option<&str>,
         client: ClientInfo,
     ) -> Result<crate::store::AccountRow, SignInError> {
-        let account = self.sign_in(AccountKind::Admin, username, password).await?;
+        let account = self
+            .sign_in(AccountKind::Admin, username, password, &client)
+            .await?;
         self.events
             .dispatch(Event::AdminLogin(AdminLogin {
                 admin_id: account.id,
@@ -177,12 +187,15 @@ impl TokenService {
         Ok(account)
     }
 
-    /// Checks the fields, the lock and the password; counts a failure.
+    /// Checks the fields, runs the before-interceptors (which may refuse or rewrite the user
+    /// name), checks the lock and the credentials (the credential verifier's, or the password);
+    /// counts a failure.
     async fn sign_in(
         &self,
         kind: AccountKind,
         username: Option<&str>,
         password: Option<&str>,
+        client: &ClientInfo,
     ) -> Result<crate::store::AccountRow, SignInError> {
         let username = username.filter(|u| !u.is_empty());
         let password = password.filter(|p| !p.is_empty());
@@ -196,6 +209,17 @@ impl TokenService {
             }
             return Err(SignInError::Missing(missing));
         };
+        let op = Operation::SignIn(SignIn {
+            kind,
+            username: username.to_owned(),
+            client_address: client.address.clone(),
+        });
+        let username = match self.events.before(op).await {
+            Ok(Operation::SignIn(s)) if !s.username.is_empty() => s.username,
+            Ok(_) => username.to_owned(),
+            Err(refusal) => return Err(SignInError::Intercepted(refusal.message)),
+        };
+        let username = username.as_str();
         let log_name = username.to_lowercase();
         let t = now();
         let failures = self
@@ -206,7 +230,29 @@ impl TokenService {
         if failures >= i64::from(self.settings.lockout_failures) {
             return Err(SignInError::Refused);
         }
-        let account = self.accounts.verify(kind, username, password).await?;
+        let credentials = Credentials {
+            kind,
+            username: username.to_owned(),
+            password: password.to_owned(),
+            client_address: client.address.clone(),
+        };
+        let account = match self.events.verify(&credentials).await {
+            Ok(Verification::Abstain) => self.accounts.verify(kind, username, password).await?,
+            Ok(Verification::Accept(name)) => self
+                .store
+                .find_account(kind, &name)
+                .await
+                .map_err(ServiceError::from)?
+                .filter(|a| a.is_active),
+            Ok(Verification::Refuse(reason)) => {
+                tracing::info!(username = %username, reason = %reason, "the credential verifier refused a sign-in");
+                None
+            }
+            Err(refusal) => {
+                tracing::info!(username = %username, reason = %refusal, "the credential verifier refused a sign-in");
+                None
+            }
+        };
         match account {
             Some(account) => Ok(account),
             None => {
@@ -231,11 +277,42 @@ impl TokenService {
             .reset_failures(&login.to_lowercase(), kind)
             .await
             .map_err(ServiceError::from)?;
-        Ok(self.issue(kind, user_id).await?)
+        self.issue_for(kind, user_id, login).await
+    }
+
+    /// Issues a token after a sign-in, with the claims the after-interceptors add (to JWTs;
+    /// an opaque token carries none). A fail-closed after-interceptor that fails refuses it.
+    async fn issue_for(
+        &self,
+        kind: AccountKind,
+        user_id: i64,
+        name: &str,
+    ) -> Result<String, SignInError> {
+        let produced = Produced::Token {
+            kind,
+            id: user_id,
+            name: name.to_owned(),
+        };
+        let added = self
+            .events
+            .after(&produced)
+            .await
+            .map_err(|refusal| SignInError::Intercepted(refusal.message))?;
+        Ok(self.issue_with(kind, user_id, &added.claims).await?)
     }
 
     /// A new token for an account, in the configured format.
     pub async fn issue(&self, kind: AccountKind, user_id: i64) -> Result<String, ServiceError> {
+        self.issue_with(kind, user_id, &[]).await
+    }
+
+    /// A new token for an account, a JWT with `claims` beside the server's own.
+    async fn issue_with(
+        &self,
+        kind: AccountKind,
+        user_id: i64,
+        claims: &[(String, serde_json::Value)],
+    ) -> Result<String, ServiceError> {
         match self.settings.format {
             TokenFormat::Jwt => {
                 let t = now();
@@ -248,12 +325,15 @@ impl TokenService {
                     AccountKind::Admin => self.settings.admin_lifetime_minutes,
                     AccountKind::Customer => self.settings.customer_lifetime_minutes,
                 };
-                Ok(self.jwt.sign(&Claims {
-                    uid: user_id,
-                    utypid: kind.user_type().code(),
-                    iat,
-                    exp: t + i64::from(minutes) * 60,
-                }))
+                Ok(self.jwt.sign_with(
+                    &Claims {
+                        uid: user_id,
+                        utypid: kind.user_type().code(),
+                        iat,
+                        exp: t + i64::from(minutes) * 60,
+                    },
+                    claims,
+                ))
             }
             TokenFormat::Opaque => {
                 let value = crypto::random_token();

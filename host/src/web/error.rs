@@ -152,7 +152,7 @@ pub fn service_error(e: ServiceError) -> RestError {
                 &[("value", &value), ("fieldName", field), ("reason", &reason)],
             ),
         },
-        ServiceError::Invalid(m) | ServiceError::Conflict(m) => {
+        ServiceError::Invalid(m) | ServiceError::Conflict(m) | ServiceError::Refused(m) => {
             RestError::new(StatusCode::BAD_REQUEST, m)
         }
         ServiceError::NotFound(m) => RestError::new(StatusCode::NOT_FOUND, m),

@@ -18,8 +18,9 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 
 use super::AppState;
-use super::auth::{Incoming, identify, permits, refusal};
+use super::auth::{Incoming, client_address, identify, permits, refusal};
 use super::error::RestError;
+use crate::events::{AllowedRequest, Caller, Produced};
 use crate::services::authorization::Principal;
 use crate::webapi::Route;
 
@@ -53,6 +54,55 @@ fn identity(principal: &Principal) -> Vec<(HeaderName, HeaderValue)> {
         }
     }
     out
+}
+
+/// The headers after-interceptors add to an allowed request (`X-Auth-*` only, checked by the
+/// plugin host); a fail-closed one that fails refuses the request.
+async fn added_headers(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    route: &Route,
+    method: &str,
+    path: &str,
+) -> Result<Vec<(HeaderName, HeaderValue)>, RestError> {
+    let caller = match principal {
+        Principal::Guest => Caller::Guest,
+        Principal::Integration { id, name, .. } => Caller::Integration {
+            id: *id,
+            name: name.clone(),
+        },
+        Principal::Admin { id, username } => Caller::Admin {
+            id: *id,
+            name: username.clone(),
+        },
+        Principal::Customer { id, email } => Caller::Customer {
+            id: *id,
+            name: email.clone(),
+        },
+    };
+    let produced = Produced::RequestAllowed(AllowedRequest {
+        caller,
+        method: method.to_owned(),
+        path: path.split('?').next().unwrap_or(path).to_owned(),
+        resources: route.resources.clone(),
+        client_address: client_address(req, state),
+    });
+    let added = state
+        .events
+        .after(&produced)
+        .await
+        .map_err(|refusal| RestError::new(StatusCode::FORBIDDEN, refusal.message))?;
+    Ok(added
+        .headers
+        .into_iter()
+        .filter_map(|(name, value)| {
+            Some((
+                HeaderName::from_bytes(name.as_bytes()).ok()?,
+                HeaderValue::from_str(&value).ok()?,
+            ))
+        })
+        .collect())
 }
 
 /// Identifies the caller of an original request and checks its route.
@@ -140,8 +190,12 @@ async fn answer(
         body: &[],
     };
     let principal = check(state, req, route, &incoming, uri).await?;
+    let added = added_headers(state, req, &principal, route, method, uri).await?;
     let mut res = HttpResponse::Ok();
     res.insert_header((header::CACHE_CONTROL, "no-store"));
+    for h in added {
+        res.insert_header(h);
+    }
     for h in identity(&principal) {
         res.insert_header(h);
     }
@@ -215,6 +269,15 @@ async fn proxy(
     };
     let incoming = Incoming::from_request(req, body, state.settings.oauth.trust_forwarded_headers);
     let principal = check(state, req, route, &incoming, req.path()).await?;
+    let added = added_headers(
+        state,
+        req,
+        &principal,
+        route,
+        req.method().as_str(),
+        req.path(),
+    )
+    .await?;
     let upstream = route.upstream.as_ref().expect("filtered on upstream");
     let mut target = upstream.clone();
     let base = upstream.path().trim_end_matches('/');
@@ -246,7 +309,7 @@ async fn proxy(
             headers.append(name, value);
         }
     }
-    for (name, value) in identity(&principal) {
+    for (name, value) in added.into_iter().chain(identity(&principal)) {
         headers.insert(
             reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()).expect("valid"),
             reqwest::header::HeaderValue::from_bytes(value.as_bytes()).expect("valid"),

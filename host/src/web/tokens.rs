@@ -56,6 +56,7 @@ fn sign_in_error(e: SignInError) -> RestError {
         }
         SignInError::Refused => RestError::new(StatusCode::UNAUTHORIZED, SIGN_IN_FAILED),
         SignInError::Vetoed(reason) => RestError::new(StatusCode::UNAUTHORIZED, reason),
+        SignInError::Intercepted(message) => RestError::new(StatusCode::BAD_REQUEST, message),
         SignInError::Service(e) => e.into(),
     }
 }

@@ -5,11 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::OnceLock;
 
-use integration_host_sdk::{
-    PermissionResolver, PluginError, Principal, Request, Verdict, log, register,
-};
+use integration_host_sdk::prelude::*;
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,48 +73,49 @@ fn contains((net, bits): (IpAddr, u8), ip: IpAddr) -> bool {
     (net >> shift) == (ip >> shift)
 }
 
-/// The rules, parsed once per instance.
-fn rules() -> Result<&'static BTreeMap<String, Rule>, PluginError> {
-    static RULES: OnceLock<BTreeMap<String, Rule>> = OnceLock::new();
-    if let Some(r) = RULES.get() {
-        return Ok(r);
-    }
-    let config: Config = integration_host_sdk::config()?;
-    let mut rules = BTreeMap::new();
-    for (name, text) in config.integrations {
-        let blocks = match text.addresses {
-            Some(list) => Some(
-                list.iter()
-                    .map(|a| parse_block(a))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| {
-                        PluginError::BadConfig(format!("integrations.{name}.addresses: {e}"))
-                    })?,
-            ),
-            None => None,
-        };
-        let hours = match text.hours_utc {
-            Some([from, to]) if from < 24 && to <= 24 => Some((from, to)),
-            Some(_) => {
-                return Err(PluginError::BadConfig(format!(
-                    "integrations.{name}.hours_utc: hours are 0-24"
-                )));
-            }
-            None => None,
-        };
-        rules.insert(name, Rule { blocks, hours });
-    }
-    Ok(RULES.get_or_init(|| rules))
+/// The rules by integration name, parsed from the configuration once per instance.
+struct AccessPolicy {
+    rules: BTreeMap<String, Rule>,
 }
 
-struct AccessPolicy;
+impl Plugin for AccessPolicy {
+    type Config = Config;
+
+    fn new(config: Config) -> Result<Self, PluginError> {
+        let mut rules = BTreeMap::new();
+        for (name, text) in config.integrations {
+            let blocks = match text.addresses {
+                Some(list) => Some(
+                    list.iter()
+                        .map(|a| parse_block(a))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| {
+                            PluginError::BadConfig(format!("integrations.{name}.addresses: {e}"))
+                        })?,
+                ),
+                None => None,
+            };
+            let hours = match text.hours_utc {
+                Some([from, to]) if from < 24 && to <= 24 => Some((from, to)),
+                Some(_) => {
+                    return Err(PluginError::BadConfig(format!(
+                        "integrations.{name}.hours_utc: hours are 0-24"
+                    )));
+                }
+                None => None,
+            };
+            rules.insert(name, Rule { blocks, hours });
+        }
+        Ok(Self { rules })
+    }
+}
 
 impl PermissionResolver for AccessPolicy {
-    fn resolve(request: Request) -> Result<Verdict, PluginError> {
+    fn resolve(&self, request: Request) -> Result<Verdict, PluginError> {
         let Principal::Integration(integration) = &request.principal else {
             return Ok(Verdict::Abstain);
         };
-        let Some(rule) = rules()?.get(&integration.name) else {
+        let Some(rule) = self.rules.get(&integration.name) else {
             return Ok(Verdict::Abstain);
         };
         if let Some(blocks) = &rule.blocks {
@@ -128,13 +126,11 @@ impl PermissionResolver for AccessPolicy {
                 .is_some_and(|ip| blocks.iter().any(|b| contains(*b, ip)));
             if !allowed {
                 let address = request.client_address.as_deref().unwrap_or("unknown");
-                log::warn(
+                warn!(
                     "denied: client address not allowed",
-                    &[
-                        ("integration", &integration.name),
-                        ("client_address", address),
-                        ("path", &request.path),
-                    ],
+                    integration = integration.name,
+                    client_address = address,
+                    path = request.path,
                 );
                 return Ok(Verdict::Deny(format!(
                     "client address {address} is not allowed for integration {}",
@@ -150,12 +146,10 @@ impl PermissionResolver for AccessPolicy {
                 hour >= from || hour < to
             };
             if !inside {
-                log::warn(
+                warn!(
                     "denied: outside the allowed hours",
-                    &[
-                        ("integration", &integration.name),
-                        ("hour_utc", &hour.to_string()),
-                    ],
+                    integration = integration.name,
+                    hour_utc = hour,
                 );
                 return Ok(Verdict::Deny(format!(
                     "integration {} may call between {from}:00 and {to}:00 UTC",
@@ -167,4 +161,4 @@ impl PermissionResolver for AccessPolicy {
     }
 }
 
-register!(permission_resolver: AccessPolicy);
+register!(AccessPolicy: permission_resolver);

@@ -2,9 +2,7 @@
 //! user agent, and refuses sign-ins of email domains the operator blocks in the manifest's
 //! `[config]` (`blocked_domains`). It runs sync, so its veto stops the token from being issued.
 
-use std::sync::OnceLock;
-
-use integration_host_sdk::{CustomerLogin, Observer, Outcome, PluginError, log, register};
+use integration_host_sdk::prelude::*;
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -15,58 +13,58 @@ struct Config {
     blocked_domains: Vec<String>,
 }
 
-/// The configuration, read once per instance (it cannot change until the plugin reloads).
-fn config() -> Result<&'static Config, PluginError> {
-    static CONFIG: OnceLock<Config> = OnceLock::new();
-    if let Some(c) = CONFIG.get() {
-        return Ok(c);
-    }
-    let parsed: Config = integration_host_sdk::config()?;
-    Ok(CONFIG.get_or_init(|| parsed))
+/// The blocked domains, lower case.
+struct LoginAudit {
+    blocked: Vec<String>,
 }
 
-struct LoginAudit;
+impl Plugin for LoginAudit {
+    type Config = Config;
+
+    fn new(config: Config) -> Result<Self, PluginError> {
+        Ok(Self {
+            blocked: config
+                .blocked_domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+        })
+    }
+}
 
 impl Observer for LoginAudit {
-    fn on_customer_login(login: CustomerLogin) -> Result<Outcome, PluginError> {
-        let id = login.customer_id.to_string();
+    fn on_event(&self, event: Event) -> Result<Outcome, PluginError> {
+        let Event::CustomerLogin(login) = event else {
+            return Ok(Outcome::Proceed);
+        };
         let address = login.client_address.as_deref().unwrap_or("unknown");
         let agent = login.user_agent.as_deref().unwrap_or("");
         let domain = login
             .email
             .rsplit_once('@')
             .map(|(_, d)| d.to_ascii_lowercase());
-        let blocked = domain.as_deref().is_some_and(|d| {
-            config()
-                .map(|c| c.blocked_domains.iter().any(|b| b.eq_ignore_ascii_case(d)))
-                .unwrap_or(false)
-        });
-        if blocked {
-            log::warn(
+        if domain.is_some_and(|d| self.blocked.contains(&d)) {
+            warn!(
                 "customer sign-in refused: blocked email domain",
-                &[
-                    ("customer_id", &id),
-                    ("email", &login.email),
-                    ("client_address", address),
-                ],
+                customer_id = login.customer_id,
+                email = login.email,
+                client_address = address,
             );
             return Ok(Outcome::Veto(
                 "Sign-in for customers of this email domain is disabled.".into(),
             ));
         }
-        log::info(
+        info!(
             "customer signed in",
-            &[
-                ("customer_id", &id),
-                ("email", &login.email),
-                ("name", &format!("{} {}", login.firstname, login.lastname)),
-                ("client_address", address),
-                ("user_agent", agent),
-                ("at", &login.at.to_string()),
-            ],
+            customer_id = login.customer_id,
+            email = login.email,
+            name = format!("{} {}", login.firstname, login.lastname),
+            client_address = address,
+            user_agent = agent,
+            at = login.at,
         );
         Ok(Outcome::Proceed)
     }
 }
 
-register!(observer: LoginAudit);
+register!(LoginAudit: observer);

@@ -3,7 +3,7 @@
 //! They are synced like the TOML definition files: created, reset when they change, removed
 //! when the partner goes from the list.
 
-use integration_host_sdk::{ConfigProvider, IntegrationDefinition, PluginError, register};
+use integration_host_sdk::prelude::*;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -49,12 +49,16 @@ fn tier_resources(tier: &str) -> Result<(bool, Vec<String>), PluginError> {
     })
 }
 
-struct PartnerCatalog;
+/// The declared integrations, built from the configuration once per instance.
+struct PartnerCatalog {
+    declared: Vec<IntegrationDefinition>,
+}
 
-impl ConfigProvider for PartnerCatalog {
-    fn integrations() -> Result<Vec<IntegrationDefinition>, PluginError> {
-        let config: Config = integration_host_sdk::config()?;
-        config
+impl Plugin for PartnerCatalog {
+    type Config = Config;
+
+    fn new(config: Config) -> Result<Self, PluginError> {
+        let declared = config
             .partners
             .into_iter()
             .map(|p| {
@@ -68,8 +72,15 @@ impl ConfigProvider for PartnerCatalog {
                     all_resources,
                 })
             })
-            .collect()
+            .collect::<Result<_, PluginError>>()?;
+        Ok(Self { declared })
     }
 }
 
-register!(config_provider: PartnerCatalog);
+impl ConfigProvider for PartnerCatalog {
+    fn integrations(&self) -> Result<Vec<IntegrationDefinition>, PluginError> {
+        Ok(self.declared.clone())
+    }
+}
+
+register!(PartnerCatalog: config_provider);

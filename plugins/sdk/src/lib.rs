@@ -1,27 +1,42 @@
-//! The SDK for integration-host plugins written in Rust.
+//! The SDK for integration-host plugins written in Rust, for plugin API 1.1.
 //!
 //! A plugin is a `cdylib` crate built for `wasm32-wasip2`. It enables one feature of this crate
-//! per role it plays (`observer`, `permission-resolver`, `config-provider`), implements the
-//! matching trait on a unit struct, and registers it once:
+//! per role it plays (`observer`, `permission-resolver`, `config-provider`,
+//! `before-interceptor`, `after-interceptor`, `credential-verifier`), writes a type that holds
+//! its state, built once from its configuration ([`Plugin::new`]), implements the trait of each
+//! role on it (each has one required method: an empty impl does not compile), and registers it:
 //!
 //! ```ignore
-//! use integration_host_sdk::{register, Observer, CustomerLogin, Outcome, PluginError, log};
+//! use integration_host_sdk::prelude::*;
 //!
-//! struct Greeter;
+//! #[derive(serde::Deserialize)]
+//! struct Config { greeting: String }
+//!
+//! struct Greeter { greeting: String }
+//!
+//! impl Plugin for Greeter {
+//!     type Config = Config;
+//!     fn new(config: Config) -> Result<Self, PluginError> {
+//!         Ok(Self { greeting: config.greeting })
+//!     }
+//! }
 //!
 //! impl Observer for Greeter {
-//!     fn on_customer_login(login: CustomerLogin) -> Result<Outcome, PluginError> {
-//!         log::info(&format!("welcome back, {}", login.firstname), &[]);
+//!     fn on_event(&self, event: Event) -> Result<Outcome, PluginError> {
+//!         if let Event::CustomerLogin(login) = event {
+//!             info!(self.greeting.clone(), email = login.email);
+//!         }
 //!         Ok(Outcome::Proceed)
 //!     }
 //! }
 //!
-//! register!(observer: Greeter);
+//! register!(Greeter: observer);
 //! ```
 //!
-//! The raw bindings of the WIT package (`wit/plugin@1.1.0/plugin.wit`) stay inside this crate. Plugins are
-//! stateless between calls: the host keeps a few warm instances of each plugin and may give a
-//! call to any of them, or to a fresh one.
+//! The raw bindings of the WIT package (`wit/plugin@1.1.0/plugin.wit`) stay inside this crate.
+//! The host keeps a few warm instances of each plugin and may give a call to any of them, or to
+//! a fresh one: the state built by `new` is per instance, built at its first call, and lasts
+//! until the instance is replaced; keep in it what derives from the configuration, not counts.
 
 #[doc(hidden)]
 pub mod base {
@@ -80,6 +95,54 @@ pub mod provider_bindings {
     });
 }
 
+#[cfg(feature = "before-interceptor")]
+#[doc(hidden)]
+pub mod before_bindings {
+    wit_bindgen::generate!({
+        world: "before-interceptor-plugin",
+        path: "../../wit/plugin@1.1.0",
+        with: {
+            "integration-host:plugin/types@1.1.0": crate::base::integration_host::plugin::types,
+            "integration-host:plugin/host@1.1.0": crate::base::integration_host::plugin::host,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_before",
+        default_bindings_module: "integration_host_sdk::before_bindings",
+    });
+}
+
+#[cfg(feature = "after-interceptor")]
+#[doc(hidden)]
+pub mod after_bindings {
+    wit_bindgen::generate!({
+        world: "after-interceptor-plugin",
+        path: "../../wit/plugin@1.1.0",
+        with: {
+            "integration-host:plugin/types@1.1.0": crate::base::integration_host::plugin::types,
+            "integration-host:plugin/host@1.1.0": crate::base::integration_host::plugin::host,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_after",
+        default_bindings_module: "integration_host_sdk::after_bindings",
+    });
+}
+
+#[cfg(feature = "credential-verifier")]
+#[doc(hidden)]
+pub mod verifier_bindings {
+    wit_bindgen::generate!({
+        world: "credential-verifier-plugin",
+        path: "../../wit/plugin@1.1.0",
+        with: {
+            "integration-host:plugin/types@1.1.0": crate::base::integration_host::plugin::types,
+            "integration-host:plugin/host@1.1.0": crate::base::integration_host::plugin::host,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_verifier",
+        default_bindings_module: "integration_host_sdk::verifier_bindings",
+    });
+}
+
 pub use base::integration_host::plugin::types::{
     Account, AdminLogin, CustomerLogin, Event, IntegrationRef, IntegrationSaved, OtherEvent,
     PluginError, Principal, Timestamp, TokensRevoked, UserType,
@@ -96,120 +159,236 @@ pub use resolver_bindings::exports::integration_host::plugin::permission_resolve
 #[cfg(feature = "config-provider")]
 pub use provider_bindings::exports::integration_host::plugin::config_provider::IntegrationDefinition;
 
-/// Structured logging through the host: every record carries the plugin's id.
-pub mod log {
-    use crate::base::integration_host::plugin::host::{self, Level};
+#[cfg(feature = "before-interceptor")]
+pub use before_bindings::exports::integration_host::plugin::before_interceptor::{
+    Answer, IntegrationInput, IntegrationUpdate, Operation, SignIn,
+};
 
-    fn write(level: Level, message: &str, fields: &[(&str, &str)]) {
+#[cfg(feature = "after-interceptor")]
+pub use after_bindings::exports::integration_host::plugin::after_interceptor::{
+    Additions, AllowedRequest, Produced,
+};
+
+#[cfg(feature = "credential-verifier")]
+pub use verifier_bindings::exports::integration_host::plugin::credential_verifier::{
+    Credentials, Verdict as Verification,
+};
+
+/// What a plugin usually needs: `use integration_host_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Account, AdminLogin, CustomerLogin, Event, IntegrationRef, Plugin, PluginError,
+        Principal, UserType, debug, error, info, register, warn,
+    };
+
+    #[cfg(feature = "observer")]
+    pub use crate::{Observer, Outcome};
+
+    #[cfg(feature = "permission-resolver")]
+    pub use crate::{PermissionResolver, Request, Verdict};
+
+    #[cfg(feature = "config-provider")]
+    pub use crate::{ConfigProvider, IntegrationDefinition};
+
+    #[cfg(feature = "before-interceptor")]
+    pub use crate::{Answer, BeforeInterceptor, IntegrationInput, Operation, SignIn};
+
+    #[cfg(feature = "after-interceptor")]
+    pub use crate::{Additions, AfterInterceptor, AllowedRequest, Produced};
+
+    #[cfg(feature = "credential-verifier")]
+    pub use crate::{CredentialVerifier, Credentials, Verification};
+}
+
+/// Structured logging through the host: every record carries the plugin's id, is written to the
+/// server's log and kept (the last 50) in `GET /rest/V1/plugins`. The macros [`info!`],
+/// [`warn!`], [`error!`] and [`debug!`] are the short way.
+pub mod log {
+    pub use crate::base::integration_host::plugin::host::Level;
+
+    /// Writes one record: a message and its fields.
+    pub fn write(level: Level, message: &str, fields: &[(&str, String)]) {
         let fields: Vec<(String, String)> = fields
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
-        host::log(level, message, &fields);
-    }
-
-    /// Logs at `debug`.
-    pub fn debug(message: &str, fields: &[(&str, &str)]) {
-        write(Level::Debug, message, fields)
-    }
-    /// Logs at `info`.
-    pub fn info(message: &str, fields: &[(&str, &str)]) {
-        write(Level::Info, message, fields)
-    }
-    /// Logs at `warn`.
-    pub fn warn(message: &str, fields: &[(&str, &str)]) {
-        write(Level::Warn, message, fields)
-    }
-    /// Logs at `error`.
-    pub fn error(message: &str, fields: &[(&str, &str)]) {
-        write(Level::Error, message, fields)
+        crate::base::integration_host::plugin::host::log(level, message, &fields);
     }
 }
 
-/// The plugin's configuration (its manifest's `[config]` table), deserialized into `T`.
-///
-/// A configuration that does not fit `T` is a [`PluginError::BadConfig`] naming the field.
-pub fn config<T: serde::de::DeserializeOwned>() -> Result<T, PluginError> {
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __log {
+    ($level:ident, $message:expr $(, $key:ident = $value:expr)* $(,)?) => {
+        $crate::log::write(
+            $crate::log::Level::$level,
+            &$message,
+            &[$((stringify!($key), ::std::string::ToString::to_string(&$value))),*],
+        )
+    };
+}
+
+/// Logs at `info`: `info!("customer signed in", email = login.email, id = login.customer_id)`.
+/// The message is any expression that derefs to `str` (`format!(..)` works); each field any
+/// value that implements `Display`.
+#[macro_export]
+macro_rules! info {
+    ($($t:tt)*) => { $crate::__log!(Info, $($t)*) };
+}
+
+/// Logs at `warn`; see [`info!`].
+#[macro_export]
+macro_rules! warn {
+    ($($t:tt)*) => { $crate::__log!(Warn, $($t)*) };
+}
+
+/// Logs at `error`; see [`info!`].
+#[macro_export]
+macro_rules! error {
+    ($($t:tt)*) => { $crate::__log!(Error, $($t)*) };
+}
+
+/// Logs at `debug`; see [`info!`].
+#[macro_export]
+macro_rules! debug {
+    ($($t:tt)*) => { $crate::__log!(Debug, $($t)*) };
+}
+
+/// `?` on common errors inside a plugin: they become [`PluginError::Failed`] (configuration
+/// errors become [`PluginError::BadConfig`] in [`Plugin::new`]'s caller).
+impl From<String> for PluginError {
+    fn from(message: String) -> Self {
+        PluginError::Failed(message)
+    }
+}
+
+impl From<&str> for PluginError {
+    fn from(message: &str) -> Self {
+        PluginError::Failed(message.to_owned())
+    }
+}
+
+impl From<serde_json::Error> for PluginError {
+    fn from(e: serde_json::Error) -> Self {
+        PluginError::InvalidInput(e.to_string())
+    }
+}
+
+impl From<std::num::ParseIntError> for PluginError {
+    fn from(e: std::num::ParseIntError) -> Self {
+        PluginError::InvalidInput(e.to_string())
+    }
+}
+
+impl From<std::num::ParseFloatError> for PluginError {
+    fn from(e: std::num::ParseFloatError) -> Self {
+        PluginError::InvalidInput(e.to_string())
+    }
+}
+
+impl From<std::str::Utf8Error> for PluginError {
+    fn from(e: std::str::Utf8Error) -> Self {
+        PluginError::InvalidInput(e.to_string())
+    }
+}
+
+impl From<std::string::FromUtf8Error> for PluginError {
+    fn from(e: std::string::FromUtf8Error) -> Self {
+        PluginError::InvalidInput(e.to_string())
+    }
+}
+
+impl From<std::fmt::Error> for PluginError {
+    fn from(e: std::fmt::Error) -> Self {
+        PluginError::Failed(e.to_string())
+    }
+}
+
+
+/// A plugin: its state, built once per instance from its configuration.
+pub trait Plugin: Sized + 'static {
+    /// The manifest's `[config]` table, deserialized (serde). `()` takes none; a table that does
+    /// not fit is a [`PluginError::BadConfig`] naming the field, answered by every call.
+    type Config: serde::de::DeserializeOwned;
+
+    /// Builds the plugin from its configuration, once per instance, at its first call.
+    fn new(config: Self::Config) -> Result<Self, PluginError>;
+}
+
+#[doc(hidden)]
+pub fn __new<P: Plugin>() -> Result<P, PluginError> {
     let raw = base::integration_host::plugin::host::config();
-    serde_json::from_str(&raw).map_err(|e| PluginError::BadConfig(e.to_string()))
-}
-
-/// An observer of events. Override `on_event` to see every event the manifest subscribes to,
-/// or the method of each event you care about; the others proceed.
-#[cfg(feature = "observer")]
-pub trait Observer {
-    /// Every event; by default hands it to the method of its kind.
-    fn on_event(event: Event) -> Result<Outcome, PluginError> {
-        match event {
-            Event::CustomerLogin(e) => Self::on_customer_login(e),
-            Event::AdminLogin(e) => Self::on_admin_login(e),
-            Event::IntegrationSaved(e) => Self::on_integration_saved(e),
-            Event::IntegrationActivated(e) => Self::on_integration_activated(e),
-            Event::IntegrationReset(e) => Self::on_integration_reset(e),
-            Event::IntegrationDeleted(e) => Self::on_integration_deleted(e),
-            Event::TokensRevoked(e) => Self::on_tokens_revoked(e),
-            Event::Other(e) => Self::on_other(e),
+    let config: P::Config = serde_json::from_str(&raw).or_else(|e| {
+        // A plugin without configuration may take `()` from an empty table.
+        if raw.trim() == "{}" {
+            serde_json::from_str("null").map_err(|_| e)
+        } else {
+            Err(e)
         }
-    }
-    /// `customer_login`.
-    fn on_customer_login(_event: CustomerLogin) -> Result<Outcome, PluginError> {
-        Ok(Outcome::Proceed)
-    }
-    /// `admin_login`.
-    fn on_admin_login(_event: AdminLogin) -> Result<Outcome, PluginError> {
-        Ok(Outcome::Proceed)
-    }
-    /// `integration_saved`.
-    fn on_integration_saved(_event: IntegrationSaved) -> Result<Outcome, PluginError> {
-        Ok(Outcome::Proceed)
-    }
-    /// `integration_activated`.
-    fn on_integration_activated(_event: IntegrationRef) -> Result<Outcome, PluginError> {
-        Ok(Outcome::Proceed)
-    }
-    /// `integration_reset`.
-    fn on_integration_reset(_event: IntegrationRef) -> Result<Outcome, PluginError> {
-        Ok(Outcome::Proceed)
-    }
-    /// `integration_deleted`.
-    fn on_integration_deleted(_event: IntegrationRef) -> Result<Outcome, PluginError> {
-        Ok(Outcome::Proceed)
-    }
-    /// `tokens_revoked`.
-    fn on_tokens_revoked(_event: TokensRevoked) -> Result<Outcome, PluginError> {
-        Ok(Outcome::Proceed)
-    }
-    /// An event newer than this SDK, by name with a JSON payload.
-    fn on_other(_event: OtherEvent) -> Result<Outcome, PluginError> {
-        Ok(Outcome::Proceed)
-    }
+    })
+    .map_err(|e| PluginError::BadConfig(e.to_string()))?;
+    P::new(config)
 }
 
-/// A permission resolver: answers allow, deny or abstain for one request. Any deny of any
+/// Reacts to the events the manifest subscribes to, like a Magento observer.
+#[cfg(feature = "observer")]
+pub trait Observer: Plugin {
+    /// Handles one event; [`Outcome::Veto`] refuses the operation (sync observers only).
+    /// Events newer than this SDK arrive as [`Event::Other`].
+    fn on_event(&self, event: Event) -> Result<Outcome, PluginError>;
+}
+
+/// Takes part in authorization: allow, deny or abstain for one request. Any deny of any
 /// resolver wins, then any allow, then the ACL's own answer.
 #[cfg(feature = "permission-resolver")]
-pub trait PermissionResolver {
-    /// Decides one request; by default abstains.
-    fn resolve(_request: Request) -> Result<Verdict, PluginError> {
-        Ok(Verdict::Abstain)
-    }
+pub trait PermissionResolver: Plugin {
+    fn resolve(&self, request: Request) -> Result<Verdict, PluginError>;
 }
 
-/// A provider of declarative integrations, synced like the TOML definition files.
+/// Declares integrations, synced like the TOML definition files.
 #[cfg(feature = "config-provider")]
-pub trait ConfigProvider {
-    /// The integrations to declare; by default none.
-    fn integrations() -> Result<Vec<IntegrationDefinition>, PluginError> {
-        Ok(Vec::new())
-    }
+pub trait ConfigProvider: Plugin {
+    fn integrations(&self) -> Result<Vec<IntegrationDefinition>, PluginError>;
 }
 
-/// Registers the plugin's implementations, one per role:
-/// `register!(observer: A)`, `register!(permission_resolver: B)`,
-/// `register!(config_provider: C)`, or several separated by commas.
+/// Magento's before plugin: sees an operation's input before it runs (the operations the
+/// manifest's `[before_interceptor] operations` names) and passes it, rewrites it, or refuses
+/// the operation with a message for the caller.
+#[cfg(feature = "before-interceptor")]
+pub trait BeforeInterceptor: Plugin {
+    fn before(&self, operation: Operation) -> Result<Answer, PluginError>;
+}
+
+/// Magento's after plugin: sees what an operation produced (a token issued, a request allowed)
+/// and adds claims to the token or `X-Auth-*` headers for the upstream.
+#[cfg(feature = "after-interceptor")]
+pub trait AfterInterceptor: Plugin {
+    fn after(&self, produced: Produced) -> Result<Additions, PluginError>;
+}
+
+/// Decides admin and customer sign-ins for the accounts it knows; abstains for the others.
+#[cfg(feature = "credential-verifier")]
+pub trait CredentialVerifier: Plugin {
+    fn verify(&self, credentials: Credentials) -> Result<Verification, PluginError>;
+}
+
+/// Registers a plugin type and the roles it plays:
+/// `register!(MyPlugin: observer, permission_resolver)`. Roles: `observer`,
+/// `permission_resolver`, `config_provider`, `before_interceptor`, `after_interceptor`,
+/// `credential_verifier` (each needs its crate feature and its trait implemented).
 #[macro_export]
 macro_rules! register {
-    ($($role:ident : $ty:ty),+ $(,)?) => {
+    ($ty:ty : $($role:ident),+ $(,)?) => {
+        #[doc(hidden)]
+        fn __integration_host_plugin() -> ::core::result::Result<&'static $ty, $crate::PluginError> {
+            static INSTANCE: ::std::sync::OnceLock<
+                ::core::result::Result<$ty, $crate::PluginError>,
+            > = ::std::sync::OnceLock::new();
+            INSTANCE
+                .get_or_init($crate::__new::<$ty>)
+                .as_ref()
+                .map_err(::core::clone::Clone::clone)
+        }
         $( $crate::register!(@one $role $ty); )+
     };
     (@one observer $ty:ty) => {
@@ -221,7 +400,7 @@ macro_rules! register {
                 fn on_event(
                     event: $crate::Event,
                 ) -> ::core::result::Result<$crate::Outcome, $crate::PluginError> {
-                    <$ty as $crate::Observer>::on_event(event)
+                    <$ty as $crate::Observer>::on_event(__integration_host_plugin()?, event)
                 }
             }
             $crate::observer_bindings::export_observer!(__Observer with_types_in $crate::observer_bindings);
@@ -236,7 +415,7 @@ macro_rules! register {
                 fn resolve(
                     request: $crate::Request,
                 ) -> ::core::result::Result<$crate::Verdict, $crate::PluginError> {
-                    <$ty as $crate::PermissionResolver>::resolve(request)
+                    <$ty as $crate::PermissionResolver>::resolve(__integration_host_plugin()?, request)
                 }
             }
             $crate::resolver_bindings::export_resolver!(__Resolver with_types_in $crate::resolver_bindings);
@@ -252,10 +431,55 @@ macro_rules! register {
                     ::std::vec::Vec<$crate::IntegrationDefinition>,
                     $crate::PluginError,
                 > {
-                    <$ty as $crate::ConfigProvider>::integrations()
+                    <$ty as $crate::ConfigProvider>::integrations(__integration_host_plugin()?)
                 }
             }
             $crate::provider_bindings::export_provider!(__Provider with_types_in $crate::provider_bindings);
+        };
+    };
+    (@one before_interceptor $ty:ty) => {
+        const _: () = {
+            struct __Before;
+            impl $crate::before_bindings::exports::integration_host::plugin::before_interceptor::Guest
+                for __Before
+            {
+                fn before(
+                    operation: $crate::Operation,
+                ) -> ::core::result::Result<$crate::Answer, $crate::PluginError> {
+                    <$ty as $crate::BeforeInterceptor>::before(__integration_host_plugin()?, operation)
+                }
+            }
+            $crate::before_bindings::export_before!(__Before with_types_in $crate::before_bindings);
+        };
+    };
+    (@one after_interceptor $ty:ty) => {
+        const _: () = {
+            struct __After;
+            impl $crate::after_bindings::exports::integration_host::plugin::after_interceptor::Guest
+                for __After
+            {
+                fn after(
+                    produced: $crate::Produced,
+                ) -> ::core::result::Result<$crate::Additions, $crate::PluginError> {
+                    <$ty as $crate::AfterInterceptor>::after(__integration_host_plugin()?, produced)
+                }
+            }
+            $crate::after_bindings::export_after!(__After with_types_in $crate::after_bindings);
+        };
+    };
+    (@one credential_verifier $ty:ty) => {
+        const _: () = {
+            struct __Verifier;
+            impl $crate::verifier_bindings::exports::integration_host::plugin::credential_verifier::Guest
+                for __Verifier
+            {
+                fn verify(
+                    credentials: $crate::Credentials,
+                ) -> ::core::result::Result<$crate::Verification, $crate::PluginError> {
+                    <$ty as $crate::CredentialVerifier>::verify(__integration_host_plugin()?, credentials)
+                }
+            }
+            $crate::verifier_bindings::export_verifier!(__Verifier with_types_in $crate::verifier_bindings);
         };
     };
 }

@@ -149,7 +149,7 @@ pub(super) async fn tokens_exchange(
             };
             render(StatusCode::OK, &t)
         }
-        Err(ServiceError::Invalid(m) | ServiceError::Endpoint(m)) => {
+        Err(ServiceError::Invalid(m) | ServiceError::Endpoint(m) | ServiceError::Refused(m)) => {
             redirect_with(&state, "/admin/integration/", "error", &m)
         }
         Err(e) => failure(&e),

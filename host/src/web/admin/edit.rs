@@ -129,6 +129,8 @@ pub(super) async fn save(
     };
     let resources = form.all("resource[]");
     let mut errors = BTreeMap::new();
+    // A plugin's refusal: shown above the form in its own words.
+    let mut refused: Option<String> = None;
     let existing = match id {
         Some(id) => match state.integrations.get(id).await {
             Ok(i) if i.is_config() => {
@@ -210,6 +212,7 @@ pub(super) async fn save(
             Err(ServiceError::Invalid(m)) => {
                 errors.insert("resources".into(), m);
             }
+            Err(ServiceError::Refused(m)) => refused = Some(m),
             Err(ServiceError::Field(f)) => {
                 errors.insert(f.field.to_owned(), f.reason.clone());
             }
@@ -219,7 +222,8 @@ pub(super) async fn save(
     let mut p = page(&req, &state, &session, "integrations");
     p.messages.push(Message {
         kind: "error",
-        text: "The integration was not saved: correct the fields below.".into(),
+        text: refused
+            .unwrap_or_else(|| "The integration was not saved: correct the fields below.".into()),
     });
     let t = EditPage {
         page: p,
@@ -285,7 +289,9 @@ pub(super) async fn delete(
             "success",
             &format!("The integration '{}' has been deleted.", i.name),
         ),
-        Err(ServiceError::Invalid(m)) => redirect_with(&state, "/admin/integration/", "error", &m),
+        Err(ServiceError::Invalid(m) | ServiceError::Refused(m)) => {
+            redirect_with(&state, "/admin/integration/", "error", &m)
+        }
         Err(e) => failure(&e),
     }
 }

@@ -78,7 +78,7 @@ pub(super) async fn login(
     {
         Ok(a) => a,
         Err(SignInError::Service(e)) => return failure(&e),
-        Err(SignInError::Vetoed(reason)) => {
+        Err(SignInError::Vetoed(reason) | SignInError::Intercepted(reason)) => {
             let msg = Message {
                 kind: "error",
                 text: reason,

@@ -1,24 +1,19 @@
 //! Misbehaves on purpose, as its configuration says, in every role; `probe` logs what the
 //! sandbox lets it see.
 
-use integration_host_sdk::{
-    ConfigProvider, Event, IntegrationDefinition, Observer, Outcome, PermissionResolver,
-    PluginError, Request, Verdict, log, register,
-};
+use integration_host_sdk::prelude::*;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
 struct Config {
+    #[serde(default = "abstain")]
     behaviour: String,
     #[serde(default)]
     label: String,
 }
 
-fn config() -> Config {
-    integration_host_sdk::config().unwrap_or(Config {
-        behaviour: "abstain".into(),
-        label: String::new(),
-    })
+fn abstain() -> String {
+    "abstain".into()
 }
 
 #[inline(never)]
@@ -64,25 +59,32 @@ fn probe() {
         Err(e) => format!("refused: {e}"),
     };
     let env = std::env::vars().count();
-    log::info(
-        "probe",
-        &[
-            ("now", &now.to_string()),
-            ("fs", &fs),
-            ("env", &env.to_string()),
-        ],
-    );
+    info!("probe", now = now, fs = fs, env = env);
 }
 
 fn huge() -> String {
     "x".repeat(4 << 20)
 }
 
-struct Misbehave;
+/// Its configuration, read once per instance.
+struct Misbehave {
+    behaviour: String,
+    label: String,
+}
+
+impl Plugin for Misbehave {
+    type Config = Config;
+
+    fn new(config: Config) -> Result<Self, PluginError> {
+        Ok(Self {
+            behaviour: config.behaviour,
+            label: config.label,
+        })
+    }
+}
 
 impl Observer for Misbehave {
-    fn on_event(event: Event) -> Result<Outcome, PluginError> {
-        let c = config();
+    fn on_event(&self, event: Event) -> Result<Outcome, PluginError> {
         let name = match &event {
             Event::CustomerLogin(_) => "customer_login",
             Event::AdminLogin(_) => "admin_login",
@@ -93,13 +95,13 @@ impl Observer for Misbehave {
             Event::TokensRevoked(_) => "tokens_revoked",
             Event::Other(o) => o.name.as_str(),
         };
-        log::info("observed", &[("event", name), ("label", &c.label)]);
-        if c.behaviour == "probe" {
+        info!("observed", event = name, label = self.label);
+        if self.behaviour == "probe" {
             probe();
         }
-        misbehave(&c.behaviour)?;
-        Ok(match c.behaviour.as_str() {
-            "veto" => Outcome::Veto(format!("vetoed by {}", c.label)),
+        misbehave(&self.behaviour)?;
+        Ok(match self.behaviour.as_str() {
+            "veto" => Outcome::Veto(format!("vetoed by {}", self.label)),
             "huge" => Outcome::Veto(huge()),
             _ => Outcome::Proceed,
         })
@@ -107,12 +109,11 @@ impl Observer for Misbehave {
 }
 
 impl PermissionResolver for Misbehave {
-    fn resolve(request: Request) -> Result<Verdict, PluginError> {
-        let c = config();
-        misbehave(&c.behaviour)?;
-        Ok(match c.behaviour.as_str() {
+    fn resolve(&self, request: Request) -> Result<Verdict, PluginError> {
+        misbehave(&self.behaviour)?;
+        Ok(match self.behaviour.as_str() {
             "allow" => Verdict::Allow,
-            "deny" => Verdict::Deny(format!("denied {} by {}", request.path, c.label)),
+            "deny" => Verdict::Deny(format!("denied {} by {}", request.path, self.label)),
             "huge" => Verdict::Deny(huge()),
             _ => Verdict::Abstain,
         })
@@ -120,11 +121,83 @@ impl PermissionResolver for Misbehave {
 }
 
 impl ConfigProvider for Misbehave {
-    fn integrations() -> Result<Vec<IntegrationDefinition>, PluginError> {
-        let c = config();
-        misbehave(&c.behaviour)?;
+    fn integrations(&self) -> Result<Vec<IntegrationDefinition>, PluginError> {
+        misbehave(&self.behaviour)?;
         Ok(Vec::new())
     }
 }
 
-register!(observer: Misbehave, permission_resolver: Misbehave, config_provider: Misbehave);
+impl BeforeInterceptor for Misbehave {
+    fn before(&self, operation: Operation) -> Result<Answer, PluginError> {
+        info!("before", label = self.label);
+        misbehave(&self.behaviour)?;
+        Ok(match (self.behaviour.as_str(), operation) {
+            ("refuse", _) => Answer::Refuse(format!("refused by {}", self.label)),
+            ("huge", _) => Answer::Refuse(huge()),
+            // Another operation than the one asked about: garbage the host refuses to use.
+            ("rewrite-other", _) => Answer::Rewrite(Operation::IntegrationDelete(IntegrationRef {
+                id: 0,
+                name: "nothing".into(),
+            })),
+            // The label becomes the integration's name (checked like any input).
+            ("rename", Operation::IntegrationCreate(mut input)) => {
+                input.name = self.label.clone();
+                Answer::Rewrite(Operation::IntegrationCreate(input))
+            }
+            _ => Answer::Pass,
+        })
+    }
+}
+
+impl AfterInterceptor for Misbehave {
+    fn after(&self, _produced: Produced) -> Result<Additions, PluginError> {
+        misbehave(&self.behaviour)?;
+        let one = |name: &str, value: &str| vec![(name.to_owned(), value.to_owned())];
+        Ok(match self.behaviour.as_str() {
+            "claim" => Additions {
+                claims: one(&self.label, "\"added\""),
+                headers: Vec::new(),
+            },
+            "reserved-claim" => Additions {
+                claims: one("uid", "1"),
+                headers: Vec::new(),
+            },
+            "bad-json" => Additions {
+                claims: one("note", "{not json"),
+                headers: Vec::new(),
+            },
+            "header" => Additions {
+                claims: Vec::new(),
+                headers: one(&self.label, "added"),
+            },
+            "identity-header" => Additions {
+                claims: Vec::new(),
+                headers: one("X-Auth-User-Id", "1"),
+            },
+            _ => Additions {
+                claims: Vec::new(),
+                headers: Vec::new(),
+            },
+        })
+    }
+}
+
+impl CredentialVerifier for Misbehave {
+    fn verify(&self, _credentials: Credentials) -> Result<Verification, PluginError> {
+        misbehave(&self.behaviour)?;
+        Ok(match self.behaviour.as_str() {
+            "accept" => Verification::Accept(self.label.clone()),
+            "refuse" => Verification::Refuse(format!("refused by {}", self.label)),
+            _ => Verification::Abstain,
+        })
+    }
+}
+
+register!(
+    Misbehave: observer,
+    permission_resolver,
+    config_provider,
+    before_interceptor,
+    after_interceptor,
+    credential_verifier,
+);
