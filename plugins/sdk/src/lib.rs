@@ -177,8 +177,8 @@ pub use verifier_bindings::exports::integration_host::plugin::credential_verifie
 /// What a plugin usually needs: `use integration_host_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Account, AdminLogin, CustomerLogin, Event, IntegrationRef, Plugin, PluginError,
-        Principal, UserType, debug, error, info, register, warn,
+        Account, AdminLogin, CustomerLogin, Event, IntegrationRef, Plugin, PluginError, Principal,
+        UserType, debug, error, info, register, warn,
     };
 
     #[cfg(feature = "observer")]
@@ -304,7 +304,6 @@ impl From<std::fmt::Error> for PluginError {
     }
 }
 
-
 /// A plugin: its state, built once per instance from its configuration.
 pub trait Plugin: Sized + 'static {
     /// The manifest's `[config]` table, deserialized (serde). `()` takes none; a table that does
@@ -318,15 +317,16 @@ pub trait Plugin: Sized + 'static {
 #[doc(hidden)]
 pub fn __new<P: Plugin>() -> Result<P, PluginError> {
     let raw = base::integration_host::plugin::host::config();
-    let config: P::Config = serde_json::from_str(&raw).or_else(|e| {
-        // A plugin without configuration may take `()` from an empty table.
-        if raw.trim() == "{}" {
-            serde_json::from_str("null").map_err(|_| e)
-        } else {
-            Err(e)
-        }
-    })
-    .map_err(|e| PluginError::BadConfig(e.to_string()))?;
+    let config: P::Config = serde_json::from_str(&raw)
+        .or_else(|e| {
+            // A plugin without configuration may take `()` from an empty table.
+            if raw.trim() == "{}" {
+                serde_json::from_str("null").map_err(|_| e)
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| PluginError::BadConfig(e.to_string()))?;
     P::new(config)
 }
 

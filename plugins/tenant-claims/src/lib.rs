@@ -40,9 +40,9 @@ impl AfterInterceptor for TenantClaims {
         };
         match produced {
             Produced::AdminToken(_) => added.claims.push(("tenant".into(), self.claim.clone())),
-            Produced::RequestAllowed(_) => {
-                added.headers.push(("X-Auth-Tenant".into(), self.tenant.clone()))
-            }
+            Produced::RequestAllowed(_) => added
+                .headers
+                .push(("X-Auth-Tenant".into(), self.tenant.clone())),
             Produced::CustomerToken(_) => {}
         }
         Ok(added)
