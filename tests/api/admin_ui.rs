@@ -10,7 +10,8 @@ use std::time::Duration;
 use integration_host::domain::AccountKind;
 use integration_host_tests::browser::Browser;
 use integration_host_tests::{
-    PluginFolder, Recorder, TestApp, sample_manifest, send_json, spawn_app_with,
+    Api, PluginFolder, Recorder, TestApp, sample_manifest, sample_manifest_at, send_json,
+    spawn_app_with,
 };
 use serde_json::json;
 
@@ -674,5 +675,55 @@ async fn a_plugin_refusal_shows_on_the_form_and_saves_nothing() {
             .await
             .unwrap()
             .is_some()
+    );
+}
+
+#[tokio::test]
+async fn the_plugins_page_shows_every_sample_with_its_version_and_roles() {
+    let plugins = PluginFolder::new();
+    for name in [
+        "login-audit",
+        "access-policy",
+        "partner-catalog",
+        "endpoint-policy",
+        "tenant-claims",
+        "legacy-passwords",
+    ] {
+        plugins.write_raw(name, &sample_manifest(name));
+    }
+    plugins.write_raw(
+        "login-audit-old",
+        &sample_manifest_at("login-audit", Api::V1_0)
+            .replace("id = \"login-audit\"", "id = \"login-audit-old\""),
+    );
+    let app = spawn_app_with(integration_host_tests::with_plugins(&plugins)).await;
+    app.account(AccountKind::Admin, "jane", PASSWORD).await;
+    let b = Browser::start("admin-ui-plugins", 1280, true).await;
+    sign_in(&app, &b).await;
+    b.goto(&app.url("/admin/plugins")).await;
+    b.wait_for("#plugin-login-audit-old", Duration::from_secs(5))
+        .await;
+    b.screenshot("plugins-page").await;
+    assert!(b.try_find(".message.error.problem").await.is_none());
+    let text = async |selector: &str| b.text(selector).await;
+    assert!(text("#plugin-login-audit-old h2").await.contains("API 1.0"));
+    assert!(text("#plugin-login-audit h2").await.contains("API 1.1"));
+    for (id, roles) in [
+        ("login-audit", "observer"),
+        ("access-policy", "permission-resolver"),
+        ("partner-catalog", "config-provider"),
+        ("endpoint-policy", "before-interceptor"),
+        ("tenant-claims", "after-interceptor"),
+        ("legacy-passwords", "credential-verifier"),
+    ] {
+        assert_eq!(text(&format!("#plugin-{id} .roles")).await, roles, "{id}");
+    }
+    assert_eq!(
+        text("#plugin-endpoint-policy .operations").await,
+        "integration_create, integration_update"
+    );
+    assert_eq!(
+        text("#plugin-tenant-claims .results").await,
+        "admin_token, request_allowed"
     );
 }

@@ -847,6 +847,22 @@ async fn plugin_check_and_list_from_the_command_line() {
         "{stdout}"
     );
     assert!(stderr.contains("not loaded: plugin `wrong`"), "{stderr}");
+
+    // An interceptor shows what it intercepts.
+    let before = folder.write_raw("endpoint-policy", &sample_manifest("endpoint-policy"));
+    let out = run_binary(
+        &config,
+        &["plugin", "check", before.to_str().unwrap()],
+        "",
+        &[],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("endpoint-policy 0.1.0 (API 1.1) roles: before-interceptor")
+            && stdout.contains("intercepts before: integration_create, integration_update"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]

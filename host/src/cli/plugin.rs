@@ -50,6 +50,12 @@ pub(super) async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Re
                 .unwrap_or_default();
             println!("  observes ({mode}): {}", p.events.join(", "));
         }
+        if !p.operations.is_empty() {
+            println!("  intercepts before: {}", p.operations.join(", "));
+        }
+        if !p.results.is_empty() {
+            println!("  adds after: {}", p.results.join(", "));
+        }
         if !p.description.is_empty() {
             println!("  {}", p.description);
         }

@@ -546,6 +546,18 @@ impl Plugin {
                 .map(|o| o.events.clone())
                 .unwrap_or_default(),
             mode: self.manifest.observer.as_ref().map(|o| o.mode),
+            operations: self
+                .manifest
+                .before
+                .as_ref()
+                .map(|b| b.operations.clone())
+                .unwrap_or_default(),
+            results: self
+                .manifest
+                .after
+                .as_ref()
+                .map(|a| a.results.clone())
+                .unwrap_or_default(),
             loaded_at: self.loaded_at,
             compiled: self.origin,
             health: self.health().report(),
@@ -564,6 +576,10 @@ pub struct PluginInfo {
     pub roles: Vec<Role>,
     pub sort_order: i32,
     pub events: Vec<String>,
+    /// What a before-interceptor intercepts.
+    pub operations: Vec<String>,
+    /// What an after-interceptor adds to.
+    pub results: Vec<String>,
     pub mode: Option<ObserverMode>,
     pub loaded_at: i64,
     pub compiled: engine::Origin,

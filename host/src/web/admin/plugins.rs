@@ -13,6 +13,8 @@ pub(super) struct PluginRow {
     description: String,
     roles: String,
     events: String,
+    operations: String,
+    results: String,
     sort_order: i32,
     calls: u64,
     failures: u64,
@@ -50,6 +52,8 @@ pub(super) async fn plugins_page(req: HttpRequest, state: web::Data<AppState>) -
                 .collect::<Vec<_>>()
                 .join(", "),
             events: p.events.join(", "),
+            operations: p.operations.join(", "),
+            results: p.results.join(", "),
             calls: p.health.calls,
             failures: p.health.failures,
             quarantined: p.health.quarantined_for_seconds,
