@@ -245,6 +245,9 @@ pub trait Interceptors: Send + Sync + 'static {
     /// Runs the before-interceptors of `op` in order, each on what the previous passed on:
     /// the input to go on with, or the refusal.
     fn before(&self, op: Operation) -> BoxFuture<'_, Result<Operation, Refusal>>;
+    /// Whether any after-interceptor wants results named `name` (`request_allowed`, ...): the
+    /// caller skips building the result when none does.
+    fn wants_after(&self, name: &str) -> bool;
     /// Runs the after-interceptors of `produced` in order and gathers what they add; a
     /// fail-closed one that fails refuses the result.
     fn after<'a>(&'a self, produced: &'a Produced) -> BoxFuture<'a, Result<Additions, Refusal>>;

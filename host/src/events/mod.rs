@@ -270,6 +270,11 @@ impl Dispatcher {
         }
     }
 
+    /// Whether any after-interceptor wants results named `name`.
+    pub fn wants_after(&self, name: &str) -> bool {
+        self.interceptors().is_some_and(|i| i.wants_after(name))
+    }
+
     /// Runs the after-interceptors of a result: what they add, or a refusal.
     pub async fn after(&self, produced: &Produced) -> Result<Additions, Refusal> {
         match self.interceptors() {

@@ -245,6 +245,14 @@ impl Interceptors for Installed {
         })
     }
 
+    fn wants_after(&self, name: &str) -> bool {
+        self.registry().is_some_and(|r| {
+            r.afters
+                .iter()
+                .any(|p| p.manifest.after.as_ref().is_some_and(|a| a.wants(name)))
+        })
+    }
+
     fn after<'a>(&'a self, produced: &'a Produced) -> BoxFuture<'a, Result<Additions, Refusal>> {
         let registry = self.registry();
         Box::pin(async move {

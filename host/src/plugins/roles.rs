@@ -176,7 +176,7 @@ impl Registry {
     /// (a claim or header added twice: the first stands).
     pub(super) async fn after(&self, produced: &Produced) -> Result<Additions, Refusal> {
         let mut out = Additions::default();
-        let wit = v1_1::produced(produced);
+        let mut wit = None;
         for plugin in &self.afters {
             let Some(section) = plugin.manifest.after.as_ref() else {
                 continue;
@@ -184,7 +184,8 @@ impl Registry {
             if !section.wants(produced.name()) {
                 continue;
             }
-            let checked = match plugin.after(&wit).await {
+            let wit = wit.get_or_insert_with(|| v1_1::produced(produced));
+            let checked = match plugin.after(wit).await {
                 Ok(a) => usable(produced, a)
                     .map_err(|why| plugin.failed(Role::AfterInterceptor, CallError::Unusable(why))),
                 Err(e) => Err(e),

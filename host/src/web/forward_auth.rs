@@ -66,6 +66,9 @@ async fn added_headers(
     method: &str,
     path: &str,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, RestError> {
+    if !state.events.wants_after("request_allowed") {
+        return Ok(Vec::new());
+    }
     let caller = match principal {
         Principal::Guest => Caller::Guest,
         Principal::Integration { id, name, .. } => Caller::Integration {
