@@ -56,6 +56,9 @@ impl Application {
         for (version, description) in &migrations.applied {
             tracing::info!(version, description = %description, "migration applied");
         }
+        // On PostgreSQL, changes other processes commit reach this one's caches through
+        // notices (before the services are built: their caches depend on it).
+        store.listen_for_changes();
         let keys = crypto::resolve_keys(&settings)?;
         if let Some(path) = &keys.generated {
             tracing::warn!(
@@ -113,6 +116,7 @@ impl Application {
             settings.admin_ui.session_minutes,
         );
         let nonce_stats = oauth.nonce_stats();
+        let sign_in_attempts = tokens.sign_in_attempts();
         let state = Data::new(AppState {
             settings: Arc::new(settings.clone()),
             store,
@@ -129,7 +133,7 @@ impl Application {
                 .no_proxy()
                 .timeout(Duration::from_secs(settings.proxy.timeout_seconds.max(1)))
                 .build()?,
-            metrics: web::metrics::Metrics::new(nonce_stats),
+            metrics: web::metrics::Metrics::new(nonce_stats, sign_in_attempts),
             draining: Arc::new(AtomicBool::new(false)),
         });
         let app_state = state.clone();

@@ -13,6 +13,7 @@ mod health;
 mod interceptors;
 mod jobs;
 mod migrations;
+mod nodes;
 mod plugins;
 mod race;
 mod rest;

@@ -257,6 +257,49 @@ async fn throttling_five_failures_then_success_six_then_locked_until_expiry() {
     token(&app, ADMIN_TOKEN, "jane", "secret123").await;
 }
 
+/// A counter of `/metrics` by its full series text, e.g.
+/// `integration_host_sign_in_attempts_total{kind="customer",outcome="failure"}`.
+async fn metric(app: &TestApp, series: &str) -> u64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} not in:\n{text}"))
+}
+
+#[tokio::test]
+async fn parallel_wrong_passwords_get_at_most_the_lockout_s_checks() {
+    let app = spawn_app().await;
+    app.account(AccountKind::Customer, "jo@example.com", "secret456")
+        .await;
+    let path = "/rest/V1/integration/customer/token";
+    let all = (0..40).map(|i| {
+        let app = &app;
+        async move {
+            sign_in(app, path, "jo@example.com", &format!("wrong-{i}"))
+                .await
+                .0
+        }
+    });
+    let statuses = futures_util::future::join_all(all).await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    let series = |outcome: &str| {
+        format!(
+            "integration_host_sign_in_attempts_total{{kind=\"customer\",outcome=\"{outcome}\"}}"
+        )
+    };
+    let failures = metric(&app, &series("failure")).await;
+    let locked = metric(&app, &series("locked")).await;
+    assert!(failures <= 6, "{failures} passwords were checked");
+    assert_eq!(failures + locked, 40);
+    // Locked now: even the right password is not checked.
+    assert_eq!(
+        sign_in(&app, path, "jo@example.com", "secret456").await.0,
+        401
+    );
+    assert_eq!(metric(&app, &series("locked")).await, locked + 1);
+    assert_eq!(metric(&app, &series("success")).await, 0);
+}
+
 #[tokio::test]
 async fn inactive_accounts_are_refused_and_deactivation_revokes_their_tokens() {
     let app = spawn_app().await;

@@ -96,6 +96,53 @@ pub struct TokenService {
     users: Arc<TtlCache<(AccountKind, i64), Arc<CachedUser>>>,
     opaque: Arc<TtlCache<Vec<u8>, CachedOpaque>>,
     jwts: Arc<TtlCache<String, Claims>>,
+    attempts: Arc<SignInAttempts>,
+}
+
+/// How a sign-in attempt ended, as the metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The credentials were good.
+    Success,
+    /// They were checked and wrong (or the account is unknown or inactive).
+    Failure,
+    /// The account is locked: nothing was checked.
+    Locked,
+}
+
+impl Attempt {
+    pub const ALL: [Attempt; 3] = [Attempt::Success, Attempt::Failure, Attempt::Locked];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Attempt::Success => "success",
+            Attempt::Failure => "failure",
+            Attempt::Locked => "locked",
+        }
+    }
+}
+
+/// Sign-in attempts counted by account kind and outcome.
+#[derive(Debug, Default)]
+pub struct SignInAttempts([std::sync::atomic::AtomicU64; 6]);
+
+impl SignInAttempts {
+    fn slot(kind: AccountKind, outcome: Attempt) -> usize {
+        let k = match kind {
+            AccountKind::Admin => 0,
+            AccountKind::Customer => 3,
+        };
+        k + outcome as usize
+    }
+
+    fn count(&self, kind: AccountKind, outcome: Attempt) {
+        self.0[Self::slot(kind, outcome)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The attempts of one kind that ended so.
+    pub fn get(&self, kind: AccountKind, outcome: Attempt) -> u64 {
+        self.0[Self::slot(kind, outcome)].load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl TokenService {
@@ -117,6 +164,7 @@ impl TokenService {
             users: Arc::new(TtlCache::new(cache_ttl, CAPACITY)),
             opaque: Arc::new(TtlCache::new(cache_ttl, CAPACITY)),
             jwts: Arc::new(TtlCache::new(cache_ttl, CAPACITY)),
+            attempts: Arc::default(),
         }
     }
 
@@ -154,7 +202,7 @@ impl TokenService {
             }))
             .await
             .map_err(|veto| SignInError::Vetoed(veto.reason))?;
-        self.finish_sign_in(AccountKind::Customer, &account.login, account.id)
+        self.issue_for(AccountKind::Customer, account.id, &account.login)
             .await
     }
 
@@ -180,10 +228,6 @@ impl TokenService {
             }))
             .await
             .map_err(|veto| SignInError::Vetoed(veto.reason))?;
-        self.store
-            .reset_failures(&account.login.to_lowercase(), AccountKind::Admin)
-            .await
-            .map_err(ServiceError::from)?;
         Ok(account)
     }
 
@@ -222,12 +266,22 @@ impl TokenService {
         let username = username.as_str();
         let log_name = username.to_lowercase();
         let t = now();
-        let failures = self
+        // A failure slot is taken before the credentials are checked, so that however many
+        // attempts run at once, at most `lockout_failures` are checked per lock period.
+        let lock_until = t.saturating_add(self.settings.lockout_seconds as i64);
+        let slot = self
             .store
-            .failures_count(&log_name, kind, t)
+            .take_failure_slot(
+                &log_name,
+                kind,
+                t,
+                lock_until,
+                i64::from(self.settings.lockout_failures),
+            )
             .await
             .map_err(ServiceError::from)?;
-        if failures >= i64::from(self.settings.lockout_failures) {
+        if !slot {
+            self.attempts.count(kind, Attempt::Locked);
             return Err(SignInError::Refused);
         }
         let credentials = Credentials {
@@ -254,30 +308,25 @@ impl TokenService {
             }
         };
         match account {
-            Some(account) => Ok(account),
-            None => {
-                let lock_until = t.saturating_add(self.settings.lockout_seconds as i64);
+            Some(account) => {
+                self.attempts.count(kind, Attempt::Success);
+                // The slot goes back: a vetoed or intercepted sign-in after this is no failure.
                 self.store
-                    .log_failure(&log_name, kind, t, lock_until)
+                    .reset_failures(&log_name, kind)
                     .await
                     .map_err(ServiceError::from)?;
+                Ok(account)
+            }
+            None => {
+                self.attempts.count(kind, Attempt::Failure);
                 Err(SignInError::Refused)
             }
         }
     }
 
-    /// Clears the failure count and issues the token.
-    async fn finish_sign_in(
-        &self,
-        kind: AccountKind,
-        login: &str,
-        user_id: i64,
-    ) -> Result<String, SignInError> {
-        self.store
-            .reset_failures(&login.to_lowercase(), kind)
-            .await
-            .map_err(ServiceError::from)?;
-        self.issue_for(kind, user_id, login).await
+    /// Sign-in attempts by account kind and outcome, for the metrics.
+    pub fn sign_in_attempts(&self) -> Arc<SignInAttempts> {
+        self.attempts.clone()
     }
 
     /// Issues a token after a sign-in, with the claims the after-interceptors add (to JWTs;

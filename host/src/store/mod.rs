@@ -107,6 +107,8 @@ pub struct Store {
     generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// On SQLite, notices writes by other processes (see [`watch`]).
     watch: Option<std::sync::Arc<watch::Watch>>,
+    /// On PostgreSQL, once [`Store::listen_for_changes`] started it (see [`watch`]).
+    listener: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<watch::Listener>>>,
 }
 
 /// What [`Store::migrate`] did.
@@ -152,14 +154,45 @@ impl Store {
         {
             self.changed();
         }
+        if let Some(l) = self.listener.get()
+            && !l.listening()
+        {
+            // Blind to other processes: nothing cached may be trusted.
+            self.changed();
+        }
         self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether [`Store::generation`] also moves with writes by other processes, so that a
-    /// cache keyed on it is current across processes (SQLite, through [`watch`]). On
-    /// PostgreSQL it does not yet: caches there bound what they miss by time alone.
+    /// cache keyed on it is current across processes: on SQLite always (its file's
+    /// `data_version`), on PostgreSQL once [`Store::listen_for_changes`] runs. Otherwise
+    /// caches bound what they miss by time alone.
     pub fn sees_other_writers(&self) -> bool {
-        self.watch.is_some()
+        self.watch.is_some() || self.listener.get().is_some()
+    }
+
+    /// On PostgreSQL, starts the task that listens for changes other processes commit (see
+    /// [`watch`]) and answers it; on SQLite, `None` (the file is watched without a task). The
+    /// server calls it once at start; the CLI does not need it.
+    pub fn listen_for_changes(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let Pool::Postgres(pool) = &self.pool else {
+            return None;
+        };
+        let listener = std::sync::Arc::new(watch::Listener::default());
+        if self.listener.set(listener.clone()).is_err() {
+            return None;
+        }
+        let generation = self.generation.clone();
+        Some(tokio::spawn(listener.run(pool.clone(), move || {
+            generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        })))
+    }
+
+    /// Notices of other processes' changes received so far (PostgreSQL; 0 on SQLite).
+    pub fn change_notices(&self) -> u64 {
+        self.listener
+            .get()
+            .map_or(0, |l| l.notices.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Marks that a write committed.
@@ -231,6 +264,7 @@ impl Store {
                         path.clone(),
                         Duration::from_millis(settings.sqlite_busy_timeout_ms),
                     ))),
+                    listener: Default::default(),
                 })
             }
             DatabaseUrl::Postgres(url) => {
@@ -246,6 +280,7 @@ impl Store {
                     reader: None,
                     generation: Default::default(),
                     watch: None,
+                    listener: Default::default(),
                 })
             }
         }

@@ -132,52 +132,41 @@ impl Store {
         Ok(t)
     }
 
-    /// Sign-in failures of a user name that still count (their lock has not expired).
-    pub async fn failures_count(
-        &self,
-        user_name: &str,
-        kind: AccountKind,
-        at: i64,
-    ) -> Result<i64, StoreError> {
-        let n: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT failures_count FROM oauth_token_request_log
-             WHERE user_name = $1 AND user_type = $2 AND lock_expires_at > $3"
-        )
-        .bind(user_name)
-        .bind(throttle_code(kind))
-        .bind(at)
-        .fetch_optional(p)
-        .await?);
-        Ok(n.unwrap_or(0))
-    }
-
-    /// Counts one more failure and pushes the lock out to `lock_until`. A row whose lock had
-    /// expired starts again from one.
-    pub async fn log_failure(
+    /// Takes one of a user name's failure slots before its password is checked: counts one
+    /// more failure and pushes the lock out to `lock_until` (a row whose lock had expired
+    /// starts again from one), unless `max` failures are counted within the lock already; then
+    /// answers `false` and changes nothing. One statement, so concurrent attempts each take
+    /// their own slot and at most `max` passwords are checked per lock period. A success gives
+    /// the slot back ([`Store::reset_failures`]).
+    pub async fn take_failure_slot(
         &self,
         user_name: &str,
         kind: AccountKind,
         at: i64,
         lock_until: i64,
-    ) -> Result<(), StoreError> {
-        on_pool!(self, |p| {
-            sqlx::query(
+        max: i64,
+    ) -> Result<bool, StoreError> {
+        let taken: Option<i64> = on_pool!(self, |p| {
+            sqlx::query_scalar(
             "INSERT INTO oauth_token_request_log (user_name, user_type, failures_count, lock_expires_at)
              VALUES ($1, $2, 1, $4)
              ON CONFLICT (user_name, user_type) DO UPDATE SET
                  failures_count = CASE WHEN oauth_token_request_log.lock_expires_at > $3
                                        THEN oauth_token_request_log.failures_count + 1 ELSE 1 END,
-                 lock_expires_at = $4"
+                 lock_expires_at = $4
+             WHERE oauth_token_request_log.lock_expires_at <= $3
+                OR oauth_token_request_log.failures_count < $5
+             RETURNING failures_count"
         )
         .bind(user_name)
         .bind(throttle_code(kind))
         .bind(at)
         .bind(lock_until)
-        .execute(p)
-        .await
-        .map(|_| ())?
+        .bind(max)
+        .fetch_optional(p)
+        .await?
         });
-        Ok(())
+        Ok(taken.is_some())
     }
 
     /// Clears a user name's failures after a successful sign-in.

@@ -1,19 +1,28 @@
-//! Writes other processes make to a shared SQLite file, noticed cheaply.
+//! Writes other processes make to the database, noticed cheaply, so that caches over the store
+//! stay current across processes.
 //!
-//! Caches over the store are current while [`Store::generation`](super::Store::generation) has
-//! not moved, and every write through this process moves it at once. Writes by other processes
-//! on the same file (a second server, the CLI) are noticed through SQLite's
-//! `PRAGMA data_version`, which changes on a connection whenever another connection committed.
-//! Reading it takes a read transaction (a few microseconds, mostly the file's shared-memory
-//! locks), so it is read at most once every [`INTERVAL`], by whichever thread asks for the
-//! generation first after the interval ran out: a change made elsewhere is seen within that
-//! interval. SQLite cannot tell this process's own writers (the nonce writer commits every few
-//! milliseconds under load) from the others, so under load the caches start over about once an
-//! interval: a handful of reads, where each request would otherwise take its own.
+//! Caches are current while [`Store::generation`](super::Store::generation) has not moved, and
+//! every write through this process moves it at once. Writes by other processes (a second
+//! server, the CLI, SQL typed by hand):
+//!
+//! - **SQLite** ([`Watch`]): SQLite's `PRAGMA data_version` changes on a connection whenever
+//!   another connection committed. Reading it takes a read transaction (a few microseconds,
+//!   mostly the file's shared-memory locks), so it is read at most once every [`INTERVAL`], by
+//!   whichever thread asks for the generation first after the interval ran out: a change made
+//!   elsewhere is seen within that interval. SQLite cannot tell this process's own writers (the
+//!   nonce writer commits every few milliseconds under load) from the others, so under load the
+//!   caches start over about once an interval: a handful of reads, where each request would
+//!   otherwise take its own.
+//! - **PostgreSQL** ([`Listener`]): triggers on the tables the caches read announce every
+//!   committed change on the channel [`CHANNEL`] (migration 0005), and a listener task of each
+//!   server process moves the generation when a notice arrives (milliseconds after the commit).
+//!   When its connection drops it may have missed notices: it moves the generation after each
+//!   reconnection, and while it is not listening the generation moves on every read, so that
+//!   nothing cached is trusted.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a write by another process can go unnoticed.
@@ -96,6 +105,77 @@ impl Watch {
     pub(super) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.conn.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// The PostgreSQL channel the change triggers notify.
+pub const CHANNEL: &str = "integration_host_changes";
+
+/// The state of a PostgreSQL change listener, shared with its task.
+#[derive(Debug, Default)]
+pub(super) struct Listener {
+    /// Whether the listener's connection is up and subscribed: only then are notices trusted.
+    listening: AtomicBool,
+    /// Notices received (and reconnections), for the tests and the logs.
+    pub(super) notices: AtomicU64,
+}
+
+impl Listener {
+    /// Whether caches can be trusted between notices.
+    pub(super) fn listening(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
+    }
+
+    /// Listens on `pool` until the task is dropped, calling `changed` for every notice, after
+    /// every reconnection, and while it cannot listen (then once a second at most, with the
+    /// generation moving on every read meanwhile).
+    pub(super) async fn run(
+        self: std::sync::Arc<Self>,
+        pool: sqlx::PgPool,
+        changed: impl Fn() + Send + 'static,
+    ) {
+        let mut backoff = Duration::from_millis(100);
+        while !pool.is_closed() {
+            let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    self.listening.store(false, Ordering::Release);
+                    tracing::warn!(error = %e, "cannot listen for changes made by other processes; caches are bypassed meanwhile");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(CHANNEL).await {
+                self.listening.store(false, Ordering::Release);
+                tracing::warn!(error = %e, "cannot listen for changes made by other processes; caches are bypassed meanwhile");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+            // Anything may have changed while it was not listening.
+            self.listening.store(true, Ordering::Release);
+            changed();
+            backoff = Duration::from_millis(100);
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(_)) => {
+                        self.notices.fetch_add(1, Ordering::Relaxed);
+                        changed();
+                    }
+                    // The connection dropped and was made again (sqlx listens again): notices
+                    // may have been missed.
+                    Ok(None) => {
+                        self.notices.fetch_add(1, Ordering::Relaxed);
+                        changed();
+                    }
+                    Err(e) => {
+                        self.listening.store(false, Ordering::Release);
+                        tracing::warn!(error = %e, "lost the listener for changes made by other processes; caches are bypassed until it is back");
+                        break;
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -13,6 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::domain::AccountKind;
+use crate::services::tokens::{Attempt, SignInAttempts};
 use crate::store::NonceStats;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -66,10 +68,46 @@ impl Collector for NonceCollector {
     }
 }
 
+/// Sign-in attempts by account kind and outcome, read at each scrape.
+#[derive(Debug)]
+struct SignInCollector(Arc<SignInAttempts>);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+impl Collector for SignInCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "sign_in_attempts",
+            "Admin and customer sign-ins for a token or the admin UI, by outcome: success, failure (credentials checked and wrong), locked (refused unchecked)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (kind, name) in [
+            (AccountKind::Admin, "admin"),
+            (AccountKind::Customer, "customer"),
+        ] {
+            for outcome in Attempt::ALL {
+                let labels = AttemptLabels {
+                    kind: name,
+                    outcome: outcome.as_str(),
+                };
+                ConstCounter::new(self.0.get(kind, outcome))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Metrics {
-    pub fn new(nonces: Arc<NonceStats>) -> Self {
+    pub fn new(nonces: Arc<NonceStats>, attempts: Arc<SignInAttempts>) -> Self {
         let mut registry = Registry::with_prefix("integration_host");
         registry.register_collector(Box::new(NonceCollector(nonces)));
+        registry.register_collector(Box::new(SignInCollector(attempts)));
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             // 100 µs to about 3.3 s.
