@@ -235,6 +235,12 @@ impl Application {
                 })
             })
         };
+        let watcher = declarative::spawn_watcher(
+            self.state.integrations.clone(),
+            self.state.settings.integrations.directories.clone(),
+            self.state.plugins.clone(),
+            std::time::Duration::from_millis(self.state.settings.integrations.watch_poll_ms),
+        );
         let scheduler = self.state.settings.cron.enabled.then(|| {
             crate::jobs::spawn_scheduler(self.state.store.clone(), (*self.state.settings).clone())
         });
@@ -245,6 +251,9 @@ impl Application {
         }
         if let Some(r) = reloader {
             r.abort();
+        }
+        if let Some(w) = watcher {
+            w.abort();
         }
         self.state.events.flush().await;
         self.state.store.close().await;

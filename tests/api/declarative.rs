@@ -353,3 +353,101 @@ async fn the_samples_sync_and_config_integrations_are_read_only() {
     assert_eq!(answer["activation"], "minted");
     app.db.destroy().await;
 }
+
+/// Waits until `check` holds, for at most the 2 s the product promises.
+async fn within_2s(what: &str, check: impl AsyncFn() -> bool) {
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "not within 2 s: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn edited_definition_files_are_synced_by_running_servers_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = folder(tmp.path());
+    let watch = |s: &mut integration_host::config::Settings, dir: &Path| {
+        s.integrations.directories = vec![dir.to_owned()];
+        s.integrations.watch_poll_ms = 100;
+    };
+    let d = dir.clone();
+    let app = spawn_app_with(move |s| watch(s, &d)).await;
+    // A second server on the same database, watching the same folder.
+    let second = integration_host::startup::Application::build(app.settings.clone())
+        .await
+        .unwrap();
+    let second_events = second.events().clone();
+    tokio::spawn(second.run_until_stopped());
+    let created = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    struct Count(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl integration_host::events::Observer for Count {
+        fn name(&self) -> &str {
+            "count-created"
+        }
+        fn observe<'a>(
+            &'a self,
+            event: &'a integration_host::events::Event,
+        ) -> futures_util::future::BoxFuture<'a, Result<(), integration_host::events::ObserveError>>
+        {
+            if matches!(
+                event,
+                integration_host::events::Event::IntegrationSaved { created: true, .. }
+            ) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            Box::pin(async { Ok(()) })
+        }
+    }
+    for events in [&app.events, &second_events] {
+        events
+            .subscribe(
+                &["integration_saved"],
+                integration_host::events::Mode::Sync,
+                std::sync::Arc::new(Count(created.clone())),
+            )
+            .unwrap();
+    }
+
+    // Added: created once, by one of the two.
+    std::fs::write(dir.join("partners.toml"), FIRST).unwrap();
+    within_2s("the new file synced", async || {
+        app.integrations.list().await.unwrap().len() == 3
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(created.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+    // Changed: Alpha gains a resource and is reset.
+    std::fs::write(
+        dir.join("partners.toml"),
+        FIRST.replace(
+            "resources = [\"Magento_Sales::sales\"]",
+            "resources = [\"Magento_Sales::sales\", \"Magento_Catalog::products\"]",
+        ),
+    )
+    .unwrap();
+    within_2s("the change synced", async || {
+        let alpha = app
+            .integrations
+            .find_by_name("Alpha")
+            .await
+            .unwrap()
+            .unwrap();
+        alpha.status == IntegrationStatus::Reset
+    })
+    .await;
+
+    // Broken: nothing changes (the others stay); removing the file then deletes them.
+    std::fs::write(dir.join("partners.toml"), "[[integration]]\nname = 7\n").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(app.integrations.list().await.unwrap().len(), 3);
+    std::fs::remove_file(dir.join("partners.toml")).unwrap();
+    within_2s("the removal synced", async || {
+        app.integrations.list().await.unwrap().is_empty()
+    })
+    .await;
+}

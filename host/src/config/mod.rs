@@ -58,12 +58,24 @@ pub struct AclSettings {
 }
 
 /// Declarative integrations.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IntegrationSettings {
-    /// Folders whose `*.toml` files declare integrations, synced at start and by
-    /// `integration sync`.
+    /// Folders whose `*.toml` files declare integrations, synced at start, by
+    /// `integration sync`, and when they change.
     pub directories: Vec<PathBuf>,
+    /// How often a running server looks for added, changed or removed definition files, in
+    /// milliseconds; 0 only syncs at start and on `integration sync`.
+    pub watch_poll_ms: u64,
+}
+
+impl Default for IntegrationSettings {
+    fn default() -> Self {
+        Self {
+            directories: Vec::new(),
+            watch_poll_ms: 1000,
+        }
+    }
 }
 
 /// The HTTP listener and what the server says about itself.

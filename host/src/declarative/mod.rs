@@ -24,7 +24,7 @@ use crate::services::integration::{
 };
 
 mod sources;
-pub use sources::{log_sync, sync_after_reload, sync_integrations};
+pub use sources::{log_sync, spawn_watcher, sync_after_reload, sync_integrations};
 
 /// A definition file that cannot be applied: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

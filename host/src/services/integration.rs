@@ -438,6 +438,11 @@ impl IntegrationService {
         }
     }
 
+    /// Waits for the declarative sync's lock (see [`Store::sync_lock`]).
+    pub async fn sync_lock(&self) -> Result<crate::store::SyncLock, ServiceError> {
+        Ok(self.store.sync_lock().await?)
+    }
+
     pub async fn get(&self, id: i64) -> Result<Integration, ServiceError> {
         self.store
             .integration_by_id(id)

@@ -123,6 +123,26 @@ pub struct MigrationReport {
 /// Advisory lock key under which PostgreSQL processes take turns at migrating.
 const MIGRATION_LOCK_KEY: i64 = 0x0069_682d_6d69_6772;
 
+/// Advisory lock key under which processes take turns at the declarative sync.
+const SYNC_LOCK_KEY: i64 = 0x0069_682d_7379_6e63;
+
+/// Held while one process runs the declarative sync; released when dropped.
+#[derive(Debug)]
+pub struct SyncLock {
+    _held: SyncLockInner,
+}
+
+/// What a [`SyncLock`] holds until it is dropped.
+#[derive(Debug)]
+enum SyncLockInner {
+    /// `<database>.sync.lock`, locked.
+    File { _file: std::fs::File },
+    /// A transaction holding `pg_advisory_xact_lock`: its rollback on drop releases it.
+    Postgres {
+        _tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    },
+}
+
 /// Takes an exclusive lock on `<path>.lock` (the SQLite database path), waiting on a blocking
 /// thread. Processes sharing one SQLite file use it to take turns at opening and migrating.
 async fn lock_file(path: &std::path::Path) -> Result<std::fs::File, StoreError> {
@@ -395,6 +415,35 @@ impl Store {
         match tokio::time::timeout(timeout, query).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Timeout(timeout)),
+        }
+    }
+
+    /// Waits for the declarative sync's lock, so that several processes apply a change of the
+    /// definitions once (each after the other; the later ones find nothing left to do).
+    pub async fn sync_lock(&self) -> Result<SyncLock, StoreError> {
+        match &self.pool {
+            Pool::Sqlite(_) => {
+                let path = self
+                    .sqlite_file
+                    .as_ref()
+                    .map(|f| f.path.with_extension("sync"))
+                    .ok_or(StoreError::Closed)?;
+                Ok(SyncLock {
+                    _held: SyncLockInner::File {
+                        _file: lock_file(&path).await?,
+                    },
+                })
+            }
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(SYNC_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(SyncLock {
+                    _held: SyncLockInner::Postgres { _tx: tx },
+                })
+            }
         }
     }
 
