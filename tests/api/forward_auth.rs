@@ -1,13 +1,12 @@
 //! Protecting other services: the forward-auth endpoint (called directly as nginx, Traefik
 //! and Envoy call it, and behind a real nginx with `auth_request`), and the reverse proxy.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use integration_host::domain::AccountKind;
 use integration_host_tests::{
-    Caller, TestApp, Upstream, oauth_header, oauth_params, send_json, spawn_app_with, unix_now,
+    Caller, Nginx, TestApp, Upstream, oauth_header, oauth_params, send_json, spawn_app_with,
+    unix_now,
 };
 use serde_json::{Value, json};
 
@@ -363,45 +362,12 @@ async fn the_proxy_authenticates_forwards_with_identity_and_drops_hop_headers() 
     assert_eq!(s, 502, "{body}");
 }
 
-/// nginx, started on loopback for one test; stopped when dropped.
-struct Nginx {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Nginx {
-    fn start(app_port: u16, upstream_port: u16) -> Self {
-        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .expect("nginx is installed (scripts/test installs the Debian package)");
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let d = dir.path().display();
-        for sub in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
-            std::fs::create_dir(dir.path().join(sub)).unwrap();
-        }
-        let conf = format!(
+/// nginx in front of `upstream_port`, asking the server on `app_port` about each request
+/// with `auth_request`.
+fn auth_request_nginx(app_port: u16, upstream_port: u16) -> Nginx {
+    Nginx::start(|port| {
+        format!(
             r#"
-daemon off;
-master_process off;
-worker_processes 1;
-error_log {d}/error.log warn;
-pid {d}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
     server {{
         listen 127.0.0.1:{port};
         location / {{
@@ -425,53 +391,16 @@ http {{
             proxy_set_header X-Forwarded-Proto $scheme;
         }}
     }}
-}}
 "#
-        );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let mut child = Command::new(binary)
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-p")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("nginx starts");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self {
-                    child,
-                    port,
-                    _dir: dir,
-                };
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
-        panic!("nginx did not start: {log}");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        )
+    })
 }
 
 #[tokio::test]
 async fn nginx_auth_request_in_front_of_a_service() {
     let upstream = Upstream::start().await;
     let app = app_with_routes(shop_routes(None)).await;
-    let nginx = Nginx::start(app.port, upstream.port);
+    let nginx = auth_request_nginx(app.port, upstream.port);
     let viewer = app
         .minted_integration("Viewer", &["Magento_Sales::actions_view"])
         .await;
@@ -529,12 +458,7 @@ async fn nginx_auth_request_in_front_of_a_service() {
         .unwrap();
     let status = res.status();
     let seen: Value = res.json().await.unwrap_or_default();
-    assert_eq!(
-        status,
-        200,
-        "{seen} {}",
-        std::fs::read_to_string(nginx._dir.path().join("error.log")).unwrap_or_default()
-    );
+    assert_eq!(status, 200, "{seen} {}", nginx.error_log());
     assert_eq!(seen["headers"]["x-auth-user-type"], "admin");
     let res = client
         .get(nginx.url("/shop/orders/3"))

@@ -134,3 +134,238 @@ async fn a_revocation_through_one_server_or_the_cli_is_enforced_by_another_withi
         assert!(took <= BOUND, "{base} accepted it for {took:?}");
     }
 }
+
+/// A node's configuration: its own data folder, the shared database and keys.
+fn node_config(
+    dir: &std::path::Path,
+    n: usize,
+    url: &str,
+    keys: &[String; 3],
+) -> std::path::PathBuf {
+    let path = dir.join(format!("node{n}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "data_dir = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\nworkers = 2\ndrain_seconds = 0\n[database]\nurl = {url:?}\npool_size = 4\n[crypto]\nsecret_keys = [{:?}]\nlookup_key = {:?}\n[tokens]\nsigning_keys = [{:?}]\n[cron]\nenabled = false\n",
+            dir.join(format!("data{n}")).display().to_string(),
+            keys[0],
+            keys[1],
+            keys[2],
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Statuses of GETs sent through `url` until `stop` is set: (status, how many).
+fn load(
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<std::collections::BTreeMap<u16, u32>> {
+    tokio::spawn(async move {
+        let mut seen = std::collections::BTreeMap::new();
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let status = match client.get(&url).bearer_auth(&token).send().await {
+                Ok(r) => r.status().as_u16(),
+                Err(_) => 0,
+            };
+            *seen.entry(status).or_insert(0) += 1;
+        }
+        seen
+    })
+}
+
+#[tokio::test]
+async fn three_nodes_behind_nginx_survive_a_killed_node_and_a_database_restart() {
+    use integration_host::config::KeySpec;
+    use integration_host_tests::{Nginx, PrivatePostgres, ServerProcess};
+    let pg = PrivatePostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = [
+        KeySpec::generate("k1").expose(),
+        KeySpec::generate("lookup").expose(),
+        KeySpec::generate("t1").expose(),
+    ];
+    // The first node migrates; then the others.
+    let mut nodes = vec![ServerProcess::start(
+        &node_config(dir.path(), 0, &pg.url(), &keys),
+        &[],
+        &[],
+    )];
+    for n in 1..3 {
+        nodes.push(ServerProcess::start(
+            &node_config(dir.path(), n, &pg.url(), &keys),
+            &[],
+            &[],
+        ));
+    }
+    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+    let nginx = Nginx::start(|port| {
+        let servers: String = ports
+            .iter()
+            .map(|p| format!("        server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;\n"))
+            .collect();
+        format!(
+            r#"
+    upstream nodes {{
+{servers}        keepalive 16;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://nodes;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_next_upstream error timeout http_502 http_503;
+            proxy_next_upstream_tries 3;
+            proxy_connect_timeout 1s;
+        }}
+    }}
+"#
+        )
+    });
+    // An admin, and a token issued by each node.
+    let store = integration_host::store::Store::connect(
+        &integration_host::config::DatabaseUrl::Postgres(pg.url()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    {
+        use integration_host::services::accounts::{
+            AccountInput, AccountService, Email, Password, Username,
+        };
+        AccountService::new(store.clone())
+            .create(
+                AccountKind::Admin,
+                AccountInput {
+                    username: Some(Username::parse("jane").unwrap()),
+                    email: Email::parse("jane@example.com").unwrap(),
+                    firstname: "Jo".into(),
+                    lastname: "Doe".into(),
+                    password: Password::parse("secret123").unwrap(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut tokens = Vec::new();
+    for node in &nodes {
+        let res = client
+            .post(node.url("/rest/V1/integration/admin/token"))
+            .json(&json!({"username": "jane", "password": "secret123"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        tokens.push(res.json::<String>().await.unwrap());
+    }
+    let list = nginx.url("/rest/V1/integrations");
+
+    // One node killed under load: no GET sees a 5xx (nginx retries it on another node).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loads: Vec<_> = (0..4)
+        .map(|i| {
+            load(
+                client.clone(),
+                list.clone(),
+                tokens[i % 3].clone(),
+                stop.clone(),
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let dead = nodes.pop().unwrap();
+    drop(dead); // SIGKILL
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut seen = std::collections::BTreeMap::new();
+    for l in loads {
+        for (status, n) in l.await.unwrap() {
+            *seen.entry(status).or_insert(0) += n;
+        }
+    }
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        [200],
+        "{seen:?}\n{}",
+        nginx.error_log()
+    );
+    assert!(seen[&200] > 50, "{seen:?}");
+    // The dead node's token works on the others.
+    for node in &nodes {
+        let res = client
+            .get(node.url("/rest/V1/integrations"))
+            .bearer_auth(&tokens[2])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+
+    // The database restarted under load: every node answers /readyz 503 while it is down, and
+    // serves again after, without a restart.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let background = load(
+        client.clone(),
+        list.clone(),
+        tokens[0].clone(),
+        stop.clone(),
+    );
+    pg.down();
+    for node in &nodes {
+        let started = Instant::now();
+        loop {
+            let status = client
+                .get(node.url("/readyz"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            if status == 503 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "/readyz still {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    pg.up();
+    for node in &nodes {
+        let started = Instant::now();
+        loop {
+            let ready = client
+                .get(node.url("/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            let serves = client
+                .get(node.url("/rest/V1/integrations"))
+                .bearer_auth(&tokens[1])
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ready && serves {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "a node did not come back: {}",
+                node.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let after = background.await.unwrap();
+    assert!(after.contains_key(&200), "{after:?}");
+    store.close().await;
+}

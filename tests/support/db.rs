@@ -161,3 +161,146 @@ pub async fn raw_execute(db: &TestDb, sql: &str) -> Result<u64, sqlx::Error> {
         }
     }
 }
+
+/// A PostgreSQL server of one test's own, which the test may stop and start again (the shared
+/// test server must not be), from the installed server binaries; stopped and removed when
+/// dropped. Run as the `postgres` system user when the tests run as root (initdb refuses root).
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    bindir: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    pub port: u16,
+    as_postgres: bool,
+}
+
+impl PrivatePostgres {
+    pub fn start() -> Self {
+        let bindir = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("a PostgreSQL server is installed (scripts/test installs postgresql-15)")
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").exists())
+            .expect("initdb is installed");
+        let dir = tempfile::tempdir().unwrap();
+        // The owner of /proc/self is this process's user.
+        let as_postgres = {
+            use std::os::unix::fs::MetadataExt as _;
+            std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+        };
+        if as_postgres {
+            let status = std::process::Command::new("chown")
+                .arg("postgres")
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown the folder to postgres");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = Self {
+            bindir,
+            dir,
+            port,
+            as_postgres,
+        };
+        let data = pg.dir.path().join("data");
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+            ],
+        );
+        pg.up();
+        pg
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> std::process::Output {
+        let bin = self.bindir.join(tool);
+        let mut cmd = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&bin);
+            c
+        } else {
+            std::process::Command::new(&bin)
+        };
+        let out = cmd.args(args).output().expect("run a PostgreSQL tool");
+        assert!(
+            out.status.success(),
+            "{tool} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Starts the server (again) and waits until it accepts connections.
+    pub fn up(&self) {
+        let d = self.dir.path();
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            d.display()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                d.join("data").to_str().unwrap(),
+                "-l",
+                d.join("server.log").to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                &options,
+                "start",
+            ],
+        );
+    }
+
+    /// Stops the server (fast: connections are closed) and waits until it is down.
+    pub fn down(&self) {
+        let d = self.dir.path();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                d.join("data").to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let d = self.dir.path().join("data");
+        let bin = self.bindir.join("pg_ctl");
+        let mut cmd = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&bin);
+            c
+        } else {
+            std::process::Command::new(&bin)
+        };
+        let _ = cmd
+            .args(["-D", d.to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+    }
+}
