@@ -137,10 +137,9 @@ pub struct SyncLock {
 enum SyncLockInner {
     /// `<database>.sync.lock`, locked.
     File { _file: std::fs::File },
-    /// A transaction holding `pg_advisory_xact_lock`: its rollback on drop releases it.
-    Postgres {
-        _tx: sqlx::Transaction<'static, sqlx::Postgres>,
-    },
+    /// A connection of its own (detached from the pool, which stays whole for the sync itself)
+    /// holding `pg_advisory_lock`: closing it on drop releases the lock.
+    Postgres { _conn: sqlx::PgConnection },
 }
 
 /// Takes an exclusive lock on `<path>.lock` (the SQLite database path), waiting on a blocking
@@ -435,13 +434,13 @@ impl Store {
                 })
             }
             Pool::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                let mut conn = p.acquire().await?.detach();
+                sqlx::query("SELECT pg_advisory_lock($1)")
                     .bind(SYNC_LOCK_KEY)
-                    .execute(&mut *tx)
+                    .execute(&mut conn)
                     .await?;
                 Ok(SyncLock {
-                    _held: SyncLockInner::Postgres { _tx: tx },
+                    _held: SyncLockInner::Postgres { _conn: conn },
                 })
             }
         }
