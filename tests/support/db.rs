@@ -188,6 +188,19 @@ impl PrivatePostgres {
             std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
         };
         if as_postgres {
+            // Debian's package creates the user; a machine without it gets one, as
+            // scripts/lib/postgres.sh does.
+            let known = std::process::Command::new("id")
+                .arg("postgres")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !known {
+                let status = std::process::Command::new("useradd")
+                    .args(["--system", "--no-create-home", "postgres"])
+                    .status()
+                    .expect("useradd");
+                assert!(status.success(), "create the postgres system user");
+            }
             let status = std::process::Command::new("chown")
                 .arg("postgres")
                 .arg(dir.path())
