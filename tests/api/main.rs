@@ -12,6 +12,7 @@ mod handshake;
 mod health;
 mod interceptors;
 mod jobs;
+mod keys;
 mod migrations;
 mod nodes;
 mod plugins;

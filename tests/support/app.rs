@@ -134,7 +134,12 @@ impl TestApp {
     /// Writes a configuration file for running the binary against this server's database,
     /// with the same keys and declarative folders; answers its path.
     pub fn config_file(&self) -> PathBuf {
-        let s = &self.settings;
+        self.config_file_for(&self.settings, "app-config.toml")
+    }
+
+    /// Writes a configuration file named `name` for running the binary against this server's
+    /// database with the keys and declarative folders of `s`; answers its path.
+    pub fn config_file_for(&self, s: &Settings, name: &str) -> PathBuf {
         let keys = |ks: &[KeySpec]| {
             ks.iter()
                 .map(|k| format!("{:?}", k.expose()))
@@ -149,14 +154,16 @@ impl TestApp {
             .collect::<Vec<_>>()
             .join(", ");
         let text = format!(
-            "data_dir = {:?}\n[database]\nurl = {:?}\npool_size = 2\n[crypto]\nsecret_keys = [{}]\nlookup_key = {:?}\n[tokens]\nsigning_keys = [{}]\n[integrations]\ndirectories = [{dirs}]\n[log]\nformat = \"json\"\n",
+            "data_dir = {:?}\n[database]\nurl = {:?}\npool_size = 2\n[crypto]\nsecret_keys = [{}]\nnext_secret_keys = [{}]\nlookup_key = {:?}\n[tokens]\nsigning_keys = [{}]\nnext_signing_keys = [{}]\n[integrations]\ndirectories = [{dirs}]\n[log]\nformat = \"json\"\n",
             s.data_dir.display().to_string(),
             self.db.url_string(),
             keys(&s.crypto.secret_keys),
+            keys(&s.crypto.next_secret_keys),
             s.crypto.lookup_key.as_ref().unwrap().expose(),
             keys(&s.tokens.signing_keys),
+            keys(&s.tokens.next_signing_keys),
         );
-        let path = self.db.dir.path().join("app-config.toml");
+        let path = self.db.dir.path().join(name);
         std::fs::write(&path, text).expect("write config");
         path
     }

@@ -9,6 +9,7 @@
 mod accounts;
 mod common;
 mod cron;
+mod crypto;
 mod integration;
 mod plugin;
 mod server;
@@ -21,6 +22,7 @@ use clap::{Parser, Subcommand};
 pub use accounts::{AdminCommand, CustomerCommand, TokenCommand};
 pub use common::ListArgs;
 pub use cron::CronCommand;
+pub use crypto::CryptoCommand;
 pub use integration::IntegrationCommand;
 pub use plugin::PluginCommand;
 pub use server::{ConfigCommand, ServeArgs};
@@ -71,6 +73,9 @@ pub enum Command {
     /// Run the scheduled cleanup jobs by hand, or list them.
     #[command(subcommand)]
     Cron(CronCommand),
+    /// See which keys sealed the stored secrets, and seal them again under the newest key.
+    #[command(subcommand)]
+    Crypto(CryptoCommand),
     /// Inspect WebAssembly plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -130,6 +135,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Integration(cmd) => runtime()?.block_on(integration::integration(settings, cmd)),
         Command::Token(cmd) => runtime()?.block_on(accounts::token(settings, cmd)),
         Command::Cron(cmd) => runtime()?.block_on(cron::cron(settings, cmd)),
+        Command::Crypto(cmd) => runtime()?.block_on(crypto::crypto(settings, cmd)),
         Command::Plugin(cmd) => runtime()?.block_on(plugin::plugin(settings, cmd)),
     }
 }

@@ -124,6 +124,10 @@ pub struct DatabaseSettings {
 pub struct CryptoSettings {
     /// `"id:base64(32 bytes)"`, newest first: the first encrypts, all decrypt.
     pub secret_keys: Vec<KeySpec>,
+    /// Keys announced for a rotation: they open stored secrets but never seal one. Phase one
+    /// of a rotation lists the new key here on every server; phase two moves it to the front
+    /// of `secret_keys` (see docs/operations.md, "Rotating keys").
+    pub next_secret_keys: Vec<KeySpec>,
     /// `"id:base64(32 bytes)"` keying the lookup hash of token values; never rotate it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup_key: Option<KeySpec>,
@@ -136,6 +140,9 @@ pub struct TokenSettings {
     pub algorithm: JwtAlgorithm,
     /// `"kid:base64(≥32 bytes)"`, newest first: the first signs, all verify.
     pub signing_keys: Vec<KeySpec>,
+    /// Keys announced for a rotation: they verify tokens but never sign one (phase one of a
+    /// rotation, as `crypto.next_secret_keys`).
+    pub next_signing_keys: Vec<KeySpec>,
     pub admin_lifetime_minutes: u32,
     pub customer_lifetime_minutes: u32,
     /// Issue JWTs, or opaque tokens stored in `oauth_token` as Magento did before 2.4.4.
@@ -372,6 +379,7 @@ impl Default for TokenSettings {
         Self {
             algorithm: JwtAlgorithm::Hs256,
             signing_keys: Vec::new(),
+            next_signing_keys: Vec::new(),
             admin_lifetime_minutes: 60,
             customer_lifetime_minutes: 60,
             format: TokenFormat::Jwt,

@@ -18,7 +18,7 @@ use crate::config::{KeySpec, Settings};
 pub struct KeyMaterial {
     pub secret_box: SecretBox,
     pub lookup: LookupHasher,
-    /// Token signing keys, newest first.
+    /// Token signing keys, newest first, then the announced ones (which never sign).
     pub signing_keys: Vec<KeySpec>,
     /// The key file written by this call, when one was generated.
     pub generated: Option<PathBuf>,
@@ -91,12 +91,37 @@ pub fn resolve_keys(settings: &Settings) -> anyhow::Result<KeyMaterial> {
         }
     }
     let lookup_key = lookup_key.expect("filled above");
+    // The announced keys come last: they open and verify, and never seal or sign.
+    secret_keys.extend(settings.crypto.next_secret_keys.iter().cloned());
+    signing_keys.extend(settings.tokens.next_signing_keys.iter().cloned());
+    for (keys, setting) in [
+        (
+            &secret_keys,
+            "crypto.secret_keys` and `crypto.next_secret_keys",
+        ),
+        (
+            &signing_keys,
+            "tokens.signing_keys` and `tokens.next_signing_keys",
+        ),
+    ] {
+        if let Some(id) = duplicate_id(keys) {
+            anyhow::bail!(
+                "key id `{id}` is listed twice in `{setting}`: each key needs an id of its own"
+            );
+        }
+    }
     Ok(KeyMaterial {
         secret_box: SecretBox::new(&secret_keys)?,
         lookup: LookupHasher::new(&lookup_key),
         signing_keys,
         generated,
     })
+}
+
+/// An id that two of the keys share (values sealed or signed with it would be ambiguous).
+fn duplicate_id(keys: &[KeySpec]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::new();
+    keys.iter().map(KeySpec::id).find(|id| !seen.insert(*id))
 }
 
 fn load_or_create(path: &Path) -> anyhow::Result<(KeyFile, bool)> {
@@ -177,6 +202,47 @@ mod tests {
         assert!(err.contains("crypto.secret_keys"), "{err}");
         assert!(err.contains("crypto.lookup_key"), "{err}");
         assert!(!err.contains("tokens.signing_keys"), "{err}");
+    }
+
+    #[test]
+    fn announced_keys_open_and_verify_but_never_seal_or_sign() {
+        let mut s = Settings::default();
+        s.data_dir = tempfile_dir();
+        s.crypto.secret_keys = vec![KeySpec::generate("k1")];
+        s.crypto.lookup_key = Some(KeySpec::generate("lookup"));
+        s.tokens.signing_keys = vec![KeySpec::generate("t1")];
+        let before = resolve_keys(&s).unwrap();
+        let mut next = s.clone();
+        next.crypto.next_secret_keys = vec![KeySpec::generate("k2")];
+        next.tokens.next_signing_keys = vec![KeySpec::generate("t2")];
+        let announced = resolve_keys(&next).unwrap();
+        // Phase one: the announcing server still seals and signs with the old keys.
+        let sealed = announced.secret_box.seal("p", b"x");
+        assert_eq!(SecretBox::key_id_of(&sealed), Some("k1"));
+        assert_eq!(before.secret_box.open("p", &sealed).unwrap(), b"x");
+        assert_eq!(announced.signing_keys[0].id(), "t1");
+        // Phase two on another server: what it seals with the new key opens on the first.
+        let mut promoted = s.clone();
+        promoted.crypto.secret_keys = vec![
+            next.crypto.next_secret_keys[0].clone(),
+            s.crypto.secret_keys[0].clone(),
+        ];
+        let promoted = resolve_keys(&promoted).unwrap();
+        let sealed = promoted.secret_box.seal("p", b"y");
+        assert_eq!(SecretBox::key_id_of(&sealed), Some("k2"));
+        assert_eq!(announced.secret_box.open("p", &sealed).unwrap(), b"y");
+        assert!(before.secret_box.open("p", &sealed).is_err());
+    }
+
+    #[test]
+    fn a_key_id_listed_twice_is_refused() {
+        let mut s = Settings::default();
+        s.data_dir = tempfile_dir();
+        s.crypto.secret_keys = vec![KeySpec::generate("k1")];
+        s.crypto.next_secret_keys = vec![KeySpec::generate("k1")];
+        let err = resolve_keys(&s).unwrap_err().to_string();
+        assert!(err.contains("`k1` is listed twice"), "{err}");
+        assert!(err.contains("crypto.next_secret_keys"), "{err}");
     }
 
     fn tempfile_dir() -> PathBuf {

@@ -17,7 +17,7 @@ const VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;
 
 /// Why a sealed value could not be opened.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SecretBoxError {
     #[error("sealed value is malformed")]
     Malformed,
@@ -118,6 +118,26 @@ impl SecretBox {
     /// Opens a value that was sealed from UTF-8 text.
     pub fn open_string(&self, purpose: &str, sealed: &[u8]) -> Result<String, SecretBoxError> {
         String::from_utf8(self.open(purpose, sealed)?).map_err(|_| SecretBoxError::Malformed)
+    }
+
+    /// Id of the key that seals new values.
+    pub fn sealing_key_id(&self) -> &str {
+        &self.keys[0].0
+    }
+
+    /// Ids of every key that opens values, the sealing one first.
+    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|(id, _)| id.as_str())
+    }
+
+    /// `sealed` opened and sealed again under the newest key; `None` when the newest key
+    /// already sealed it.
+    pub fn reseal(&self, purpose: &str, sealed: &[u8]) -> Result<Option<Vec<u8>>, SecretBoxError> {
+        if Self::key_id_of(sealed) == Some(self.sealing_key_id()) {
+            return Ok(None);
+        }
+        let plain = self.open(purpose, sealed)?;
+        Ok(Some(self.seal(purpose, &plain)))
     }
 
     /// Id of the key that sealed `sealed`, to find values still under an old key.

@@ -12,6 +12,7 @@ mod cache;
 mod error;
 pub mod integration;
 pub mod oauth;
+pub mod sealing;
 pub mod tokens;
 
 use std::sync::Arc;

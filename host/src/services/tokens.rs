@@ -38,8 +38,8 @@ pub const SIGN_IN_FAILED: &str = "The account sign-in was incorrect or your acco
 
 /// Lookup-hash and secret-box contexts of opaque user tokens (distinct from integration ones).
 const USER_TOKEN_LOOKUP: &str = "user_token";
-const USER_TOKEN_VALUE: &str = "oauth_token.token";
-const USER_TOKEN_SECRET: &str = "oauth_token.secret";
+pub(crate) const USER_TOKEN_VALUE: &str = "oauth_token.token";
+pub(crate) const USER_TOKEN_SECRET: &str = "oauth_token.secret";
 /// Characters of an opaque token, as Magento makes them.
 const OPAQUE_LENGTH: usize = 32;
 

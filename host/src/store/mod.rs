@@ -14,6 +14,7 @@ mod integrations;
 mod jobs;
 mod nonces;
 mod reader;
+mod sealed;
 mod sessions;
 mod tokens;
 mod watch;
@@ -34,6 +35,7 @@ pub use integrations::{
     ConsumerRow, IntegrationFields, IntegrationRow, NewConsumer, SealedToken, TokenRow,
 };
 pub use nonces::{NonceStats, NonceWriter};
+pub use sealed::{Reseal, SealedColumn};
 pub use sessions::SessionRow;
 pub use tokens::CLEANUP_BATCH;
 pub use watch::INTERVAL as WATCH_INTERVAL;

@@ -20,10 +20,10 @@ use crate::domain::{TokenKind, UserType};
 use crate::oauth::Collected;
 use crate::store::{ConsumerRow, NonceWriter, SealedToken, Store, TokenRow};
 
-const CONSUMER_SECRET: &str = "oauth_consumer.secret";
-const TOKEN_VALUE: &str = "oauth_token.token";
-const TOKEN_SECRET: &str = "oauth_token.secret";
-const TOKEN_VERIFIER: &str = "oauth_token.verifier";
+pub(crate) const CONSUMER_SECRET: &str = "oauth_consumer.secret";
+pub(crate) const TOKEN_VALUE: &str = "oauth_token.token";
+pub(crate) const TOKEN_SECRET: &str = "oauth_token.secret";
+pub(crate) const TOKEN_VERIFIER: &str = "oauth_token.verifier";
 const TOKEN_LOOKUP: &str = "oauth_token";
 const LENGTH: usize = 32;
 const MAX_NONCE: usize = 64;
