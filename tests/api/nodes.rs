@@ -364,8 +364,31 @@ async fn three_nodes_behind_nginx_survive_a_killed_node_and_a_database_restart()
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+    // Through nginx too, once it tries the nodes again (they answered 503 while the database
+    // was down: nginx set them aside for fail_timeout).
+    let started = Instant::now();
+    while !client
+        .get(&list)
+        .bearer_auth(&tokens[0])
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "nginx does not serve again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let after = background.await.unwrap();
     assert!(after.contains_key(&200), "{after:?}");
+    // While it was down, the nodes said so (503, and nginx 502 once every node had): never a
+    // 500, never a hang.
+    assert!(
+        after.keys().all(|s| matches!(s, 200 | 502 | 503)),
+        "{after:?}"
+    );
     store.close().await;
 }

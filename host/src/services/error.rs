@@ -40,6 +40,11 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
+    /// Whether the database could not be reached: the answer is a 503, worth retrying.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ServiceError::Store(e) if e.is_unavailable())
+    }
+
     /// Whether the server, not the caller, is at fault (the answer is a 500 and the cause is
     /// logged, not shown).
     pub fn is_internal(&self) -> bool {
@@ -91,6 +96,9 @@ pub enum OauthError {
     /// The server failed; the cause was logged where it happened.
     #[error("internal_error&message=An internal error occurred")]
     Internal,
+    /// The database could not be reached; the client may retry shortly.
+    #[error("temporarily_unavailable&message=The service is temporarily unavailable")]
+    Unavailable,
 }
 
 impl OauthError {
@@ -104,8 +112,14 @@ impl OauthError {
         Self::Refused(problem.into())
     }
 
-    /// A server failure: logs its cause, which the client never sees.
-    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
+    /// A server failure: logs its cause, which the client never sees. A database that cannot
+    /// be reached is [`OauthError::Unavailable`].
+    pub(crate) fn internal(e: impl Into<ServiceError>) -> Self {
+        let e = e.into();
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "OAuth request failed: the database is unreachable");
+            return Self::Unavailable;
+        }
         tracing::error!(error = %e, "OAuth request failed");
         Self::Internal
     }

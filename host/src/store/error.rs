@@ -27,9 +27,24 @@ pub enum StoreError {
     /// The store was closed.
     #[error("the database is closed")]
     Closed,
+    /// The database is known to be unreachable; the query was not tried.
+    #[error("the database is unreachable")]
+    Unavailable,
 }
 
 impl StoreError {
+    /// Whether the database could not be reached (down, restarting, out of reach, no
+    /// connection free in time), as opposed to a statement failing: the request may succeed
+    /// when retried, and is answered 503.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable | StoreError::Timeout(_) => true,
+            StoreError::Database(e) => super::watch::is_connection_error(e),
+            StoreError::Batch(inner) => inner.is_unavailable(),
+            _ => false,
+        }
+    }
+
     /// Whether the failure is a unique-constraint violation (a duplicate name, key or nonce).
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())

@@ -47,13 +47,15 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator =
     sqlx::migrate!("src/store/migrations/postgres");
 
 /// Runs `$body` with `$p` bound to the concrete pool, whichever backend it is.
+/// Fails at once with [`StoreError::Unavailable`] while the database is known to be down.
 macro_rules! on_pool {
-    ($store:expr, |$p:ident| $body:expr) => {
+    ($store:expr, |$p:ident| $body:expr) => {{
+        $store.ensure_available()?;
         match &$store.pool {
             $crate::store::Pool::Sqlite($p) => $body,
             $crate::store::Pool::Postgres($p) => $body,
         }
-    };
+    }};
 }
 pub(crate) use on_pool;
 
@@ -111,6 +113,8 @@ pub struct Store {
     watch: Option<std::sync::Arc<watch::Watch>>,
     /// On PostgreSQL, once [`Store::listen_for_changes`] started it (see [`watch`]).
     listener: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<watch::Listener>>>,
+    /// Whether the database is known to be unreachable (set by the listener).
+    availability: std::sync::Arc<watch::Availability>,
 }
 
 /// What [`Store::migrate`] did.
@@ -204,9 +208,24 @@ impl Store {
             return None;
         }
         let generation = self.generation.clone();
-        Some(tokio::spawn(listener.run(pool.clone(), move || {
-            generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        })))
+        Some(tokio::spawn(listener.run(
+            pool.clone(),
+            self.availability.clone(),
+            move || {
+                generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            },
+        )))
+    }
+
+    /// `Err(StoreError::Unavailable)` while the database is known to be unreachable (on
+    /// PostgreSQL, from the moment the change listener's connection broke until it listens
+    /// again), so that requests fail fast instead of waiting for a connection.
+    pub fn ensure_available(&self) -> Result<(), StoreError> {
+        if self.availability.is_down() {
+            Err(StoreError::Unavailable)
+        } else {
+            Ok(())
+        }
     }
 
     /// Notices of other processes' changes received so far (PostgreSQL; 0 on SQLite).
@@ -286,6 +305,7 @@ impl Store {
                         Duration::from_millis(settings.sqlite_busy_timeout_ms),
                     ))),
                     listener: Default::default(),
+                    availability: Default::default(),
                 })
             }
             DatabaseUrl::Postgres(url) => {
@@ -302,6 +322,7 @@ impl Store {
                     generation: Default::default(),
                     watch: None,
                     listener: Default::default(),
+                    availability: Default::default(),
                 })
             }
         }
@@ -456,6 +477,9 @@ impl Store {
         if let Some(w) = &self.watch {
             w.close();
         }
-        on_pool!(self, |p| p.close().await)
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
     }
 }

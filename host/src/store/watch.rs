@@ -19,6 +19,12 @@
 //!   When its connection drops it may have missed notices: it moves the generation after each
 //!   reconnection, and while it is not listening the generation moves on every read, so that
 //!   nothing cached is trusted.
+//!
+//! The PostgreSQL listener is also the first to learn that the database went away: its
+//! connection breaks when the server stops or restarts. From then until it listens again the
+//! store is unavailable ([`Availability`]): queries fail at once with
+//! [`StoreError::Unavailable`](super::StoreError::Unavailable) (503 to clients) instead of
+//! waiting out the pool's acquire timeout for a connection that cannot be made.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -111,6 +117,31 @@ impl Watch {
 /// The PostgreSQL channel the change triggers notify.
 pub const CHANNEL: &str = "integration_host_changes";
 
+/// Whether the database is known to be unreachable. Only the PostgreSQL listener sets it; an
+/// SQLite file never goes away this way.
+#[derive(Debug, Default)]
+pub(super) struct Availability {
+    down: AtomicBool,
+}
+
+impl Availability {
+    pub(super) fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
+    fn set_down(&self, down: bool) {
+        if self.down.swap(down, Ordering::AcqRel) != down {
+            if down {
+                tracing::warn!(
+                    "the database is unreachable: requests that need it answer 503 until it is back"
+                );
+            } else {
+                tracing::info!("the database is reachable again");
+            }
+        }
+    }
+}
+
 /// The state of a PostgreSQL change listener, shared with its task.
 #[derive(Debug, Default)]
 pub(super) struct Listener {
@@ -132,6 +163,7 @@ impl Listener {
     pub(super) async fn run(
         self: std::sync::Arc<Self>,
         pool: sqlx::PgPool,
+        availability: std::sync::Arc<Availability>,
         changed: impl Fn() + Send + 'static,
     ) {
         let mut backoff = Duration::from_millis(100);
@@ -139,6 +171,9 @@ impl Listener {
             let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
                 Ok(l) => l,
                 Err(e) => {
+                    if is_connection_error(&e) {
+                        availability.set_down(true);
+                    }
                     self.listening.store(false, Ordering::Release);
                     tracing::warn!(error = %e, "cannot listen for changes made by other processes; caches are bypassed meanwhile");
                     tokio::time::sleep(backoff).await;
@@ -146,6 +181,9 @@ impl Listener {
                     continue;
                 }
             };
+            // A lost connection is reported at once (not after reconnecting, which waits for
+            // the pool while the database is down): this task reconnects itself.
+            listener.eager_reconnect(false);
             if let Err(e) = listener.listen(CHANNEL).await {
                 self.listening.store(false, Ordering::Release);
                 tracing::warn!(error = %e, "cannot listen for changes made by other processes; caches are bypassed meanwhile");
@@ -154,6 +192,7 @@ impl Listener {
             }
             // Anything may have changed while it was not listening.
             self.listening.store(true, Ordering::Release);
+            availability.set_down(false);
             changed();
             backoff = Duration::from_millis(100);
             loop {
@@ -162,13 +201,23 @@ impl Listener {
                         self.notices.fetch_add(1, Ordering::Relaxed);
                         changed();
                     }
-                    // The connection dropped and was made again (sqlx listens again): notices
-                    // may have been missed.
+                    // The connection dropped (the database stopped, restarted or is out of
+                    // reach): connect again, and until then nothing cached is trusted and
+                    // queries fail fast.
                     Ok(None) => {
+                        self.listening.store(false, Ordering::Release);
+                        availability.set_down(true);
                         self.notices.fetch_add(1, Ordering::Relaxed);
                         changed();
+                        tracing::warn!(
+                            "lost the listener for changes made by other processes; caches are bypassed until it is back"
+                        );
+                        break;
                     }
                     Err(e) => {
+                        if is_connection_error(&e) {
+                            availability.set_down(true);
+                        }
                         self.listening.store(false, Ordering::Release);
                         tracing::warn!(error = %e, "lost the listener for changes made by other processes; caches are bypassed until it is back");
                         break;
@@ -176,6 +225,20 @@ impl Listener {
                 }
             }
         }
+    }
+}
+
+/// Whether an error says the database cannot be reached (rather than that a statement
+/// failed): the connection broke, could not be made, or the server is shutting down.
+pub(super) fn is_connection_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => true,
+        // Class 08 (connection exception), 57P01-57P03 (admin or crash shutdown, cannot connect
+        // now).
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
     }
 }
 

@@ -62,6 +62,7 @@ fn oauth_refusal(e: OauthError) -> RestError {
         OauthError::Internal => {
             RestError::Unexpected(anyhow::anyhow!("authentication failed: {e}"))
         }
+        OauthError::Unavailable => RestError::Unavailable,
         OauthError::Input(ref problem) | OauthError::Refused(ref problem) => {
             RestError::new(super::oauth::status_of(&e), problem.clone())
         }

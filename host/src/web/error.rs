@@ -33,6 +33,23 @@ pub enum RestError {
     /// A failure of the server; the client gets a report id, the log gets the cause.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+    /// The database cannot be reached: 503 with `Retry-After`, so that a load balancer tries
+    /// another node and a client retries.
+    #[error("the database is unreachable")]
+    Unavailable,
+}
+
+/// The message of a 503 answer.
+pub const UNAVAILABLE: &str = "The service is temporarily unavailable. Try again shortly.";
+
+/// Whether an unexpected failure is in fact the database being out of reach.
+fn unavailable(cause: &anyhow::Error) -> bool {
+    cause.chain().any(|e| {
+        e.downcast_ref::<crate::store::StoreError>()
+            .is_some_and(crate::store::StoreError::is_unavailable)
+            || e.downcast_ref::<ServiceError>()
+                .is_some_and(ServiceError::is_unavailable)
+    })
 }
 
 impl RestError {
@@ -84,13 +101,20 @@ impl ResponseError for RestError {
     fn status_code(&self) -> StatusCode {
         match self {
             RestError::Client { status, .. } => *status,
+            RestError::Unexpected(cause) if unavailable(cause) => StatusCode::SERVICE_UNAVAILABLE,
             RestError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RestError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         match self {
             RestError::Client { status, body } => HttpResponse::build(*status).json(body),
+            RestError::Unavailable => unavailable_response(),
+            RestError::Unexpected(cause) if unavailable(cause) => {
+                tracing::warn!(error = %cause, "request failed: the database is unreachable");
+                unavailable_response()
+            }
             RestError::Unexpected(cause) => {
                 let report = crate::crypto::random_string(12);
                 tracing::error!(report_id = %report, error = ?cause, "unexpected error");
@@ -104,6 +128,17 @@ impl ResponseError for RestError {
             }
         }
     }
+}
+
+/// 503 in the REST shape, with `Retry-After`.
+pub fn unavailable_response() -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
+        .json(ErrorBody {
+            message: UNAVAILABLE.to_owned(),
+            parameters: None,
+            errors: None,
+        })
 }
 
 /// Maps body-extractor failures (JSON, form, raw payload) to the REST shape with clear 4xx codes.
@@ -157,6 +192,7 @@ pub fn service_error(e: ServiceError) -> RestError {
         }
         ServiceError::NotFound(m) => RestError::new(StatusCode::NOT_FOUND, m),
         ServiceError::Endpoint(m) => RestError::new(StatusCode::BAD_GATEWAY, m),
+        e if e.is_unavailable() => RestError::Unavailable,
         e @ (ServiceError::Store(_) | ServiceError::Crypto(_) | ServiceError::Password(_)) => {
             RestError::Unexpected(anyhow::Error::new(e))
         }

@@ -20,7 +20,12 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.draining.load(Ordering::Relaxed) {
         return HttpResponse::ServiceUnavailable().json(json!({"status": "draining"}));
     }
-    match state.store.ping(Duration::from_secs(2)).await {
+    // Known to be down: say so at once (the ping would wait for a connection).
+    let checked = match state.store.ensure_available() {
+        Ok(()) => state.store.ping(Duration::from_secs(2)).await,
+        Err(e) => Err(e),
+    };
+    match checked {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ready"})),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed: database");

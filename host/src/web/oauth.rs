@@ -74,6 +74,7 @@ pub fn status_of(err: &OauthError) -> StatusCode {
         OauthError::Input(_) => StatusCode::BAD_REQUEST,
         OauthError::Refused(_) => StatusCode::UNAUTHORIZED,
         OauthError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        OauthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -83,6 +84,12 @@ pub fn problem(err: &OauthError) -> HttpResponse {
         OauthError::Input(p) | OauthError::Refused(p) => form(&[("oauth_problem", p)]),
         // Magento's `internal_error&message=…` form, already encoded.
         OauthError::Internal => format!("oauth_problem={err}"),
+        OauthError::Unavailable => {
+            return HttpResponse::build(status_of(err))
+                .content_type("application/x-www-form-urlencoded; charset=utf-8")
+                .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
+                .body(format!("oauth_problem={err}"));
+        }
     };
     HttpResponse::build(status_of(err))
         .content_type("application/x-www-form-urlencoded; charset=utf-8")

@@ -24,20 +24,38 @@ pub(super) async fn writer(
         // In key order, so that two processes inserting overlapping batches take the rows'
         // locks in one order and cannot deadlock.
         unique.sort_unstable_by(|a, b| (a.consumer_id, &a.nonce).cmp(&(b.consumer_id, &b.nonce)));
-        if conn.is_none() {
-            let crate::store::Pool::Postgres(p) = &store.pool else {
-                unreachable!("the task writer serves PostgreSQL")
-            };
-            match sqlx::PgConnection::connect_with(&p.connect_options()).await {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
-                    fail(unique, e.into());
-                    continue;
+        if let Err(e) = store.ensure_available() {
+            fail(unique, e);
+            continue;
+        }
+        // A connection the database dropped (it restarted since the last batch) fails before
+        // the statement runs: connect again and send the batch once more.
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            if conn.is_none() {
+                let crate::store::Pool::Postgres(p) = &store.pool else {
+                    unreachable!("the task writer serves PostgreSQL")
+                };
+                match sqlx::PgConnection::connect_with(&p.connect_options()).await {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => break Err(e),
                 }
             }
-        }
-        let c = conn.as_mut().expect("connected above");
-        match insert_postgres(c, &unique, crate::clock::now().saturating_sub(keep)).await {
+            let c = conn.as_mut().expect("connected above");
+            match insert_postgres(c, &unique, crate::clock::now().saturating_sub(keep)).await {
+                Ok(inserted) => break Ok(inserted),
+                Err(e) => {
+                    // The connection may be what failed: connect again next time.
+                    conn = None;
+                    if attempt == 1 && is_dropped_connection(&e) {
+                        continue;
+                    }
+                    break Err(e);
+                }
+            }
+        };
+        match result {
             Ok(inserted) => {
                 stats.committed(unique.len());
                 let inserted: HashSet<(i64, String)> = inserted.into_iter().collect();
@@ -46,12 +64,20 @@ pub(super) async fn writer(
                     let _ = p.reply.send(Ok(fresh));
                 }
             }
-            Err(e) => {
-                // The connection may be what failed (a restarted server): connect again next time.
-                conn = None;
-                fail(unique, e.into());
-            }
+            Err(e) => fail(unique, e.into()),
         }
+    }
+}
+
+/// Whether the connection had been closed by the server (a restart terminates every connection
+/// with 57P01; a closed socket fails the write), so that the batch is worth sending again on a
+/// new one. Should the first attempt have committed after all, the second finds the nonces
+/// taken and those requests are refused as replays: the safe side.
+fn is_dropped_connection(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| matches!(&*c, "57P01" | "57P02")),
+        _ => false,
     }
 }
 
