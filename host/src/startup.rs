@@ -31,8 +31,12 @@ type Data<T> = actix_web::web::Data<T>;
 pub struct Application {
     port: u16,
     server: Server,
+    /// The metrics listener (`metrics.listen`) and its port.
+    metrics: Option<(Server, u16)>,
     state: Data<AppState>,
     bootstrap_admin: Option<BootstrapAdmin>,
+    /// Where the first admin's password was written (`bootstrap.password_file`).
+    bootstrap_password_file: Option<std::path::PathBuf>,
     migrations: MigrationReport,
 }
 
@@ -66,9 +70,37 @@ impl Application {
                 "no keys configured: generated new keys for this local SQLite setup; keep the file secret and back it up with the database"
             );
         }
+        let password_file = settings.bootstrap.password_file.as_deref();
+        if let Some(path) = password_file {
+            let folder = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            if !folder.is_dir() {
+                anyhow::bail!(
+                    "configuration key `bootstrap.password_file`: the folder {} does not exist",
+                    folder.display()
+                );
+            }
+        }
         let bootstrap_admin = AccountService::new(store.clone()).bootstrap_admin().await?;
+        let mut bootstrap_password_file = None;
         if let Some(admin) = &bootstrap_admin {
-            tracing::warn!(username = %admin.username, "created the first admin account; its password is printed once on standard output");
+            match password_file.map(|path| write_password_file(path, admin.password.expose())) {
+                Some(Ok(())) => {
+                    let path = password_file.expect("set").to_owned();
+                    tracing::warn!(username = %admin.username, path = %path.display(), "created the first admin account; its password is in the bootstrap password file");
+                    bootstrap_password_file = Some(path);
+                }
+                Some(Err(e)) => tracing::error!(
+                    username = %admin.username,
+                    error = %e,
+                    "created the first admin account but cannot write bootstrap.password_file; its password is printed once on standard output instead"
+                ),
+                None => {
+                    tracing::warn!(username = %admin.username, "created the first admin account; its password is printed once on standard output")
+                }
+            }
         }
 
         let listen = &settings.server.listen;
@@ -76,6 +108,13 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr()?;
         let port = addr.port();
+        let metrics_listener = match &settings.metrics.listen {
+            Some(at) => Some(
+                TcpListener::bind((at.host(), at.port()))
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {at} (metrics.listen): {e}"))?,
+            ),
+            None => None,
+        };
 
         let keys = Arc::new(keys);
         let services = Services::build(store.clone(), keys.clone(), &settings)?;
@@ -150,11 +189,29 @@ impl Application {
         }
         let server = server.run();
         tracing::info!(address = %addr, port, "listening on http://{addr}");
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let addr = listener.local_addr()?;
+                let state = state.clone();
+                let server = HttpServer::new(move || {
+                    App::new().configure(web::configure_metrics(state.clone()))
+                })
+                .disable_signals()
+                .workers(1)
+                .listen(listener)?
+                .run();
+                tracing::info!(address = %addr, "metrics listening on http://{addr}/metrics");
+                Some((server, addr.port()))
+            }
+            None => None,
+        };
         Ok(Self {
             port,
             server,
+            metrics,
             state,
             bootstrap_admin,
+            bootstrap_password_file,
             migrations,
         })
     }
@@ -162,6 +219,11 @@ impl Application {
     /// The bound port (the chosen one when configured with port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener, when `metrics.listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
     }
 
     /// The database this server uses.
@@ -197,6 +259,12 @@ impl Application {
     /// The first admin account, when this start created it; its password is shown only here.
     pub fn take_bootstrap_admin(&mut self) -> Option<BootstrapAdmin> {
         self.bootstrap_admin.take()
+    }
+
+    /// The file the first admin's password was written to, when this start created the admin
+    /// and `bootstrap.password_file` is set.
+    pub fn bootstrap_password_file(&self) -> Option<&std::path::Path> {
+        self.bootstrap_password_file.as_deref()
     }
 
     /// What the start-up migration did.
@@ -244,7 +312,15 @@ impl Application {
         let scheduler = self.state.settings.cron.enabled.then(|| {
             crate::jobs::spawn_scheduler(self.state.store.clone(), (*self.state.settings).clone())
         });
+        let metrics = self.metrics.map(|(server, _)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let result = self.server.await;
+        if let Some(m) = metrics {
+            m.stop(false).await;
+        }
         stopper.abort();
         if let Some(s) = scheduler {
             s.abort();
@@ -260,6 +336,29 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// Writes the first admin's password to `path`, readable by the server's user only (mode 0600,
+/// through a new file renamed into place, so that no other mode is ever seen there).
+fn write_password_file(path: &std::path::Path, password: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(name);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    let written = file
+        .write_all(format!("{password}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 async fn wait_for_signal() {

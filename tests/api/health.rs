@@ -223,3 +223,75 @@ async fn the_json_log_carries_the_request_id_on_every_line_of_a_request() {
     assert!(!log.contains(&password), "the password reached the log");
     assert!(server.stop().success());
 }
+
+#[tokio::test]
+async fn metrics_can_have_a_listener_of_their_own_and_a_bearer_token_read_from_a_file() {
+    let env = CliEnv::new().await;
+    let token_file = env.db.dir.path().join("metrics-token");
+    std::fs::write(&token_file, "m3trics-t0ken-from-a-file\n").unwrap();
+    let server = ServerProcess::start(
+        &env.config,
+        &[],
+        &[
+            ("APP_METRICS__LISTEN", "127.0.0.1:0"),
+            (
+                "APP_METRICS__BEARER_TOKEN_FILE",
+                token_file.to_str().unwrap(),
+            ),
+        ],
+    );
+    let client = reqwest::Client::new();
+    // Not on the API port any more.
+    let res = client.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["message"], "Request does not match any route.");
+    // On its own port, for the token only.
+    let metrics_port: u16 = {
+        let log = server.stderr();
+        let line = log
+            .lines()
+            .find(|l| l.contains("metrics listening on http://"))
+            .unwrap_or_else(|| panic!("no metrics listener in the log:\n{log}"));
+        let rest = &line[line.find("metrics listening on http://").unwrap() + 28..];
+        let addr: String = rest.chars().take_while(|c| *c != '/').collect();
+        addr.rsplit(':').next().unwrap().parse().unwrap()
+    };
+    let url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let res = client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        "Bearer realm=\"metrics\""
+    );
+    let res = client
+        .get(&url)
+        .bearer_auth("wrong-token-of-some-length")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = client
+        .get(&url)
+        .bearer_auth("m3trics-t0ken-from-a-file")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("integration_host_http_requests_total")
+    );
+    // Nothing else answers there.
+    let res = client
+        .get(format!("http://127.0.0.1:{metrics_port}/livez"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    // The token is in no log line.
+    assert!(!server.stderr().contains("m3trics-t0ken"));
+    assert!(server.stop().success());
+}

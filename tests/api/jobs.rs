@@ -256,7 +256,15 @@ async fn a_scheduled_run_is_claimed_by_one_process_and_recorded() {
         .unwrap();
     let runs = app.store.job_runs("nonce_cleanup").await.unwrap();
     assert_eq!(runs.len(), 20);
-    assert_eq!(runs[0], (slot, "success".to_owned(), 7));
+    assert_eq!(
+        (
+            runs[0].scheduled_at,
+            runs[0].status.as_str(),
+            runs[0].deleted_rows,
+            runs[0].manual
+        ),
+        (slot, "success", 7, false)
+    );
 
     // The CLI runs jobs by hand and lists them.
     let config = app.config_file();
@@ -280,12 +288,18 @@ async fn a_scheduled_run_is_claimed_by_one_process_and_recorded() {
     let out = cli(&["cron", "list"]);
     assert!(out.status.success(), "{}", show(&out));
     let text = String::from_utf8_lossy(&out.stdout);
+    // The runs by hand are the newest, and say so.
+    let nonce = text
+        .lines()
+        .find(|l| l.starts_with("nonce_cleanup"))
+        .unwrap_or_else(|| panic!("{text}"));
     assert!(
-        text.contains("nonce_cleanup")
-            && text.contains("*/5 * * * *")
-            && text.contains("success, 7 rows"),
+        nonce.contains("*/5 * * * *") && nonce.ends_with("success, 0 rows (by hand)"),
         "{text}"
     );
+    assert!(!text.contains("never"), "{text}");
+    let runs = app.store.job_runs("nonce_cleanup").await.unwrap();
+    assert_eq!(runs.iter().filter(|r| r.manual).count(), 2, "{runs:?}");
 }
 
 #[tokio::test]

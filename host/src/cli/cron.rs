@@ -3,7 +3,7 @@
 use clap::Subcommand;
 
 use super::common::open_store;
-use crate::clock::iso8601;
+use crate::clock::{iso8601, now};
 use crate::config::Settings;
 
 #[derive(Debug, Subcommand)]
@@ -33,8 +33,17 @@ pub(super) async fn cron(settings: Settings, cmd: CronCommand) -> anyhow::Result
                 })?],
             };
             for job in jobs {
-                let n = job.run(&store, &settings).await?;
-                println!("{}: deleted {n} rows", job.name());
+                // Recorded as the scheduler records its runs, so that `cron list` shows it.
+                let slot = store.start_manual_run(job.name(), now()).await?;
+                let result = job.run(&store, &settings).await;
+                let outcome = result
+                    .as_ref()
+                    .map(|n| *n)
+                    .map_err(|e| e as &(dyn std::error::Error + Send + Sync));
+                store
+                    .finish_job_run(job.name(), slot, now(), outcome)
+                    .await?;
+                println!("{}: deleted {} rows", job.name(), result?);
             }
         }
         CronCommand::List => {
@@ -45,7 +54,15 @@ pub(super) async fn cron(settings: Settings, cmd: CronCommand) -> anyhow::Result
                     .await?
                     .into_iter()
                     .next()
-                    .map(|(at, status, n)| format!("{} {status}, {n} rows", iso8601(at)))
+                    .map(|run| {
+                        format!(
+                            "{} {}, {} rows{}",
+                            iso8601(run.started_at),
+                            run.status,
+                            run.deleted_rows,
+                            if run.manual { " (by hand)" } else { "" }
+                        )
+                    })
                     .unwrap_or_else(|| "never".into());
                 println!(
                     "{:<42} {:<14} {last}",

@@ -29,7 +29,17 @@ pub enum ConfigCommand {
 
 pub(super) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut app = Application::build(settings).await?;
-    if let Some(admin) = app.take_bootstrap_admin() {
+    let written_to = app.bootstrap_password_file().map(ToOwned::to_owned);
+    let admin = app.take_bootstrap_admin();
+    if let (Some(admin), Some(path)) = (&admin, written_to) {
+        println!(
+            "Created the first admin account `{}`; its password is in {} (readable by this user \
+             only). Change it with `integration-host admin passwd {}` and delete the file.",
+            admin.username,
+            path.display(),
+            admin.username
+        );
+    } else if let Some(admin) = admin {
         println!(
             "\n================================================================\n\
              Created the first admin account.\n  username: {}\n  password: {}\n\

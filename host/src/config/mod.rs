@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use types::{
     CronSchedule, DatabaseUrl, InvalidValue, JwtAlgorithm, KeySpec, ListenAddr, LogFormat,
-    LogLevel, PublicUrl,
+    LogLevel, PublicUrl, SecretString,
 };
 
 /// The commented template of every setting with its default (`config print-default`).
@@ -46,6 +46,29 @@ pub struct Settings {
     pub proxy: ProxySettings,
     pub cron: CronSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
+    pub bootstrap: BootstrapSettings,
+}
+
+/// Where and to whom `/metrics` answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve `/metrics` on this address only (the API port then answers 404 there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<ListenAddr>,
+    /// Require `Authorization: Bearer <token>` on `/metrics`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<SecretString>,
+}
+
+/// The first admin account, created on an empty database.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootstrapSettings {
+    /// Write its generated password to this file (mode 0600) instead of standard output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
 }
 
 /// The ACL resource tree.
@@ -343,6 +366,8 @@ impl Default for Settings {
             proxy: ProxySettings::default(),
             cron: CronSettings::default(),
             log: LogSettings::default(),
+            metrics: MetricsSettings::default(),
+            bootstrap: BootstrapSettings::default(),
         }
     }
 }
@@ -415,6 +440,11 @@ impl Settings {
 pub enum Origin {
     File(PathBuf),
     Env(String),
+    /// A file named by an `APP_…_FILE` variable.
+    EnvFile {
+        var: String,
+        path: PathBuf,
+    },
     Flag(&'static str),
 }
 
@@ -423,6 +453,9 @@ impl fmt::Display for Origin {
         match self {
             Origin::File(p) => write!(f, "in {}", p.display()),
             Origin::Env(v) => write!(f, "from environment variable {v}"),
+            Origin::EnvFile { var, path } => {
+                write!(f, "from file {} named by {var}", path.display())
+            }
             Origin::Flag(flag) => write!(f, "from flag {flag}"),
         }
     }
@@ -451,6 +484,119 @@ pub enum ConfigError {
 pub struct Loader {
     table: toml::Table,
     origins: BTreeMap<String, Origin>,
+    /// A value file that could not be read, reported by [`Loader::load`].
+    unreadable: Option<ConfigError>,
+}
+
+/// Every setting's key (`section.key`), as the template names them (checked against the
+/// settings by a unit test).
+fn known_keys() -> Vec<String> {
+    let mut named = Vec::new();
+    let mut section = String::new();
+    for line in TEMPLATE.lines() {
+        let line = line.trim_start_matches('#').trim();
+        if line.starts_with('[') && line.ends_with(']') {
+            section = line[1..line.len() - 1].to_owned();
+        } else if let Some((k, _)) = line.split_once(" = ")
+            && k.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            named.push(if section.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{section}.{k}")
+            });
+        }
+    }
+    named.sort();
+    named.dedup();
+    named
+}
+
+/// A setting's value read from the file at `path`, typed as the setting's default is: a list
+/// takes one entry per line (blank lines and `#` comments skipped), a number or a boolean is
+/// parsed, anything else is the text without its trailing line breaks.
+fn value_from_file(key: &str, path: &Path) -> Result<toml::Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the value file {}: {e}", path.display()))?;
+    let defaults = toml::Table::try_from(Settings::default()).expect("the defaults serialize");
+    let default = key
+        .split('.')
+        .try_fold(None::<&toml::Value>, |at, part| match at {
+            None => defaults.get(part).map(Some),
+            Some(toml::Value::Table(t)) => Some(t.get(part)),
+            Some(_) => None,
+        })
+        .flatten();
+    let text = text.trim_end_matches(['\n', '\r']);
+    Ok(match default {
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| toml::Value::String(l.to_owned()))
+                .collect(),
+        ),
+        Some(toml::Value::Integer(_)) => text
+            .trim()
+            .parse()
+            .map(toml::Value::Integer)
+            .unwrap_or_else(|_| toml::Value::String(text.to_owned())),
+        Some(toml::Value::Boolean(_)) => text
+            .trim()
+            .parse()
+            .map(toml::Value::Boolean)
+            .unwrap_or_else(|_| toml::Value::String(text.to_owned())),
+        _ => toml::Value::String(text.to_owned()),
+    })
+}
+
+/// The path of a `{ file = "PATH" }` value.
+fn file_reference(value: &toml::Value) -> Option<&str> {
+    match value {
+        toml::Value::Table(t) if t.len() == 1 => t.get("file")?.as_str(),
+        _ => None,
+    }
+}
+
+/// Replaces every `{ file = "PATH" }` value in `table` (and in its lists) by the file's
+/// contents; the first unreadable file is an error naming its key.
+fn resolve_file_references(
+    table: &mut toml::Table,
+    prefix: &str,
+    origin: &Origin,
+) -> Result<(), ConfigError> {
+    for (k, v) in table.iter_mut() {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        let error = |message| ConfigError::Key {
+            key: key.clone(),
+            origin: origin.to_string(),
+            message,
+        };
+        if let Some(path) = file_reference(v) {
+            *v = value_from_file(&key, Path::new(path)).map_err(error)?;
+            continue;
+        }
+        match v {
+            toml::Value::Table(t) => resolve_file_references(t, &key, origin)?,
+            toml::Value::Array(items) => {
+                for item in items.iter_mut() {
+                    if let Some(path) = file_reference(item) {
+                        let text = std::fs::read_to_string(path).map_err(|e| {
+                            error(format!("cannot read the value file {path}: {e}"))
+                        })?;
+                        *item = toml::Value::String(text.trim_end_matches(['\n', '\r']).to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 impl Loader {
@@ -464,10 +610,11 @@ impl Loader {
             path: path.to_owned(),
             source,
         })?;
-        let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
+        resolve_file_references(&mut table, "", &Origin::File(path.to_owned()))?;
         let mut leaves = Vec::new();
         collect_leaves(&table, "", &mut leaves);
         for key in leaves {
@@ -481,19 +628,55 @@ impl Loader {
     ///
     /// A value is read as a TOML value when it parses as one (`8`, `true`, `["a"]`) and as a
     /// plain string otherwise, so `APP_SERVER__LISTEN=0.0.0.0:80` needs no quotes.
+    /// `APP_<SECTION>__<KEY>_FILE=PATH` reads the value of `section.key` from the file at
+    /// `PATH` (unless `section.key_file` is itself a setting, as `acl.resources_file` is).
     pub fn env<I: IntoIterator<Item = (String, String)>>(mut self, vars: I) -> Self {
         let mut vars: Vec<_> = vars
             .into_iter()
             .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.len() > ENV_PREFIX.len())
             .collect();
         vars.sort();
+        let known = known_keys();
         for (name, raw) in vars {
-            let path: Vec<String> = name[ENV_PREFIX.len()..]
+            let mut path: Vec<String> = name[ENV_PREFIX.len()..]
                 .split("__")
                 .map(|s| s.to_ascii_lowercase())
                 .collect();
-            let value = parse_env_value(&raw);
-            self.origins.insert(path.join("."), Origin::Env(name));
+            let key = path.join(".");
+            let from_file = key
+                .strip_suffix("_file")
+                .filter(|k| known.iter().any(|n| n == k) && !known.contains(&key))
+                .map(str::to_owned);
+            let value = match from_file {
+                Some(target) => {
+                    let last = path.last_mut().expect("non-empty");
+                    last.truncate(last.len() - "_file".len());
+                    match value_from_file(&target, Path::new(&raw)) {
+                        Ok(v) => {
+                            self.origins.insert(
+                                target,
+                                Origin::EnvFile {
+                                    var: name,
+                                    path: PathBuf::from(&raw),
+                                },
+                            );
+                            v
+                        }
+                        Err(message) => {
+                            self.unreadable.get_or_insert(ConfigError::Key {
+                                key: target,
+                                origin: Origin::Env(name).to_string(),
+                                message,
+                            });
+                            continue;
+                        }
+                    }
+                }
+                None => {
+                    self.origins.insert(key, Origin::Env(name));
+                    parse_env_value(&raw)
+                }
+            };
             set_path(&mut self.table, &path, value);
         }
         self
@@ -509,6 +692,9 @@ impl Loader {
 
     /// Checks and types the merged layers.
     pub fn load(self) -> Result<Settings, ConfigError> {
+        if let Some(e) = self.unreadable {
+            return Err(e);
+        }
         let de = toml::Value::Table(self.table);
         serde_path_to_error::deserialize::<_, Settings>(de).map_err(|err| {
             let key = err.path().to_string();
@@ -671,27 +857,12 @@ mod tests {
             "crypto.lookup_key".into(),
             "acl.resources_file".into(),
             "plugins.cache_dir".into(),
+            "metrics.listen".into(),
+            "metrics.bearer_token".into(),
+            "bootstrap.password_file".into(),
         ]);
         expected.sort();
-        let mut named = Vec::new();
-        let mut section = String::new();
-        for line in TEMPLATE.lines() {
-            let line = line.trim_start_matches('#').trim();
-            if line.starts_with('[') && line.ends_with(']') {
-                section = line[1..line.len() - 1].to_owned();
-            } else if let Some((k, _)) = line.split_once(" = ")
-                && k.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            {
-                named.push(if section.is_empty() {
-                    k.to_owned()
-                } else {
-                    format!("{section}.{k}")
-                });
-            }
-        }
-        named.sort();
-        named.dedup();
+        let named = known_keys();
         assert_eq!(named, expected);
     }
 
@@ -755,6 +926,97 @@ mod tests {
             .load()
             .unwrap();
         assert_eq!(s.server.listen.port(), 0);
+    }
+
+    #[test]
+    fn values_are_read_from_files_named_in_toml_or_by_file_variables() {
+        let dir = tempdir();
+        let url = dir.join("db-url");
+        std::fs::write(&url, "postgres://u:hunter2@db/ih\n").unwrap();
+        let keys = dir.join("keys");
+        let (k2, k1) = (KeySpec::generate("k2"), KeySpec::generate("k1"));
+        std::fs::write(
+            &keys,
+            format!("{}\n# older\n{}\n", k2.expose(), k1.expose()),
+        )
+        .unwrap();
+        let lookup = dir.join("lookup");
+        std::fs::write(&lookup, KeySpec::generate("lookup").expose()).unwrap();
+        let pool = dir.join("pool");
+        std::fs::write(&pool, "7\n").unwrap();
+        let config = dir.join("c.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[database]\nurl = {{ file = {:?} }}\n[crypto]\nlookup_key = {{ file = {:?} }}\nnext_secret_keys = [{{ file = {:?} }}]\n",
+                url.display().to_string(),
+                lookup.display().to_string(),
+                lookup.display().to_string().replace("lookup", "lookup"),
+            ),
+        )
+        .unwrap();
+        let s = Loader::new()
+            .file(&config)
+            .unwrap()
+            .env(env(&[
+                ("APP_CRYPTO__SECRET_KEYS_FILE", keys.to_str().unwrap()),
+                ("APP_DATABASE__POOL_SIZE_FILE", pool.to_str().unwrap()),
+                // A setting whose own name ends in _file is that setting.
+                ("APP_ACL__RESOURCES_FILE", "acl.toml"),
+            ]))
+            .load()
+            .unwrap();
+        assert_eq!(
+            s.database.url,
+            Some(DatabaseUrl::parse("postgres://u:hunter2@db/ih").unwrap())
+        );
+        assert_eq!(s.crypto.secret_keys, vec![k2, k1]);
+        assert_eq!(s.crypto.next_secret_keys.len(), 1);
+        assert_eq!(s.crypto.lookup_key.unwrap().id(), "lookup");
+        assert_eq!(s.database.pool_size, 7);
+        assert_eq!(s.acl.resources_file, Some(PathBuf::from("acl.toml")));
+    }
+
+    #[test]
+    fn an_unreadable_value_file_is_named_with_its_key() {
+        let dir = tempdir();
+        let err = Loader::new()
+            .env(env(&[(
+                "APP_METRICS__BEARER_TOKEN_FILE",
+                "/nonexistent/token",
+            )]))
+            .load()
+            .unwrap_err();
+        let (key, origin, message) = key_error(err);
+        assert_eq!(key, "metrics.bearer_token");
+        assert!(
+            origin.contains("APP_METRICS__BEARER_TOKEN_FILE"),
+            "{origin}"
+        );
+        assert!(message.contains("/nonexistent/token"), "{message}");
+        let config = dir.join("c.toml");
+        std::fs::write(
+            &config,
+            "[database]\nurl = { file = \"/nonexistent/url\" }\n",
+        )
+        .unwrap();
+        let (key, origin, _) = key_error(Loader::new().file(&config).unwrap_err());
+        assert_eq!(key, "database.url");
+        assert!(origin.contains("c.toml"), "{origin}");
+        // A secret read from a file is checked like any value, and never shown.
+        let token = dir.join("token");
+        std::fs::write(&token, "short\n").unwrap();
+        let (key, _, message) = key_error(
+            Loader::new()
+                .env(env(&[(
+                    "APP_METRICS__BEARER_TOKEN_FILE",
+                    token.to_str().unwrap(),
+                )]))
+                .load()
+                .unwrap_err(),
+        );
+        assert_eq!(key, "metrics.bearer_token");
+        assert!(message.contains("at least 16"), "{message}");
     }
 
     fn tempdir() -> PathBuf {

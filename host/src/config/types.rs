@@ -338,6 +338,54 @@ impl fmt::Debug for KeySpec {
     }
 }
 
+/// A secret string setting (a bearer token): never shown by `Debug` or when serialised.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// At least 16 characters, no surrounding whitespace.
+    ///
+    /// ```
+    /// use integration_host::config::SecretString;
+    /// assert!(SecretString::parse("correct-horse-battery").is_ok());
+    /// assert!(SecretString::parse("short").is_err());
+    /// ```
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        if s.trim() != s {
+            return Err(InvalidValue::from("the value has surrounding whitespace"));
+        }
+        if s.chars().count() < 16 {
+            return Err(InvalidValue::from("a secret needs at least 16 characters"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The secret itself, to compare with what a client sent.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SecretString {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
+        Self::parse(&s)
+    }
+}
+
+impl Serialize for SecretString {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(<redacted>)")
+    }
+}
+
 /// Signature algorithm of bearer tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JwtAlgorithm {

@@ -3,6 +3,19 @@
 
 use super::{Store, StoreError, on_pool};
 
+/// One recorded run of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRun {
+    /// The run's slot: its scheduled time, or for a run by hand when it started.
+    pub scheduled_at: i64,
+    pub started_at: i64,
+    /// `running`, `success` or `error`.
+    pub status: String,
+    pub deleted_rows: i64,
+    /// Started by hand (`cron run`) rather than by the schedule.
+    pub manual: bool,
+}
+
 /// Runs kept in `cron_schedule`, in seconds (a day).
 const HISTORY_SECONDS: i64 = 86_400;
 
@@ -66,15 +79,50 @@ impl Store {
         Ok(())
     }
 
-    /// The recorded runs of a job, newest first: (scheduled_at, status, deleted rows).
-    pub async fn job_runs(&self, job: &str) -> Result<Vec<(i64, String, i64)>, StoreError> {
-        let rows = on_pool!(self, |p| sqlx::query_as(
-            "SELECT scheduled_at, status, deleted_rows FROM cron_schedule
-             WHERE job_code = $1 ORDER BY scheduled_at DESC"
+    /// Records the start of a run by hand (`cron run`); answers its slot (the key
+    /// [`Store::finish_job_run`] takes): the second it started, moved on past any run already
+    /// recorded at that second.
+    pub async fn start_manual_run(&self, job: &str, now: i64) -> Result<i64, StoreError> {
+        for slot in now..now + 60 {
+            let inserted = on_pool!(self, |p| sqlx::query(
+                "INSERT INTO cron_schedule (job_code, scheduled_at, started_at, status, run_by)
+                 VALUES ($1, $2, $3, 'running', 'manual') ON CONFLICT DO NOTHING",
+            )
+            .bind(job)
+            .bind(slot)
+            .bind(now)
+            .execute(p)
+            .await?
+            .rows_affected());
+            if inserted == 1 {
+                return Ok(slot);
+            }
+        }
+        Err(StoreError::Database(sqlx::Error::Protocol(format!(
+            "no free slot to record a run of {job} by hand"
+        ))))
+    }
+
+    /// The recorded runs of a job, newest first.
+    pub async fn job_runs(&self, job: &str) -> Result<Vec<JobRun>, StoreError> {
+        let rows: Vec<(i64, i64, String, i64, String)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT scheduled_at, started_at, status, deleted_rows, run_by FROM cron_schedule
+             WHERE job_code = $1 ORDER BY started_at DESC, scheduled_at DESC"
         )
         .bind(job)
         .fetch_all(p)
         .await?);
-        Ok(rows)
+        Ok(rows
+            .into_iter()
+            .map(
+                |(scheduled_at, started_at, status, deleted_rows, run_by)| JobRun {
+                    scheduled_at,
+                    started_at,
+                    status,
+                    deleted_rows,
+                    manual: run_by == "manual",
+                },
+            )
+            .collect())
     }
 }

@@ -34,6 +34,7 @@ pub use error::StoreError;
 pub use integrations::{
     ConsumerRow, IntegrationFields, IntegrationRow, NewConsumer, SealedToken, TokenRow,
 };
+pub use jobs::JobRun;
 pub use nonces::{NonceStats, NonceWriter};
 pub use sealed::{Reseal, SealedColumn};
 pub use sessions::SessionRow;

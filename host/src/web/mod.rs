@@ -47,7 +47,12 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             )
             .service(get_only("/livez", health::livez))
             .service(get_only("/readyz", health::readyz))
-            .service(get_only("/metrics", health::metrics))
+            .configure(|cfg| {
+                // On a listener of its own when metrics.listen says so.
+                if state.settings.metrics.listen.is_none() {
+                    cfg.service(get_only("/metrics", health::metrics));
+                }
+            })
             .route(
                 "/oauth/token/request",
                 web::route().to(oauth::request_token),
@@ -62,5 +67,17 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             )
             // Proxied routes of other services, else 404.
             .default_service(web::to(forward_auth::fallback));
+    }
+}
+
+/// Registers the routes of the metrics listener (`metrics.listen`): `/metrics` only.
+pub fn configure_metrics(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(state)
+            .service(get_only("/metrics", health::metrics))
+            .default_service(web::to(|| async {
+                use actix_web::ResponseError as _;
+                error::RestError::not_found_route().error_response()
+            }));
     }
 }
