@@ -942,6 +942,8 @@ mod tests {
         .unwrap();
         let lookup = dir.join("lookup");
         std::fs::write(&lookup, KeySpec::generate("lookup").expose()).unwrap();
+        let next = dir.join("next");
+        std::fs::write(&next, KeySpec::generate("k3").expose()).unwrap();
         let pool = dir.join("pool");
         std::fs::write(&pool, "7\n").unwrap();
         let config = dir.join("c.toml");
@@ -951,7 +953,7 @@ mod tests {
                 "[database]\nurl = {{ file = {:?} }}\n[crypto]\nlookup_key = {{ file = {:?} }}\nnext_secret_keys = [{{ file = {:?} }}]\n",
                 url.display().to_string(),
                 lookup.display().to_string(),
-                lookup.display().to_string().replace("lookup", "lookup"),
+                next.display().to_string(),
             ),
         )
         .unwrap();
@@ -971,7 +973,7 @@ mod tests {
             Some(DatabaseUrl::parse("postgres://u:hunter2@db/ih").unwrap())
         );
         assert_eq!(s.crypto.secret_keys, vec![k2, k1]);
-        assert_eq!(s.crypto.next_secret_keys.len(), 1);
+        assert_eq!(s.crypto.next_secret_keys[0].id(), "k3");
         assert_eq!(s.crypto.lookup_key.unwrap().id(), "lookup");
         assert_eq!(s.database.pool_size, 7);
         assert_eq!(s.acl.resources_file, Some(PathBuf::from("acl.toml")));
