@@ -159,3 +159,122 @@ async fn listen_flag_wins_over_environment_and_file() {
     assert_eq!(res.status(), 200);
     assert!(server.stop().success());
 }
+
+#[tokio::test]
+async fn check_finds_every_broken_file_with_its_file_and_key() {
+    use integration_host_tests::PluginFolder;
+    let env = CliEnv::new().await;
+    let dir = env.db.dir.path();
+    // A route table that is not TOML, one naming an unknown resource, and a good one.
+    let broken = dir.join("broken-routes.toml");
+    std::fs::write(&broken, "[[route]\nmethod = \"GET\"\n").unwrap();
+    let unknown = dir.join("unknown-routes.toml");
+    std::fs::write(
+        &unknown,
+        "[[route]]\nmethod = \"GET\"\npath = \"/shop/x\"\nresources = [\"Magento_Nope::x\"]\n",
+    )
+    .unwrap();
+    // A definition folder with an entry lacking its name.
+    let defs = dir.join("integrations");
+    std::fs::create_dir_all(&defs).unwrap();
+    std::fs::write(
+        defs.join("partner.toml"),
+        "[[integration]]\nemail = \"ops@partner.example\"\n",
+    )
+    .unwrap();
+    // A plugin asking for a capability it is not granted, and one whose manifest is broken.
+    let plugins = PluginFolder::new();
+    plugins.write(
+        "greedy",
+        "misbehave",
+        "roles = [\"observer\"]\ncapabilities = [\"clock\"]\n[observer]\nevents = [\"admin_login\"]\nmode = \"sync\"\n",
+    );
+    plugins.write_raw("mangled", "id = \"mangled\"\nversion = \n");
+    let extra = format!(
+        "[webapi]\nroutes_files = [{:?}, {:?}]\n[integrations]\ndirectories = [{:?}]\n[plugins]\ndirectories = [{:?}]\n",
+        broken.display().to_string(),
+        unknown.display().to_string(),
+        defs.display().to_string(),
+        plugins.path().display().to_string(),
+    );
+    let err = stderr(&check_with(&env, &extra, &[]));
+    assert!(
+        err.contains("broken-routes.toml") && err.contains("line 1"),
+        "the TOML error names its file and line:\n{err}"
+    );
+    assert!(
+        err.contains("unknown-routes.toml")
+            && err.contains("route[0].resources")
+            && err.contains("Magento_Nope::x"),
+        "the unknown resource is named with its file and key:\n{err}"
+    );
+    assert!(
+        err.contains("partner.toml") && err.contains("integration[0].name"),
+        "{err}"
+    );
+    assert!(
+        err.contains("capability `clock` is not granted to `greedy`"),
+        "{err}"
+    );
+    assert!(err.contains("mangled"), "{err}");
+    assert!(err.contains("the configuration has 5 problem(s)"), "{err}");
+
+    // The same files fixed check OK, and the summary says what was checked.
+    std::fs::write(
+        &broken,
+        "[[route]]\nmethod = \"GET\"\npath = \"/shop/y\"\nresources = [\"self\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &unknown,
+        "[[route]]\nmethod = \"GET\"\npath = \"/shop/x\"\nresources = [\"Magento_Integration::integrations\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        defs.join("partner.toml"),
+        "[[integration]]\nname = \"Partner\"\nemail = \"ops@partner.example\"\n",
+    )
+    .unwrap();
+    plugins.remove("mangled");
+    let granted = format!("{extra}[plugins.grants]\ngreedy = [\"clock\"]\n");
+    let out = check_with(&env, &granted, &[]);
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("plugins: 1 loaded"), "{stdout}");
+}
+
+#[tokio::test]
+async fn check_reaches_the_database_unless_offline() {
+    let env = CliEnv::new().await;
+    // An existing database answers.
+    assert!(env.run(&["migrate"], "").status.success());
+    let out = check_with(&env, "", &[]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(answers)"));
+    // A PostgreSQL server that is not there.
+    let unreachable = [
+        ("APP_DATABASE__URL", "postgres://ih@127.0.0.1:1/ih"),
+        ("APP_DATABASE__ACQUIRE_TIMEOUT_SECONDS", "1"),
+        (
+            "APP_CRYPTO__SECRET_KEYS",
+            r#"["k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]"#,
+        ),
+        (
+            "APP_CRYPTO__LOOKUP_KEY",
+            "lookup:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ),
+        (
+            "APP_TOKENS__SIGNING_KEYS",
+            r#"["t1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]"#,
+        ),
+    ];
+    let err = stderr(&check_with(&env, "", &unreachable));
+    assert!(
+        err.contains("configuration key `database.url`") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
+    let path = env.db.dir.path().join("check.toml");
+    let out = run_binary(&path, &["config", "check", "--offline"], "", &unreachable);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not checked (--offline)"));
+}

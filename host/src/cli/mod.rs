@@ -7,6 +7,7 @@
 //! when it is not a terminal, never from arguments (which other users can read from `ps`).
 
 mod accounts;
+mod check;
 mod common;
 mod cron;
 mod crypto;
@@ -124,7 +125,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(_) => runtime()?.block_on(server::serve(settings)),
         Command::Migrate => runtime()?.block_on(server::migrate(settings)),
-        Command::Config(ConfigCommand::Check) => server::check(&settings),
+        Command::Config(ConfigCommand::Check { offline }) => {
+            runtime()?.block_on(check::check(&settings, offline))
+        }
         Command::Config(_) => unreachable!("handled before loading the configuration"),
         Command::Admin(cmd) => {
             runtime()?.block_on(accounts::account(settings, AccountKind::Admin, cmd))

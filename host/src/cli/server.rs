@@ -15,8 +15,14 @@ pub struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Load and validate the configuration; report the first error with its key.
-    Check,
+    /// Check the configuration and everything it names as `serve` would before listening:
+    /// keys, ACL tree, route tables, definition files, plugins, and that the database answers.
+    /// Every problem is printed with its file and key; exit status 1 on any.
+    Check {
+        /// Do not connect to the database.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Print a commented template of every setting with its default.
     PrintDefault,
     /// Print a new random key, ID:BASE64, for crypto.secret_keys, crypto.lookup_key or
@@ -73,32 +79,5 @@ pub(super) async fn migrate(settings: Settings) -> anyhow::Result<()> {
         );
     }
     store.close().await;
-    Ok(())
-}
-
-pub(super) fn check(settings: &Settings) -> anyhow::Result<()> {
-    let url = settings.database_url();
-    let missing = crate::crypto::missing_keys(settings);
-    let keys = if missing.is_empty() {
-        "from the configuration".to_owned()
-    } else if url.is_sqlite() {
-        format!(
-            "{} from {} (generated on first start if missing)",
-            missing.join(", "),
-            settings.data_dir.join("keys.toml").display()
-        )
-    } else {
-        anyhow::bail!(
-            "configuration key `{}` is not set: with PostgreSQL every server process must share \
-             the same keys; create them with `integration-host config generate-key ID`",
-            missing.join("`, `")
-        );
-    };
-    println!("configuration OK");
-    println!("  listen:   {}", settings.server.listen);
-    println!("  base URL: {}", settings.server.base_url.as_str());
-    println!("  database: {}", url.redacted());
-    println!("  data dir: {}", settings.data_dir.display());
-    println!("  keys:     {keys}");
     Ok(())
 }
