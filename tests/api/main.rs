@@ -15,6 +15,7 @@ mod jobs;
 mod keys;
 mod migrations;
 mod nodes;
+mod operations_doc;
 mod outage;
 mod plugins;
 mod race;

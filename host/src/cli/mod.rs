@@ -56,6 +56,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Write a consistent copy of the SQLite database to a new file (mode 0600), safe while
+    /// servers run. Back the keys up with it. On PostgreSQL, use pg_dump.
+    Backup {
+        /// The file to write; it must not exist.
+        file: PathBuf,
+    },
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -125,6 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(_) => runtime()?.block_on(server::serve(settings)),
         Command::Migrate => runtime()?.block_on(server::migrate(settings)),
+        Command::Backup { file } => runtime()?.block_on(server::backup(settings, &file)),
         Command::Config(ConfigCommand::Check { offline }) => {
             runtime()?.block_on(check::check(&settings, offline))
         }

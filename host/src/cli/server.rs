@@ -60,6 +60,28 @@ pub(super) async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub(super) async fn backup(settings: Settings, file: &std::path::Path) -> anyhow::Result<()> {
+    let url = settings.database_url();
+    if !url.is_sqlite() {
+        anyhow::bail!(
+            "the database is PostgreSQL: back it up with its own tools (pg_dump --format=custom), \
+             together with the keys (see docs/operations.md, \"Backup and restore\")"
+        );
+    }
+    let store = Store::connect(&url, &settings.database)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", url.redacted()))?;
+    let result = store.backup_to(file).await.expect("SQLite backs up");
+    store.close().await;
+    result.map_err(|e| anyhow::anyhow!("cannot write the backup {}: {e}", file.display()))?;
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "wrote {} ({size} bytes); back up the keys with it: without them its stored secrets cannot be read",
+        file.display()
+    );
+    Ok(())
+}
+
 pub(super) async fn migrate(settings: Settings) -> anyhow::Result<()> {
     let url = settings.database_url();
     let store = Store::connect(&url, &settings.database)

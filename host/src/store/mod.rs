@@ -417,6 +417,40 @@ impl Store {
         })
     }
 
+    /// Writes a consistent copy of an SQLite database to `path` (a new file, mode 0600: it holds
+    /// sealed secrets and password hashes) while the server may be writing; `None` on
+    /// PostgreSQL, whose own tools (`pg_dump`) back it up.
+    pub async fn backup_to(&self, path: &std::path::Path) -> Option<Result<(), StoreError>> {
+        let Pool::Sqlite(pool) = &self.pool else {
+            return None;
+        };
+        let result = async {
+            {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .map_err(sqlx::Error::Io)?;
+            }
+            let target = path.to_str().ok_or_else(|| {
+                sqlx::Error::Protocol(format!("{} is not a UTF-8 path", path.display()))
+            })?;
+            // VACUUM INTO writes into the empty file created above, keeping its mode.
+            sqlx::query("VACUUM INTO $1")
+                .bind(target)
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        Some(result)
+    }
+
     /// Checks that the database answers (within `timeout`) and, for SQLite, that the file the
     /// server opened is still the one at its path: writing on after the file was deleted would
     /// lose everything at the next start.
