@@ -102,6 +102,7 @@ async fn a_database_restart_gives_fast_503s_and_no_failed_request_after() {
         "The service is temporarily unavailable. Try again shortly."
     );
     assert!(took < Duration::from_millis(300), "REST took {took:?}");
+    eprintln!("while the database is down: REST 503 in {took:?}");
 
     let started = Instant::now();
     let res = forward_auth().send().await.unwrap();
@@ -112,6 +113,7 @@ async fn a_database_restart_gives_fast_503s_and_no_failed_request_after() {
         took < Duration::from_millis(300),
         "forward-auth took {took:?}"
     );
+    eprintln!("while the database is down: forward-auth 503 in {took:?}");
 
     let started = Instant::now();
     let res = request_token().send().await.unwrap();
@@ -124,6 +126,7 @@ async fn a_database_restart_gives_fast_503s_and_no_failed_request_after() {
             .starts_with("oauth_problem=temporarily_unavailable"),
     );
     assert!(took < Duration::from_millis(300), "OAuth took {took:?}");
+    eprintln!("while the database is down: OAuth 503 in {took:?}");
 
     let started = Instant::now();
     let (status, body) = app
