@@ -12,6 +12,51 @@ use integration_host_tests::{
 };
 use serde_json::json;
 
+/// The `name=value` pairs a response sets, as one `Cookie` header value.
+fn cookies(res: &reqwest::Response) -> Vec<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect()
+}
+
+/// Signs in to the admin UI as a browser would; answers the session's `Cookie` header.
+async fn admin_ui_session(
+    client: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> String {
+    let page = client
+        .get(format!("{base}/admin/login"))
+        .send()
+        .await
+        .unwrap();
+    let mut jar = cookies(&page);
+    let html = page.text().await.unwrap();
+    let form_key = html
+        .split("name=\"form_key\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the sign-in form has a form key")
+        .to_owned();
+    let res = client
+        .post(format!("{base}/admin/login"))
+        .header("Cookie", jar.join("; "))
+        .form(&[
+            ("username", user),
+            ("password", password),
+            ("form_key", &form_key),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    jar.extend(cookies(&res));
+    jar.join("; ")
+}
+
 /// Polls `/readyz` until it answers `status`.
 async fn readyz_becomes(client: &reqwest::Client, base: &str, status: u16, limit: Duration) {
     let started = Instant::now();
@@ -84,6 +129,13 @@ async fn a_database_restart_gives_fast_503s_and_no_failed_request_after() {
     let (status, body) = send_json(caller.request("GET", "/rest/V1/integrations/me")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(forward_auth().send().await.unwrap().status(), 200);
+    let session = admin_ui_session(&app.client, &app.address, "jane", "secret123").await;
+    let grid = || {
+        app.client
+            .get(app.url("/admin/integration/"))
+            .header("Cookie", &session)
+    };
+    assert_eq!(grid().send().await.unwrap().status(), 200);
     // An activated integration asks for a request token out of turn: Magento's refusal.
     let res = request_token().send().await.unwrap();
     let refusal = (res.status(), res.text().await.unwrap());
@@ -137,6 +189,14 @@ async fn a_database_restart_gives_fast_503s_and_no_failed_request_after() {
         .await;
     assert_eq!(status, 503, "{body}");
     assert!(started.elapsed() < Duration::from_millis(300));
+    let res = grid().send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("The database cannot be reached right now")
+    );
 
     // Back: the very first requests succeed.
     pg.up();
@@ -149,4 +209,5 @@ async fn a_database_restart_gives_fast_503s_and_no_failed_request_after() {
     assert_eq!(forward_auth().send().await.unwrap().status(), 200);
     let res = request_token().send().await.unwrap();
     assert_eq!((res.status(), res.text().await.unwrap()), refusal);
+    assert_eq!(grid().send().await.unwrap().status(), 200);
 }

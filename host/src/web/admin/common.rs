@@ -236,6 +236,12 @@ pub(super) async fn post(
 }
 
 pub(super) fn failure(e: &ServiceError) -> HttpResponse {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "an admin page failed: the database is unreachable");
+        return page_response(StatusCode::SERVICE_UNAVAILABLE)
+            .insert_header((header::RETRY_AFTER, "1"))
+            .body("The database cannot be reached right now. Try again in a moment.");
+    }
     tracing::error!(error = %e, "an admin page failed");
     page_response(StatusCode::INTERNAL_SERVER_ERROR)
         .body("Something went wrong on our side; it was logged. Go back and try again.")
