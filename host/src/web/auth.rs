@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use actix_web::HttpMessage as _;
 use actix_web::HttpRequest;
 use actix_web::http::{StatusCode, header};
 
@@ -126,7 +127,11 @@ pub fn refusal(status: StatusCode, resources: &[String]) -> RestError {
 
 /// A store code in the path must be the configured one or `all`.
 pub fn check_store(req: &HttpRequest, state: &AppState) -> Result<(), RestError> {
-    match req.match_info().get("store") {
+    let matched = req.extensions();
+    match matched
+        .get::<super::respond::RestPath>()
+        .and_then(|m| m.store.as_deref())
+    {
         Some(code) if code != state.settings.server.store_code && code != "all" => {
             Err(RestError::with_parameters(
                 StatusCode::BAD_REQUEST,
@@ -141,11 +146,12 @@ pub fn check_store(req: &HttpRequest, state: &AppState) -> Result<(), RestError>
 /// The path of a REST request below `/rest` or `/rest/<store>`, as the route table writes it.
 fn route_path(req: &HttpRequest) -> &str {
     let path = req.path().strip_prefix("/rest").unwrap_or(req.path());
-    match req.match_info().get("store") {
-        Some(store) => path
-            .strip_prefix('/')
-            .and_then(|p| p.strip_prefix(store))
-            .unwrap_or(path),
+    let store_len = req
+        .extensions()
+        .get::<super::respond::RestPath>()
+        .and_then(|m| m.store.as_ref().map(String::len));
+    match store_len {
+        Some(n) => path.get(1 + n..).unwrap_or(path),
         None => path,
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix_web::HttpMessage as _;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
@@ -96,9 +97,14 @@ pub async fn observe(
     }
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
-    let route = res
+    // REST routes are matched by the route table (`routes::dispatch`), which names the pattern.
+    let rest = res
         .request()
-        .match_pattern()
+        .extensions()
+        .get::<super::respond::RestPath>()
+        .map(|m| m.pattern.clone());
+    let route = rest
+        .or_else(|| res.request().match_pattern())
         .unwrap_or_else(|| "<unmatched>".to_owned());
     crate::telemetry::access(&crate::telemetry::Access {
         request_id: &id,

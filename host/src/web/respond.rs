@@ -1,6 +1,8 @@
-//! How handlers write their answers: JSON that no cache keeps, the `id` of a path, and a
-//! resource that answers GET only (others get the REST shape's 405).
+//! What handlers read of the path and how they write their answers: the REST route the
+//! dispatcher matched ([`RestPath`]: store code, `id`, pattern), JSON that no cache keeps, and
+//! a resource that answers GET only (others get the REST shape's 405).
 
+use actix_web::HttpMessage as _;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 use serde::Serialize;
@@ -16,7 +18,11 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
 
 /// The `id` path parameter, or Magento's invalid-value error.
 pub fn path_id(req: &HttpRequest) -> Result<i64, RestError> {
-    let raw = req.match_info().get("id").unwrap_or("");
+    let matched = req.extensions();
+    let raw = matched
+        .get::<RestPath>()
+        .and_then(|m| m.get("id"))
+        .unwrap_or("");
     raw.parse::<i64>().map_err(|_| {
         RestError::with_parameters(
             StatusCode::BAD_REQUEST,
@@ -38,4 +44,28 @@ where
         .default_service(web::to(|| async {
             RestError::method_not_allowed().error_response()
         }))
+}
+
+/// What the REST dispatcher matched, kept in the request's extensions for the handlers: the
+/// store code of `/rest/<store>/V1/…`, the route's path parameters (`id`), and its pattern as
+/// the access log and the metrics name it (`/rest/V1/integrations/{id}`).
+#[derive(Debug, Clone, Default)]
+pub struct RestPath {
+    pub store: Option<String>,
+    pub params: Vec<(String, String)>,
+    pub pattern: String,
+}
+
+impl RestPath {
+    /// A path parameter's value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        match name {
+            "store" => self.store.as_deref(),
+            _ => self
+                .params
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str()),
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! `/rest/<store>/V1/…`) with the handler it names, and the OpenAPI document at `/rest/schema`,
 //! derived from the handlers' own annotations and the types they answer.
 
-use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, ResponseError as _, web};
 use utoipa::OpenApi;
 
 use super::AppState;
@@ -11,110 +11,138 @@ use super::error::{ErrorBody, RestError};
 use super::integrations::{
     self, ActivationView, Credentials, IntegrationBody, IntegrationList, IntegrationView, SelfView,
 };
-use super::respond::get_only;
-use crate::webapi::{Route, RouteTable};
+use super::respond::RestPath;
+use crate::webapi::RouteTable;
 
-/// The handler a built-in route table entry names.
-fn handler(name: &str) -> Option<actix_web::Route> {
+/// Runs the handler a built-in route table entry names.
+async fn run(
+    name: &str,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RestError> {
     use super::{plugins, tokens};
-    Some(match name {
-        "integrations.me" => web::route().to(integrations::me),
-        "integrations.list" => web::route().to(integrations::list),
-        "integrations.create" => web::route().to(integrations::create),
-        "integrations.get" => web::route().to(integrations::get),
-        "integrations.update" => web::route().to(integrations::update),
-        "integrations.delete" => web::route().to(integrations::delete),
-        "integrations.activate" => web::route().to(integrations::activate),
-        "integrations.reauthorize" => web::route().to(integrations::reauthorize),
-        "tokens.admin" => web::route().to(tokens::admin_token),
-        "tokens.customer" => web::route().to(tokens::customer_token),
-        "tokens.revoke_self" => web::route().to(tokens::revoke_self),
-        "tokens.revoke_admin" => web::route().to(tokens::revoke_admin),
-        "tokens.revoke_customer" => web::route().to(tokens::revoke_customer),
-        "plugins.list" => web::route().to(plugins::list),
-        "plugins.reload" => web::route().to(plugins::reload),
-        _ => return None,
-    })
+    match name {
+        "integrations.me" => integrations::me(req, body, state).await,
+        "integrations.list" => integrations::list(req, body, state).await,
+        "integrations.create" => integrations::create(req, body, state).await,
+        "integrations.get" => integrations::get(req, body, state).await,
+        "integrations.update" => integrations::update(req, body, state).await,
+        "integrations.delete" => integrations::delete(req, body, state).await,
+        "integrations.activate" => integrations::activate(req, body, state).await,
+        "integrations.reauthorize" => integrations::reauthorize(req, body, state).await,
+        "tokens.admin" => tokens::admin_token(req, body, state).await,
+        "tokens.customer" => tokens::customer_token(req, body, state).await,
+        "tokens.revoke_self" => tokens::revoke_self(req, body, state).await,
+        "tokens.revoke_admin" => tokens::revoke_admin(req, body, state).await,
+        "tokens.revoke_customer" => tokens::revoke_customer(req, body, state).await,
+        "plugins.list" => plugins::list(req, body, state).await,
+        "plugins.reload" => plugins::reload(req, body, state).await,
+        other => Err(RestError::Unexpected(anyhow::anyhow!(
+            "the built-in route table names an unknown handler `{other}`"
+        ))),
+    }
 }
 
-/// Registers every route of the built-in table, and the OpenAPI document, in a scope at
-/// `/rest`: first the paths without a store code, then the same below `/{store}`. Static paths
-/// come first (actix compares them as strings); patterns are grouped in scopes by their
-/// literal prefix (`/V1/integrations` for `/V1/integrations/{id}/activate`), longest prefix
-/// first and the most literal pattern first within a group, so that a request runs the regular
-/// expressions of its own group only: actix tries patterns one by one, and the five before
-/// `/V1/integrations/{id}` cost about 4 µs a request in the profile of a signed GET. Another
-/// method on a known path answers 405, an unknown path 404, whatever group it fell into.
-pub fn routes(cfg: &mut web::ServiceConfig, table: &RouteTable) {
-    // Patterns and the routes (one per method) each serves.
-    type Patterns<'a> = Vec<(String, Vec<&'a Route>)>;
-    let mut statics: Patterns = Vec::new();
-    // (literal prefix, the rest of its patterns), in the order they are tried.
-    let mut groups: Vec<(String, Patterns)> = Vec::new();
-    let mut own: Vec<&Route> = table.own().iter().collect();
-    own.sort_by_key(|r| std::cmp::Reverse((r.is_static(), r.specificity())));
-    for r in own {
-        let pattern = r.actix_pattern();
-        if r.is_static() {
-            match statics.iter_mut().find(|(p, _)| *p == pattern) {
-                Some((_, routes)) => routes.push(r),
-                None => statics.push((pattern, vec![r])),
-            }
-            continue;
-        }
-        let literal = &pattern[..pattern.find('{').unwrap_or(pattern.len())];
-        let cut = literal.trim_end_matches('/').len();
-        let (prefix, rest) = (pattern[..cut].to_owned(), pattern[cut..].to_owned());
-        let group = match groups.iter_mut().position(|(p, _)| *p == prefix) {
-            Some(i) => &mut groups[i].1,
-            None => {
-                groups.push((prefix, Vec::new()));
-                &mut groups.last_mut().expect("just pushed").1
-            }
-        };
-        match group.iter_mut().find(|(p, _)| *p == rest) {
-            Some((_, routes)) => routes.push(r),
-            None => group.push((rest, vec![r])),
+/// Whether the built-in table names only handlers [`run`] knows (checked at start and by a
+/// unit test, so that a typo in `webapi/routes.toml` cannot reach a request).
+pub fn check_handlers(table: &RouteTable) -> Result<(), String> {
+    const KNOWN: [&str; 15] = [
+        "integrations.me",
+        "integrations.list",
+        "integrations.create",
+        "integrations.get",
+        "integrations.update",
+        "integrations.delete",
+        "integrations.activate",
+        "integrations.reauthorize",
+        "tokens.admin",
+        "tokens.customer",
+        "tokens.revoke_self",
+        "tokens.revoke_admin",
+        "tokens.revoke_customer",
+        "plugins.list",
+        "plugins.reload",
+    ];
+    for r in table.own() {
+        let name = r.handler.as_deref().unwrap_or_default();
+        if !KNOWN.contains(&name) {
+            return Err(format!(
+                "the built-in route table names an unknown handler `{name}`"
+            ));
         }
     }
-    // A longer literal prefix first: a scope takes every path below its prefix.
-    groups.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.matches('/').count()));
-    let resource = |path: String, routes: &[&Route]| {
-        let mut resource = web::resource(path);
-        for r in routes {
-            let name = r.handler.as_deref().unwrap_or_default();
-            let route = handler(name).unwrap_or_else(|| {
-                panic!("the built-in route table names an unknown handler `{name}`")
-            });
-            resource = resource.route(match r.method.as_str() {
-                "*" => route,
-                m => route.method(m.parse().expect("route methods are valid")),
-            });
-        }
-        resource.default_service(web::to(|| async {
-            RestError::method_not_allowed().error_response()
-        }))
+    Ok(())
+}
+
+/// Registers the REST API at `/rest`: every path below it goes to [`dispatch`], which matches
+/// it against the route table segment by segment. actix's own router would try the patterns
+/// one by one, each a regular expression (a signed GET of `/V1/integrations/{id}` spent about 5%
+/// of its server CPU there).
+pub fn routes(cfg: &mut web::ServiceConfig, table: &RouteTable) {
+    if let Err(e) = check_handlers(table) {
+        panic!("{e}");
+    }
+    cfg.service(web::scope("/rest").default_service(web::to(dispatch)));
+}
+
+/// Answers a request below `/rest`: the OpenAPI document at `[/<store>]/schema`, a route of the
+/// table at `[/<store>]/V1/…`; another method on a known path 405, anything else 404.
+async fn dispatch(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let below = req.path().strip_prefix("/rest").unwrap_or_default();
+    let first = below
+        .strip_prefix('/')
+        .and_then(|p| p.split('/').next())
+        .unwrap_or_default();
+    // `/rest/V1/…` and `/rest/schema` name no store; anything else does.
+    let (store, path) = if first == "V1" || first == "schema" {
+        (None, below)
+    } else {
+        (
+            Some(first),
+            &below[1 + first.len().min(below.len().saturating_sub(1))..],
+        )
     };
-    let not_found = || web::to(|| async { RestError::not_found_route().error_response() });
-    cfg.service(
-        web::scope("/rest")
-            .configure(|scope| {
-                for store in ["", "/{store}"] {
-                    scope.service(get_only(&format!("{store}/schema"), schema));
-                    for (pattern, routes) in &statics {
-                        scope.service(resource(format!("{store}{pattern}"), routes));
-                    }
-                    for (prefix, patterns) in &groups {
-                        let mut group = web::scope(&format!("{store}{prefix}"));
-                        for (rest, routes) in patterns {
-                            group = group.service(resource(rest.clone(), routes));
-                        }
-                        scope.service(group.default_service(not_found()));
-                    }
-                }
-            })
-            .default_service(not_found()),
-    );
+    // No empty segment, no trailing slash: as actix's `{name}` patterns, which need a value.
+    if store == Some("") || path.is_empty() || path.ends_with('/') || path.contains("//") {
+        return RestError::not_found_route().error_response();
+    }
+    let store_pattern = if store.is_some() { "/{store}" } else { "" };
+    if path == "/schema" {
+        if req.method() != actix_web::http::Method::GET {
+            return RestError::method_not_allowed().error_response();
+        }
+        req.extensions_mut().insert(RestPath {
+            store: store.map(str::to_owned),
+            params: Vec::new(),
+            pattern: format!("/rest{store_pattern}/schema"),
+        });
+        return schema(req, state)
+            .await
+            .unwrap_or_else(|e| e.error_response());
+    }
+    let routes = &state.routes;
+    let Some(route) = routes.find_own(req.method().as_str(), path) else {
+        return if routes.knows_own_path(path) {
+            RestError::method_not_allowed().error_response()
+        } else {
+            RestError::not_found_route().error_response()
+        };
+    };
+    let matched = RestPath {
+        store: store.map(str::to_owned),
+        params: route
+            .params(path)
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect(),
+        pattern: format!("/rest{store_pattern}{}", route.pattern()),
+    };
+    let handler = route.handler.clone().unwrap_or_default();
+    req.extensions_mut().insert(matched);
+    run(&handler, req, body, state)
+        .await
+        .unwrap_or_else(|e| e.error_response())
 }
 
 /// `GET /rest/schema`: the OpenAPI document of the REST API.
@@ -204,5 +232,18 @@ impl utoipa::Modify for Security {
                 op.security = if open { None } else { Some(either()) };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_handler_the_built_in_table_names_exists() {
+        let table = RouteTable::load(&[], &crate::acl::ResourceTree::builtin()).unwrap();
+        assert_eq!(check_handlers(&table), Ok(()));
+        assert!(table.knows_own_path("/V1/integrations/7"));
+        assert!(!table.knows_own_path("/V1/integrations/7/nothing"));
     }
 }

@@ -53,6 +53,8 @@ pub struct Route {
     /// The pattern as written.
     pub path: String,
     segments: Vec<Segment>,
+    /// The pattern in actix's syntax, made once.
+    pattern: String,
     /// Every one is required.
     pub resources: Vec<String>,
     /// The server's handler (built-in routes only).
@@ -72,6 +74,11 @@ impl Route {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The pattern in actix's syntax (`{name}`, `{tail:.*}`), as logs and metrics name it.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
     }
 
     /// The pattern in actix's syntax (`{name}`, `{tail:.*}`), for registering handlers.
@@ -272,6 +279,12 @@ impl RouteTable {
     pub fn find_own(&self, method: &str, path: &str) -> Option<&Route> {
         self.own.best(method, path)
     }
+
+    /// Whether one of the server's own routes has this path, with any method (another method
+    /// answers 405, not 404).
+    pub fn knows_own_path(&self, path: &str) -> bool {
+        self.own.declared.iter().any(|r| r.matches(&r.method, path))
+    }
 }
 
 fn parse(
@@ -357,14 +370,16 @@ fn parse(
             }
             (_, h) => h,
         };
-        let route = Route {
+        let mut route = Route {
             method,
             path: e.path,
             segments,
+            pattern: String::new(),
             resources: e.resources,
             handler,
             upstream,
         };
+        route.pattern = route.actix_pattern();
         if out
             .iter()
             .any(|r| r.method == route.method && r.segments == route.segments)
