@@ -70,9 +70,14 @@ pub fn definition_file(data: &[u8]) {
 pub fn plugin_manifest(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let mut settings = crate::config::PluginSettings::default();
-        settings
-            .grants
-            .insert("granted".into(), vec!["clock".into()]);
+        settings.grants.insert(
+            "granted".into(),
+            crate::config::PluginGrant {
+                clock: true,
+                key_value_quota_kib: Some(4),
+                ..Default::default()
+            },
+        );
         if let Ok(m) = crate::plugins::manifest::parse(Path::new("fuzz"), text, &settings) {
             assert!(
                 m.roles.windows(2).all(|w| w[0] < w[1]),

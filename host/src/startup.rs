@@ -123,6 +123,9 @@ impl Application {
             &settings.data_dir,
             services.events.clone(),
         )?;
+        plugins.keep_state_in(crate::services::plugin_state::PluginState::new(
+            store.clone(),
+        ));
         let loaded = plugins.reload().await;
         if settings.plugins.strict && !loaded.problems.is_empty() {
             let problems: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();

@@ -877,9 +877,13 @@ async fn the_sandbox_hides_files_environment_and_clock_unless_granted() {
     folder.write("timed", "misbehave", &probe("capabilities = [\"clock\"]"));
     let app = spawn_app_with(|s| {
         with_plugins(&folder)(s);
-        s.plugins
-            .grants
-            .insert("timed".into(), vec!["clock".into()]);
+        s.plugins.grants.insert(
+            "timed".into(),
+            integration_host::config::PluginGrant {
+                clock: true,
+                ..Default::default()
+            },
+        );
     })
     .await;
     assert!(

@@ -20,6 +20,9 @@ pub enum PluginCommand {
     /// Measure calls into a permission-resolver or before-interceptor plugin (whichever it
     /// plays, the resolver first): time per call through the host (taking a warm instance, the
     /// deadline, the call, giving it back), the plugin's own work included.
+    /// Read or clear plugins' key-value state (the key_value capability).
+    #[command(subcommand)]
+    Kv(KvCommand),
     Bench {
         /// The plugin folder.
         path: PathBuf,
@@ -27,6 +30,70 @@ pub enum PluginCommand {
         #[arg(long, default_value_t = 100_000)]
         calls: u32,
     },
+}
+
+/// Plugins' key-value state, by plugin id.
+#[derive(Debug, Subcommand)]
+pub enum KvCommand {
+    /// List a plugin's keys, each with the bytes its key and value take, and the total.
+    List {
+        plugin: String,
+        /// Only keys starting with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    /// Print the value of one key: as text when it is UTF-8, otherwise as hex.
+    Get { plugin: String, key: String },
+    /// Delete one key, or every key of the plugin with --all.
+    Delete {
+        plugin: String,
+        key: Option<String>,
+        #[arg(long, conflicts_with = "key")]
+        all: bool,
+    },
+}
+
+async fn kv(settings: &Settings, cmd: KvCommand) -> anyhow::Result<()> {
+    let store = super::common::open_store(settings).await?;
+    let kv = crate::services::plugin_state::PluginState::new(store.clone());
+    match cmd {
+        KvCommand::List { plugin, prefix } => {
+            let (count, bytes) = kv.usage(&plugin).await?;
+            for (key, size) in kv.entries(&plugin, &prefix, i64::MAX).await? {
+                println!("{key}\t{size} bytes");
+            }
+            let quota = settings
+                .grants_quota(&plugin)
+                .map(|q| format!(" of a {q} KiB quota"))
+                .unwrap_or_default();
+            println!("{plugin}: {count} keys, {bytes} bytes{quota}");
+        }
+        KvCommand::Get { plugin, key } => match kv.value(&plugin, &key).await? {
+            Some(value) => match String::from_utf8(value) {
+                Ok(text) => println!("{text}"),
+                Err(e) => {
+                    let hex: String = e.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+                    println!("{hex}");
+                }
+            },
+            None => anyhow::bail!("plugin `{plugin}` has no key `{key}`"),
+        },
+        KvCommand::Delete { plugin, key, all } => match (key, all) {
+            (Some(key), _) => {
+                if !kv.remove(&plugin, &key).await? {
+                    anyhow::bail!("plugin `{plugin}` has no key `{key}`");
+                }
+                println!("deleted {key} of {plugin}");
+            }
+            (None, true) => {
+                let n = kv.clear(&plugin).await?;
+                println!("deleted {n} keys of {plugin}");
+            }
+            (None, false) => anyhow::bail!("name a key to delete, or --all for every key"),
+        },
+    }
+    store.close().await;
+    Ok(())
 }
 
 pub(super) async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Result<()> {
@@ -56,11 +123,16 @@ pub(super) async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Re
         if !p.results.is_empty() {
             println!("  adds after: {}", p.results.join(", "));
         }
+        if !p.asked.is_empty() {
+            println!("  asks for: {}", p.asked.join("; "));
+            println!("  granted:  {}", p.granted.join("; "));
+        }
         if !p.description.is_empty() {
             println!("  {}", p.description);
         }
     }
     match cmd {
+        PluginCommand::Kv(cmd) => kv(&settings, cmd).await?,
         PluginCommand::List => {
             if settings.plugins.directories.is_empty() {
                 anyhow::bail!(

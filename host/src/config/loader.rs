@@ -69,6 +69,10 @@ fn known_keys() -> Vec<String> {
     let mut named = Vec::new();
     let mut section = String::new();
     for line in TEMPLATE.lines() {
+        // `#|` lines are examples, not settings.
+        if line.starts_with("#|") {
+            continue;
+        }
         let line = line.trim_start_matches('#').trim();
         if line.starts_with('[') && line.ends_with(']') {
             section = line[1..line.len() - 1].to_owned();

@@ -8,6 +8,7 @@
 //! The commented template printed by `config print-default` lives beside this file and is checked
 //! against [`Settings::default`] by a unit test, so the two cannot drift apart.
 
+mod grants;
 mod loader;
 mod types;
 
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use grants::{PluginGrant, VariableValue};
 pub use loader::{ConfigError, Loader, Origin, load, parse_toml_at_key};
 pub use types::{
     CronSchedule, DatabaseUrl, InvalidValue, JwtAlgorithm, KeySpec, ListenAddr, LogFormat,
@@ -222,9 +224,8 @@ pub struct PluginSettings {
     /// Where compiled components are cached; default `<data_dir>/plugin-cache`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<PathBuf>,
-    /// Capabilities granted per plugin id (`clock`); a plugin asking for one it is not granted
-    /// is not loaded.
-    pub grants: BTreeMap<String, Vec<String>>,
+    /// What each plugin (by id) is granted; a plugin asking for more is not loaded.
+    pub grants: BTreeMap<String, PluginGrant>,
     /// How often plugin folders are checked for changes, in milliseconds; 0 turns it off.
     pub reload_poll_ms: u64,
     /// Failures within `quarantine_window_seconds` that quarantine a plugin.
@@ -427,6 +428,11 @@ impl Default for LogSettings {
 }
 
 impl Settings {
+    /// The key-value quota, in KiB, granted to a plugin.
+    pub fn grants_quota(&self, plugin: &str) -> Option<u64> {
+        self.plugins.grants.get(plugin)?.key_value_quota_kib
+    }
+
     /// The database the settings point at, with the default applied.
     pub fn database_url(&self) -> DatabaseUrl {
         self.database

@@ -68,6 +68,11 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<State>> {
     // The host interface of every supported API version, each by its exact name.
     super::v1_0::base::PluginBase::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    super::capabilities::bindings::Capabilities::add_to_linker::<State, HasSelf<State>>(
+        &mut linker,
+        |s| s,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     super::v1_1::base::PluginBase::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(linker)

@@ -55,6 +55,12 @@ impl PluginHost {
         Self::build(settings, data_dir, events, false)
     }
 
+    /// Gives plugins granted key-value state their store: call before the first load (plugins
+    /// loaded before it answer `unavailable`). Later calls change nothing.
+    pub fn keep_state_in(&self, state: crate::services::plugin_state::PluginState) {
+        let _ = self.inner.loader.kv.set(state);
+    }
+
     /// A host with an engine even without plugin folders: for checking or measuring one
     /// plugin folder with [`PluginHost::load_folder`].
     pub fn standalone(settings: &PluginSettings, data_dir: &Path) -> anyhow::Result<Self> {
@@ -82,6 +88,7 @@ impl PluginHost {
                     cache: engine::cache_dir(settings, data_dir),
                     health: Mutex::default(),
                     seq: Arc::new(AtomicU64::new(0)),
+                    kv: std::sync::OnceLock::new(),
                 },
                 registry: RwLock::new(Arc::new(Registry::default())),
                 any_resolver: AtomicBool::new(false),

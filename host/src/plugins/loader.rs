@@ -30,6 +30,8 @@ pub(super) struct Loader {
     pub(super) health: Mutex<BTreeMap<String, Arc<Health>>>,
     /// The order of failures across plugins.
     pub(super) seq: Arc<AtomicU64>,
+    /// Plugins' key-value state, once the host has a database ([`super::PluginHost::keep_state_in`]).
+    pub(super) kv: std::sync::OnceLock<crate::services::plugin_state::PluginState>,
 }
 
 /// A folder that did not load: the plugin's id when its manifest could be read, and why.
@@ -89,6 +91,8 @@ impl Loader {
                 id: id.clone(),
                 config_json: manifest.config_json.clone(),
                 health,
+                granted: manifest.granted.clone(),
+                kv: self.kv.get().cloned(),
             }),
             dir: dir.to_owned(),
             engine: engine.clone(),

@@ -25,10 +25,12 @@
 //!
 //! Files: `host` (the [`PluginHost`] the server holds), `registry` (loaded folders and the
 //! reload), `loader` (one folder loaded), `pool` (one plugin and its calls), `roles` (the roles
-//! at work), `error` (what fails), `engine`, `state`, `manifest`, and `v1_1` (the newest bindings, which the host works in) and
-//! `v1_0` (1.0's, converting to and from the newest).
+//! at work), `error` (what fails), `engine`, `state`, `manifest`, `capabilities` (asked, granted, and
+//! the host's key-value and variables), and `v1_1` (the newest bindings, which the host works
+//! in) and `v1_0` (1.0's, converting to and from the newest).
 
-pub mod engine;
+pub mod capabilities;
+mod engine;
 pub mod error;
 mod host;
 mod loader;
@@ -45,9 +47,14 @@ pub use host::{PluginHost, spawn_reloader};
 pub use pool::{MAX_PROVIDED, MAX_REASON, Plugin, PluginInfo};
 pub use registry::{Problem, ReloadReport};
 
-/// API versions released to plugin authors, with the SHA-256 of their WIT file: a released
-/// version is frozen, so its file never changes (additions go in a new version's folder).
+/// WIT packages released to plugin authors (the plugin API by version, and the capabilities
+/// plugins import), with the SHA-256 of their one `.wit` file: a released version is frozen,
+/// so its file never changes (additions go in a new version's folder).
 pub const RELEASED_WIT: &[(&str, &str)] = &[
+    (
+        "capabilities@1.0.0",
+        "414d52596007dc3187550cdfd99a3ea4257b3e425854ae10aa485741c9af6eb8",
+    ),
     (
         "plugin@1.0.0",
         "68cce3050ccaed20f61f35ea036a35374da84ac0ba31ca56477b2421eb97bd85",
@@ -73,7 +80,8 @@ mod tests {
     #[test]
     fn released_wit_files_never_change() {
         for (folder, pinned) in super::RELEASED_WIT {
-            let path = wit_dir().join(folder).join("plugin.wit");
+            let package = folder.split('@').next().unwrap();
+            let path = wit_dir().join(folder).join(format!("{package}.wit"));
             let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let hash = format!("{:x}", sha2::Sha256::digest(&bytes));
             assert_eq!(

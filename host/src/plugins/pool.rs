@@ -171,7 +171,7 @@ impl Plugin {
         let state = State::new(
             self.identity.clone(),
             (self.manifest.limits.memory_mib as usize) << 20,
-            self.manifest.capabilities.iter().any(|c| c == "clock"),
+            self.identity.granted.clock,
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s.limiter());
@@ -558,6 +558,8 @@ impl Plugin {
                 .as_ref()
                 .map(|a| a.results.clone())
                 .unwrap_or_default(),
+            asked: self.manifest.capabilities.describe(),
+            granted: self.manifest.granted.describe(),
             loaded_at: self.loaded_at,
             compiled: self.origin,
             health: self.health().report(),
@@ -581,6 +583,10 @@ pub struct PluginInfo {
     /// What an after-interceptor adds to.
     pub results: Vec<String>,
     pub mode: Option<ObserverMode>,
+    /// The capabilities its manifest asks for, in words.
+    pub asked: Vec<String>,
+    /// What the operator granted of them, in words (never a variable's value).
+    pub granted: Vec<String>,
     pub loaded_at: i64,
     pub compiled: engine::Origin,
     pub health: HealthReport,

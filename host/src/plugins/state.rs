@@ -41,6 +41,10 @@ pub struct Identity {
     pub id: String,
     pub config_json: String,
     pub health: Arc<Health>,
+    /// What it asked for within its grant.
+    pub granted: super::capabilities::Granted,
+    /// The key-value state of every plugin, when the host has a database.
+    pub kv: Option<crate::services::plugin_state::PluginState>,
 }
 
 impl State {
@@ -360,5 +364,70 @@ impl Health {
             recent_failures: inner.recent.iter().cloned().collect(),
             recent_logs: inner.logs.iter().cloned().collect(),
         }
+    }
+}
+
+// The host's side of the capabilities (`wit/capabilities@1.0.0`): what the plugin asked for
+// within its grant ([`Identity::granted`]), and nothing else.
+
+use super::capabilities::bindings::integration_host::capabilities::{key_value, variables};
+use crate::services::plugin_state::KvError;
+
+fn to_wit(e: KvError) -> key_value::KvError {
+    match e {
+        KvError::InvalidKey(m) => key_value::KvError::InvalidKey(m),
+        KvError::TooLarge(n) => key_value::KvError::TooLarge(n),
+        KvError::QuotaExceeded(q) => key_value::KvError::QuotaExceeded(q),
+        KvError::Unavailable(m) => key_value::KvError::Unavailable(m),
+    }
+}
+
+impl State {
+    /// The key-value service and the quota, when this plugin was granted key-value state.
+    fn key_value(
+        &self,
+    ) -> Result<(crate::services::plugin_state::PluginState, u64), key_value::KvError> {
+        match (&self.plugin.kv, self.plugin.granted.quota) {
+            (Some(kv), Some(quota)) => Ok((kv.clone(), quota)),
+            (None, Some(_)) => Err(key_value::KvError::Unavailable(
+                "this process has no database (a plugin checked or measured by the command line)"
+                    .into(),
+            )),
+            (_, None) => Err(key_value::KvError::NotGranted),
+        }
+    }
+}
+
+impl key_value::Host for State {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, key_value::KvError> {
+        let (kv, _) = self.key_value()?;
+        kv.get(&self.plugin.id, &key).await.map_err(to_wit)
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), key_value::KvError> {
+        let (kv, quota) = self.key_value()?;
+        kv.set(&self.plugin.id, &key, &value, quota)
+            .await
+            .map_err(to_wit)
+    }
+
+    async fn delete(&mut self, key: String) -> Result<bool, key_value::KvError> {
+        let (kv, _) = self.key_value()?;
+        kv.delete(&self.plugin.id, &key).await.map_err(to_wit)
+    }
+
+    async fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, key_value::KvError> {
+        let (kv, _) = self.key_value()?;
+        kv.keys(&self.plugin.id, &prefix).await.map_err(to_wit)
+    }
+}
+
+impl variables::Host for State {
+    async fn get(&mut self, name: String) -> Option<String> {
+        self.plugin
+            .granted
+            .variables
+            .get(&name)
+            .map(|v| v.expose().to_owned())
     }
 }

@@ -13,6 +13,7 @@ mod error;
 mod integrations;
 mod jobs;
 mod nonces;
+mod plugin_kv;
 mod reader;
 mod sealed;
 mod sessions;
@@ -36,6 +37,7 @@ pub use integrations::{
 };
 pub use jobs::JobRun;
 pub use nonces::{NonceStats, NonceWriter};
+pub use plugin_kv::KvWrite;
 pub use sealed::{Reseal, SealedColumn};
 pub use sessions::SessionRow;
 pub use tokens::CLEANUP_BATCH;

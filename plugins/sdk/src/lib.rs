@@ -47,6 +47,80 @@ pub mod base {
     });
 }
 
+#[doc(hidden)]
+pub mod capabilities_bindings {
+    wit_bindgen::generate!({
+        world: "capabilities",
+        path: "../../wit/capabilities@1.0.0",
+        generate_all,
+    });
+}
+
+/// Durable key-value state: the `key_value` capability (`wit/capabilities@1.0.0`). The manifest
+/// asks for it (`[capabilities] key_value = true`) and the operator grants a quota
+/// (`[plugins.grants.<id>] key_value_quota_kib = 1024`); otherwise every call answers
+/// [`KvError::NotGranted`]. Keys are 1 to 256 bytes, values up to 64 KiB; the state is kept in
+/// the server's database, across calls, reloads and restarts, shared by every server process
+/// and seen by no other plugin.
+pub mod kv {
+    use crate::capabilities_bindings::integration_host::capabilities::key_value as raw;
+    pub use crate::capabilities_bindings::integration_host::capabilities::key_value::KvError;
+
+    /// The value of `key`, if it is set.
+    pub fn get(key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        raw::get(key)
+    }
+
+    /// The value of `key` as text, if it is set (a value that is not UTF-8 is an error).
+    pub fn get_text(key: &str) -> Result<Option<String>, crate::PluginError> {
+        match raw::get(key)? {
+            Some(bytes) => Ok(Some(String::from_utf8(bytes).map_err(|e| {
+                crate::PluginError::Failed(format!("the value of {key} is not UTF-8: {e}"))
+            })?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets `key` to `value`.
+    pub fn set(key: &str, value: impl AsRef<[u8]>) -> Result<(), KvError> {
+        raw::set(key, value.as_ref())
+    }
+
+    /// Removes `key`; whether it was set.
+    pub fn delete(key: &str) -> Result<bool, KvError> {
+        raw::delete(key)
+    }
+
+    /// The keys starting with `prefix` (`""` for all), in byte order, at most 1,000.
+    pub fn list_keys(prefix: &str) -> Result<Vec<String>, KvError> {
+        raw::list_keys(prefix)
+    }
+
+    /// What went wrong, in words.
+    pub fn describe(e: &KvError) -> String {
+        match e {
+            KvError::NotGranted => "key-value state is not granted".to_owned(),
+            KvError::InvalidKey(m) => format!("invalid key: {m}"),
+            KvError::TooLarge(n) => format!("the value is larger than {n} bytes"),
+            KvError::QuotaExceeded(q) => format!("the key-value quota of {q} bytes is used up"),
+            KvError::Unavailable(m) => format!("key-value state is unavailable: {m}"),
+        }
+    }
+
+    impl From<KvError> for crate::PluginError {
+        fn from(e: KvError) -> Self {
+            crate::PluginError::Failed(describe(&e))
+        }
+    }
+}
+
+/// The value of variable `name` that the operator set for this plugin
+/// (`[plugins.grants.<id>.variables]`), when the manifest asks for it
+/// (`[capabilities] variables = ["name"]`); `None` otherwise.
+pub fn variable(name: &str) -> Option<String> {
+    capabilities_bindings::integration_host::capabilities::variables::get(name)
+}
+
 #[cfg(feature = "observer")]
 #[doc(hidden)]
 pub mod observer_bindings {
@@ -178,7 +252,7 @@ pub use verifier_bindings::exports::integration_host::plugin::credential_verifie
 pub mod prelude {
     pub use crate::{
         Account, AdminLogin, CustomerLogin, Event, IntegrationRef, Plugin, PluginError, Principal,
-        UserType, debug, error, info, register, warn,
+        UserType, debug, error, info, kv, register, variable, warn,
     };
 
     #[cfg(feature = "observer")]

@@ -19,9 +19,8 @@ mod tables;
 use exports::supported;
 pub use exports::{Exported, PACKAGE, SUPPORTED_API, parse_api};
 pub use tables::{
-    AfterSection, BeforeSection, CAPABILITIES, InterceptorOnError, Limits, ObserverMode,
-    ObserverOnError, ObserverSection, ResolverOnError, ResolverSection, Role, VerifierOnError,
-    VerifierSection,
+    AfterSection, BeforeSection, InterceptorOnError, Limits, ObserverMode, ObserverOnError,
+    ObserverSection, ResolverOnError, ResolverSection, Role, VerifierOnError, VerifierSection,
 };
 use tables::{Tables, check_sections, role_list};
 
@@ -55,7 +54,7 @@ struct Raw {
     #[serde(default)]
     limits: Limits,
     #[serde(default)]
-    capabilities: Vec<String>,
+    capabilities: super::capabilities::Asked,
     #[serde(default)]
     config: toml::Table,
 }
@@ -85,7 +84,10 @@ pub struct Manifest {
     pub after: Option<AfterSection>,
     pub verifier: Option<VerifierSection>,
     pub limits: Limits,
-    pub capabilities: Vec<String>,
+    /// What it asks for.
+    pub capabilities: super::capabilities::Asked,
+    /// What it asked for within the operator's grant.
+    pub granted: super::capabilities::Granted,
     /// The `[config]` table as a JSON object, handed to the plugin by the host's `config()`.
     pub config_json: String,
     /// The plugin folder.
@@ -289,27 +291,10 @@ pub fn parse(dir: &Path, text: &str, settings: &PluginSettings) -> Result<Manife
             ),
         ));
     }
-    let granted = settings.grants.get(&raw.id);
-    for (i, c) in raw.capabilities.iter().enumerate() {
-        if !CAPABILITIES.contains(&c.as_str()) {
-            return Err(err(
-                &format!("capabilities[{i}]"),
-                format!(
-                    "unknown capability `{c}`; known: {}",
-                    CAPABILITIES.join(", ")
-                ),
-            ));
-        }
-        if !granted.is_some_and(|g| g.contains(c)) {
-            return Err(err(
-                &format!("capabilities[{i}]"),
-                format!(
-                    "capability `{c}` is not granted to `{}`; the operator grants it with plugins.grants.{} = [\"{c}\"]",
-                    raw.id, raw.id
-                ),
-            ));
-        }
-    }
+    let granted = raw
+        .capabilities
+        .granted(&raw.id, settings.grants.get(&raw.id))
+        .map_err(|m| err("capabilities", m))?;
     let config_json = serde_json::to_string(&toml_to_json(toml::Value::Table(raw.config)))
         .map_err(|e| err("config", e.to_string()))?;
     Ok(Manifest {
@@ -328,6 +313,7 @@ pub fn parse(dir: &Path, text: &str, settings: &PluginSettings) -> Result<Manife
         observer: raw.observer,
         limits: raw.limits,
         capabilities: raw.capabilities,
+        granted,
         config_json,
     })
 }
@@ -471,7 +457,11 @@ blocked = ["a.example"]
             ),
             (
                 GOOD.replace("roles", "capabilities = [\"clock\"]\nroles"),
-                "capabilities[0]",
+                "capabilities",
+            ),
+            (
+                GOOD.replace("roles", "capabilities = [\"network\"]\nroles"),
+                "capabilities",
             ),
             (GOOD.replace("roles", "colour = 1\nroles"), "colour"),
             (
@@ -491,12 +481,18 @@ blocked = ["a.example"]
     #[test]
     fn a_granted_capability_is_accepted() {
         let mut s = settings();
-        s.grants.insert("login-audit".into(), vec!["clock".into()]);
-        let text = GOOD.replace("roles", "capabilities = [\"clock\"]\nroles");
-        assert_eq!(
-            parse(Path::new("p"), &text, &s).unwrap().capabilities,
-            ["clock"]
+        s.grants.insert(
+            "login-audit".into(),
+            crate::config::PluginGrant {
+                clock: true,
+                ..Default::default()
+            },
         );
+        let text = GOOD.replace("roles", "capabilities = [\"clock\"]\nroles");
+        let m = parse(Path::new("p"), &text, &s).unwrap();
+        assert!(m.capabilities.clock && m.granted.clock);
+        let text = format!("{GOOD}\n[capabilities]\nclock = true\n");
+        assert!(parse(Path::new("p"), &text, &s).unwrap().granted.clock);
     }
 
     #[test]

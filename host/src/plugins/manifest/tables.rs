@@ -196,9 +196,6 @@ impl Default for Limits {
     }
 }
 
-/// Capabilities a plugin may ask for.
-pub const CAPABILITIES: &[&str] = &["clock"];
-
 pub(super) fn role_list(roles: &[Role]) -> String {
     roles
         .iter()

@@ -62,6 +62,31 @@ fn probe() {
     info!("probe", now = now, fs = fs, env = env);
 }
 
+/// Counts the events it sees by name in its key-value state, records what its variables say
+/// and what the capabilities answer when misused, for the tests to read with `plugin kv`.
+fn keep_state(event: &str) -> Result<(), PluginError> {
+    let key = format!("count/{event}");
+    let n: u64 = kv::get_text(&key)?.map_or(Ok(0), |t| t.parse())?;
+    kv::set(&key, (n + 1).to_string())?;
+    let greeting = variable("greeting").unwrap_or_else(|| "(none)".into());
+    kv::set("variable/greeting", greeting)?;
+    let unasked = variable("unasked").unwrap_or_else(|| "(none)".into());
+    kv::set("variable/unasked", unasked)?;
+    let too_large = match kv::set("too-large", vec![0u8; 64 * 1024 + 1]) {
+        Ok(()) => "accepted".to_owned(),
+        Err(e) => kv::describe(&e),
+    };
+    kv::set("answer/too-large", too_large)?;
+    let over_quota = match kv::set("over-quota", vec![b'x'; 60 * 1024]) {
+        Ok(()) => "accepted".to_owned(),
+        Err(e) => kv::describe(&e),
+    };
+    kv::set("answer/over-quota", over_quota)?;
+    let listed = kv::list_keys("count/")?.join(",");
+    kv::set("answer/list", listed)?;
+    Ok(())
+}
+
 fn huge() -> String {
     "x".repeat(4 << 20)
 }
@@ -98,6 +123,9 @@ impl Observer for Misbehave {
         info!("observed", event = name, label = self.label);
         if self.behaviour == "probe" {
             probe();
+        }
+        if self.behaviour == "state" {
+            keep_state(name)?;
         }
         misbehave(&self.behaviour)?;
         Ok(match self.behaviour.as_str() {

@@ -1,0 +1,205 @@
+//! Capabilities: what a plugin's manifest asks for (`[capabilities]`), checked against what the
+//! operator grants it (`[plugins.grants.<id>]`, deny by default: a plugin asking for more does
+//! not load, and the reason names the configuration key to set), and the host's side of the
+//! `integration-host:capabilities` interfaces (`wit/capabilities@1.0.0`): key-value state and
+//! variables. The interfaces are in the linker of every plugin; a call answers only what the
+//! plugin asked for and was granted.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{PluginGrant, VariableValue};
+
+pub(super) mod bindings {
+    wasmtime::component::bindgen!({
+        world: "capabilities",
+        path: "../wit/capabilities@1.0.0",
+        imports: { default: async },
+    });
+}
+
+/// What a manifest asks for: `[capabilities]` with `clock`, `key_value` and `variables`, or the
+/// older list of names (`capabilities = ["clock"]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Asked {
+    pub clock: bool,
+    pub key_value: bool,
+    pub variables: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for Asked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            #[serde(default)]
+            clock: bool,
+            #[serde(default)]
+            key_value: bool,
+            #[serde(default)]
+            variables: Vec<String>,
+        }
+        use serde::de::Error as _;
+        match toml::Value::deserialize(d)? {
+            toml::Value::Array(items) => {
+                let mut asked = Asked::default();
+                for item in items {
+                    match item.as_str() {
+                        Some("clock") => asked.clock = true,
+                        _ => {
+                            return Err(D::Error::custom(format!(
+                                "unknown capability {item}; known: clock (or write a [capabilities] table)"
+                            )));
+                        }
+                    }
+                }
+                Ok(asked)
+            }
+            value @ toml::Value::Table(_) => {
+                let t = Table::deserialize(value).map_err(D::Error::custom)?;
+                Ok(Asked {
+                    clock: t.clock,
+                    key_value: t.key_value,
+                    variables: t.variables,
+                })
+            }
+            other => Err(D::Error::custom(format!(
+                "capabilities is a table, not {}",
+                other.type_str()
+            ))),
+        }
+    }
+}
+
+impl Asked {
+    /// What plugin `id` may use, when its grant covers everything asked; otherwise the first
+    /// thing missing, naming the configuration key that would grant it.
+    pub fn granted(&self, id: &str, grant: Option<&PluginGrant>) -> Result<Granted, String> {
+        let none = PluginGrant::default();
+        let grant = grant.unwrap_or(&none);
+        let at = format!("plugins.grants.{id}");
+        if self.clock && !grant.clock {
+            return Err(format!(
+                "asks for the clock, which {at}.clock does not grant (or {at} = [\"clock\"])"
+            ));
+        }
+        let quota = match (self.key_value, grant.key_value_quota_kib) {
+            (true, None) => {
+                return Err(format!(
+                    "asks for key-value state, which {at}.key_value_quota_kib does not grant"
+                ));
+            }
+            (true, Some(kib)) => Some(kib.saturating_mul(1024)),
+            (false, _) => None,
+        };
+        let mut variables = BTreeMap::new();
+        for name in &self.variables {
+            match grant.variables.get(name) {
+                Some(v) => {
+                    variables.insert(name.clone(), v.clone());
+                }
+                None => {
+                    return Err(format!(
+                        "asks for variable `{name}`, which {at}.variables.{name} does not set"
+                    ));
+                }
+            }
+        }
+        Ok(Granted {
+            clock: self.clock,
+            quota,
+            variables,
+        })
+    }
+
+    /// What is asked, in words (`clock`, `key_value`, `variables: a, b`).
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.clock {
+            out.push("clock".to_owned());
+        }
+        if self.key_value {
+            out.push("key_value".to_owned());
+        }
+        if !self.variables.is_empty() {
+            out.push(format!("variables: {}", self.variables.join(", ")));
+        }
+        out
+    }
+}
+
+/// What a loaded plugin may use: what it asked for, within its grant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Granted {
+    pub clock: bool,
+    /// Key-value state, up to this many bytes of keys and values.
+    pub quota: Option<u64>,
+    /// The variables it asked for, with their values (never shown).
+    pub variables: BTreeMap<String, VariableValue>,
+}
+
+impl Granted {
+    /// What is granted, in words (`clock`, `key_value (1024 KiB)`, `variables: a, b`); never a
+    /// variable's value.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.clock {
+            out.push("clock".to_owned());
+        }
+        if let Some(q) = self.quota {
+            out.push(format!("key_value ({} KiB)", q / 1024));
+        }
+        if !self.variables.is_empty() {
+            let names: Vec<&str> = self.variables.keys().map(String::as_str).collect();
+            out.push(format!("variables: {}", names.join(", ")));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(text: &str) -> Asked {
+        #[derive(Deserialize)]
+        struct W {
+            capabilities: Asked,
+        }
+        toml::from_str::<W>(text).unwrap().capabilities
+    }
+
+    #[test]
+    fn asked_within_the_grant_is_granted_and_more_names_the_key() {
+        let a = asked("[capabilities]\nkey_value = true\nvariables = [\"url\", \"secret\"]\n");
+        let err = a.granted("hook", None).unwrap_err();
+        assert!(
+            err.contains("plugins.grants.hook.key_value_quota_kib"),
+            "{err}"
+        );
+        let mut g = PluginGrant {
+            key_value_quota_kib: Some(4),
+            ..Default::default()
+        };
+        g.variables
+            .insert("url".into(), VariableValue::new("http://x/"));
+        let err = a.granted("hook", Some(&g)).unwrap_err();
+        assert!(
+            err.contains("plugins.grants.hook.variables.secret"),
+            "{err}"
+        );
+        g.variables.insert("secret".into(), VariableValue::new("s"));
+        g.variables
+            .insert("unasked".into(), VariableValue::new("u"));
+        let granted = a.granted("hook", Some(&g)).unwrap();
+        assert_eq!(granted.quota, Some(4096));
+        // Only what was asked reaches the plugin.
+        assert!(!granted.variables.contains_key("unasked"));
+        assert_eq!(
+            granted.describe(),
+            ["key_value (4 KiB)", "variables: secret, url"]
+        );
+        assert_eq!(asked("capabilities = [\"clock\"]\n").describe(), ["clock"]);
+    }
+}

@@ -1,0 +1,147 @@
+//! Plugins' key-value state (`plugin_kv`): one namespace per plugin id, a size per entry (its
+//! key and value in bytes) summed against the plugin's quota within the write's transaction.
+
+use super::{Pool, Store, StoreError};
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvWrite {
+    Written,
+    /// The write would take the plugin's entries past the quota; nothing was written.
+    OverQuota,
+}
+
+impl Store {
+    /// The value of a plugin's key.
+    pub async fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(super::on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT value FROM plugin_kv WHERE plugin_id = $1 AND item_key = $2"
+        )
+        .bind(plugin)
+        .bind(key)
+        .fetch_optional(p)
+        .await?))
+    }
+
+    /// Sets a plugin's key when its entries, this one counted at its new size, stay within
+    /// `quota` bytes.
+    pub async fn kv_set(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &[u8],
+        quota: u64,
+        now: i64,
+    ) -> Result<KvWrite, StoreError> {
+        let size = (key.len() + value.len()) as i64;
+        let written = super::on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let others: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM plugin_kv
+                 WHERE plugin_id = $1 AND item_key <> $2",
+            )
+            .bind(plugin)
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+            if others.saturating_add(size) as u64 > quota {
+                tx.rollback().await?;
+                KvWrite::OverQuota
+            } else {
+                sqlx::query(
+                    "INSERT INTO plugin_kv (plugin_id, item_key, value, size, updated_at)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (plugin_id, item_key) DO UPDATE
+                     SET value = excluded.value, size = excluded.size, updated_at = excluded.updated_at",
+                )
+                .bind(plugin)
+                .bind(key)
+                .bind(value)
+                .bind(size)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                KvWrite::Written
+            }
+        });
+        Ok(written)
+    }
+
+    /// Removes a plugin's key; whether it was set.
+    pub async fn kv_delete(&self, plugin: &str, key: &str) -> Result<bool, StoreError> {
+        let n = super::on_pool!(self, |p| sqlx::query(
+            "DELETE FROM plugin_kv WHERE plugin_id = $1 AND item_key = $2"
+        )
+        .bind(plugin)
+        .bind(key)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(n > 0)
+    }
+
+    /// Removes every key of a plugin; how many there were.
+    pub async fn kv_clear(&self, plugin: &str) -> Result<u64, StoreError> {
+        Ok(super::on_pool!(self, |p| sqlx::query(
+            "DELETE FROM plugin_kv WHERE plugin_id = $1"
+        )
+        .bind(plugin)
+        .execute(p)
+        .await?
+        .rows_affected()))
+    }
+
+    /// A plugin's keys starting with `prefix`, in byte order, at most `limit`, with the size
+    /// of each entry.
+    pub async fn kv_keys(
+        &self,
+        plugin: &str,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.ensure_available()?;
+        let chars = prefix.chars().count() as i64;
+        // Byte order: SQLite compares text as bytes; PostgreSQL needs the C collation.
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => {
+                sqlx::query_as(
+                    "SELECT item_key, size FROM plugin_kv
+                     WHERE plugin_id = $1 AND substr(item_key, 1, $2) = $3
+                     ORDER BY item_key LIMIT $4",
+                )
+                .bind(plugin)
+                .bind(chars)
+                .bind(prefix)
+                .bind(limit)
+                .fetch_all(p)
+                .await?
+            }
+            Pool::Postgres(p) => {
+                sqlx::query_as(
+                    "SELECT item_key, size FROM plugin_kv
+                     WHERE plugin_id = $1 AND substr(item_key, 1, $2::int) = $3
+                     ORDER BY item_key COLLATE \"C\" LIMIT $4",
+                )
+                .bind(plugin)
+                .bind(chars)
+                .bind(prefix)
+                .bind(limit)
+                .fetch_all(p)
+                .await?
+            }
+        })
+    }
+
+    /// How many keys a plugin has and the bytes they and their values take.
+    pub async fn kv_usage(&self, plugin: &str) -> Result<(i64, i64), StoreError> {
+        Ok(super::on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM plugin_kv WHERE plugin_id = $1"
+        )
+        .bind(plugin)
+        .fetch_one(p)
+        .await?
+        }))
+    }
+}
