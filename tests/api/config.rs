@@ -213,7 +213,7 @@ async fn check_finds_every_broken_file_with_its_file_and_key() {
         "{err}"
     );
     assert!(
-        err.contains("capability `clock` is not granted to `greedy`"),
+        err.contains("asks for the clock, which plugins.grants.greedy.clock does not grant"),
         "{err}"
     );
     assert!(err.contains("mangled"), "{err}");

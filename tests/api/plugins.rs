@@ -923,7 +923,7 @@ async fn the_sandbox_hides_files_environment_and_clock_unless_granted() {
     let (_, body) = send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
     let problem = body["reload"]["problems"][0]["error"].as_str().unwrap();
     assert!(
-        problem.contains("capability `clock` is not granted to `greedy`"),
+        problem.contains("asks for the clock, which plugins.grants.greedy.clock does not grant"),
         "{problem}"
     );
 }

@@ -11,8 +11,9 @@ use futures_util::future::BoxFuture;
 
 use super::engine;
 use super::error::{LoadError, ProvidersFailed};
+use super::info::PluginInfo;
 use super::loader::Loader;
-use super::pool::{Plugin, PluginInfo};
+use super::pool::Plugin;
 use super::registry::{Problem, Registry, ReloadReport};
 use super::roles::subscribe_observers;
 use crate::config::PluginSettings;

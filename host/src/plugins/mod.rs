@@ -33,6 +33,7 @@ pub mod capabilities;
 mod engine;
 pub mod error;
 mod host;
+mod info;
 mod loader;
 pub mod manifest;
 mod pool;
@@ -44,7 +45,8 @@ pub mod v1_1;
 
 pub use error::{CallError, GuestError, LoadError, ProvidersFailed, Trap};
 pub use host::{PluginHost, spawn_reloader};
-pub use pool::{MAX_PROVIDED, MAX_REASON, Plugin, PluginInfo};
+pub use info::PluginInfo;
+pub use pool::{MAX_PROVIDED, MAX_REASON, Plugin};
 pub use registry::{Problem, ReloadReport};
 
 /// WIT packages released to plugin authors (the plugin API by version, and the capabilities

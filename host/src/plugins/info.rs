@@ -1,0 +1,73 @@
+//! A loaded plugin as `plugin list`, `GET /rest/V1/plugins` and the admin plugins page show it:
+//! what it is, what it plays, what it asks for and was granted, and how it fares.
+
+use serde::Serialize;
+
+use super::engine;
+use super::manifest::{ObserverMode, Role};
+use super::pool::Plugin;
+use super::state::HealthReport;
+
+/// A loaded plugin as `plugin list` and `GET /rest/V1/plugins` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginInfo {
+    pub id: String,
+    pub version: String,
+    pub api_version: String,
+    pub description: String,
+    pub dir: String,
+    pub roles: Vec<Role>,
+    pub sort_order: i32,
+    pub events: Vec<String>,
+    /// What a before-interceptor intercepts.
+    pub operations: Vec<String>,
+    /// What an after-interceptor adds to.
+    pub results: Vec<String>,
+    pub mode: Option<ObserverMode>,
+    /// The capabilities its manifest asks for, in words.
+    pub asked: Vec<String>,
+    /// What the operator granted of them, in words (never a variable's value).
+    pub granted: Vec<String>,
+    pub loaded_at: i64,
+    pub compiled: engine::Origin,
+    pub health: HealthReport,
+}
+
+impl Plugin {
+    /// What `plugin list` and the REST API show.
+    pub fn info(&self) -> PluginInfo {
+        PluginInfo {
+            id: self.manifest.id.clone(),
+            version: self.manifest.version.clone(),
+            api_version: self.manifest.api_text(),
+            description: self.manifest.description.clone(),
+            dir: self.dir.display().to_string(),
+            roles: self.manifest.roles.clone(),
+            sort_order: self.manifest.sort_order,
+            events: self
+                .manifest
+                .observer
+                .as_ref()
+                .map(|o| o.events.clone())
+                .unwrap_or_default(),
+            mode: self.manifest.observer.as_ref().map(|o| o.mode),
+            operations: self
+                .manifest
+                .before
+                .as_ref()
+                .map(|b| b.operations.clone())
+                .unwrap_or_default(),
+            results: self
+                .manifest
+                .after
+                .as_ref()
+                .map(|a| a.results.clone())
+                .unwrap_or_default(),
+            asked: self.manifest.capabilities.describe(),
+            granted: self.manifest.granted.describe(),
+            loaded_at: self.loaded_at,
+            compiled: self.origin,
+            health: self.health().report(),
+        }
+    }
+}
