@@ -248,3 +248,82 @@ async fn asking_for_more_than_the_grant_keeps_a_plugin_out_and_names_the_key() {
         "{health}"
     );
 }
+
+#[tokio::test]
+async fn a_secret_variable_reaches_the_plugin_and_no_log_line() {
+    use integration_host_tests::{CliEnv, ServerProcess, plugin_cache_dir};
+    const SECRET: &str = "Sup3r-secret-webhook-key-5e8b";
+    let env = CliEnv::new().await;
+    let folder = PluginFolder::new();
+    folder.write(
+        "keeper",
+        "misbehave",
+        &keeper("[capabilities]\nkey_value = true\nvariables = [\"greeting\"]"),
+    );
+    let mut text = std::fs::read_to_string(&env.config).unwrap();
+    text = text.replace("level = \"info\"", "level = \"debug\"");
+    text.push_str(&format!(
+        "[plugins]\ndirectories = [{:?}]\ncache_dir = {:?}\n[plugins.grants.keeper]\nkey_value_quota_kib = 32\n[plugins.grants.keeper.variables]\ngreeting = {{ env = \"KEEPER_GREETING\" }}\n",
+        folder.path().display().to_string(),
+        plugin_cache_dir().display().to_string(),
+    ));
+    std::fs::write(&env.config, text).unwrap();
+    let vars = [("KEEPER_GREETING", SECRET)];
+    // Without the variable's source, the configuration does not load, and says why.
+    let out = env.run(&["config", "check"], "");
+    assert!(
+        show(&out).contains("environment variable KEEPER_GREETING is not set"),
+        "{}",
+        show(&out)
+    );
+    let out = run_binary(
+        &env.config,
+        &[
+            "admin",
+            "create",
+            "--username",
+            "jane",
+            "--email",
+            "jane@example.com",
+        ],
+        "secret123\n",
+        &vars,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let server = ServerProcess::start(&env.config, &[], &vars);
+    let base = server.url("");
+    let token = sign_in(&base, &client()).await;
+    sign_in(&base, &client()).await;
+    let (status, view) = send_json(
+        client()
+            .get(format!("{base}/rest/V1/plugins"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The plugin read it (and chose to keep it in its own state).
+    let got = run_binary(
+        &env.config,
+        &["plugin", "kv", "get", "keeper", "variable/greeting"],
+        "",
+        &vars,
+    );
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), SECRET);
+    let listed = run_binary(&env.config, &["plugin", "list"], "", &vars);
+    let checked = run_binary(&env.config, &["config", "check"], "", &vars);
+    let logs = format!("{}{}", server.stdout(), server.stderr());
+    assert!(server.stop().success());
+    let secret = SECRET.as_bytes();
+    for (what, bytes) in [
+        ("the server's log", logs.as_bytes().to_vec()),
+        ("the plugins API", view.to_string().into_bytes()),
+        ("plugin list", [listed.stdout, listed.stderr].concat()),
+        ("config check", [checked.stdout, checked.stderr].concat()),
+    ] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret),
+            "the secret variable appears in {what}"
+        );
+    }
+    assert!(logs.contains("request answered"), "the log was captured");
+}

@@ -279,9 +279,17 @@ impl Loader {
             let key = err.path().to_string();
             let inner = err.into_inner();
             let message = inner.message().to_owned();
+            // A table's error (a plugin's grant) comes from where its keys were set.
+            let below = format!("{key}.");
             let origin = self
                 .origins
                 .get(&key)
+                .or_else(|| {
+                    self.origins
+                        .iter()
+                        .find(|(k, _)| k.starts_with(&below))
+                        .map(|(_, o)| o)
+                })
                 .map(ToString::to_string)
                 .unwrap_or_else(|| "default".to_owned());
             ConfigError::Key {
