@@ -84,8 +84,22 @@ impl<'de> Deserialize<'de> for VariableValue {
     }
 }
 
-/// Capability names of the list form.
-const LISTED: &[&str] = &["clock"];
+/// Reads the list form of capabilities (`["clock"]`), in a grant or a plugin's manifest: the
+/// clock is the only capability a list can name; everything else needs a table.
+pub fn clock_from_list(items: &[toml::Value]) -> Result<bool, String> {
+    let mut clock = false;
+    for item in items {
+        match item.as_str() {
+            Some("clock") => clock = true,
+            _ => {
+                return Err(format!(
+                    "unknown capability {item}; a list names only \"clock\", a table names the others"
+                ));
+            }
+        }
+    }
+    Ok(clock)
+}
 
 impl<'de> Deserialize<'de> for PluginGrant {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -101,21 +115,10 @@ impl<'de> Deserialize<'de> for PluginGrant {
         }
         use serde::de::Error as _;
         match toml::Value::deserialize(d)? {
-            toml::Value::Array(items) => {
-                let mut grant = PluginGrant::default();
-                for item in items {
-                    match item.as_str() {
-                        Some("clock") => grant.clock = true,
-                        _ => {
-                            return Err(D::Error::custom(format!(
-                                "unknown capability {item}; a list grants {}, a table grants everything else",
-                                LISTED.join(", ")
-                            )));
-                        }
-                    }
-                }
-                Ok(grant)
-            }
+            toml::Value::Array(items) => Ok(PluginGrant {
+                clock: clock_from_list(&items).map_err(D::Error::custom)?,
+                ..Default::default()
+            }),
             value @ toml::Value::Table(_) => {
                 let t = Table::deserialize(value).map_err(D::Error::custom)?;
                 if t.key_value_quota_kib == Some(0) {

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use grants::{PluginGrant, VariableValue};
+pub use grants::{PluginGrant, VariableValue, clock_from_list};
 pub use loader::{ConfigError, Loader, Origin, load, parse_toml_at_key};
 pub use types::{
     CronSchedule, DatabaseUrl, InvalidValue, JwtAlgorithm, KeySpec, ListenAddr, LogFormat,

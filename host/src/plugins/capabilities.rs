@@ -42,20 +42,10 @@ impl<'de> Deserialize<'de> for Asked {
         }
         use serde::de::Error as _;
         match toml::Value::deserialize(d)? {
-            toml::Value::Array(items) => {
-                let mut asked = Asked::default();
-                for item in items {
-                    match item.as_str() {
-                        Some("clock") => asked.clock = true,
-                        _ => {
-                            return Err(D::Error::custom(format!(
-                                "unknown capability {item}; known: clock (or write a [capabilities] table)"
-                            )));
-                        }
-                    }
-                }
-                Ok(asked)
-            }
+            toml::Value::Array(items) => Ok(Asked {
+                clock: crate::config::clock_from_list(&items).map_err(D::Error::custom)?,
+                ..Default::default()
+            }),
             value @ toml::Value::Table(_) => {
                 let t = Table::deserialize(value).map_err(D::Error::custom)?;
                 Ok(Asked {
