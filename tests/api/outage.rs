@@ -8,54 +8,10 @@ use std::time::{Duration, Instant};
 use integration_host::config::DatabaseUrl;
 use integration_host::domain::AccountKind;
 use integration_host_tests::{
-    PrivatePostgres, TestDb, oauth_header, send_json, spawn_on, test_settings, unix_now,
+    PrivatePostgres, TestDb, admin_ui_session, oauth_header, send_json, spawn_on, test_settings,
+    unix_now,
 };
 use serde_json::json;
-
-/// The `name=value` pairs a response sets, as one `Cookie` header value.
-fn cookies(res: &reqwest::Response) -> Vec<String> {
-    res.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
-        .collect()
-}
-
-/// Signs in to the admin UI as a browser would; answers the session's `Cookie` header.
-async fn admin_ui_session(
-    client: &reqwest::Client,
-    base: &str,
-    user: &str,
-    password: &str,
-) -> String {
-    let page = client
-        .get(format!("{base}/admin/login"))
-        .send()
-        .await
-        .unwrap();
-    let mut jar = cookies(&page);
-    let html = page.text().await.unwrap();
-    let form_key = html
-        .split("name=\"form_key\" value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("the sign-in form has a form key")
-        .to_owned();
-    let res = client
-        .post(format!("{base}/admin/login"))
-        .header("Cookie", jar.join("; "))
-        .form(&[
-            ("username", user),
-            ("password", password),
-            ("form_key", &form_key),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    jar.extend(cookies(&res));
-    jar.join("; ")
-}
 
 /// Polls `/readyz` until it answers `status`.
 async fn readyz_becomes(client: &reqwest::Client, base: &str, status: u16, limit: Duration) {

@@ -47,6 +47,7 @@ fn grants(s: &mut Settings) {
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
 }
@@ -152,6 +153,25 @@ async fn key_value_state_and_variables_as_granted() {
     );
     let text = view.to_string();
     assert!(!text.contains(SECRET_GREETING) && !text.contains(UNASKED));
+    // The admin plugins page shows them too, and no value.
+    let session =
+        integration_host_tests::admin_ui_session(&client(), &app.address, "jane", "secret123")
+            .await;
+    let page = client()
+        .get(app.url("/admin/plugins"))
+        .header("Cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<dd class=\"asked\">key_value; variables: greeting</dd>")
+            && page.contains("<dd class=\"granted\">key_value (32 KiB); variables: greeting</dd>"),
+        "{page}"
+    );
+    assert!(!page.contains(SECRET_GREETING) && !page.contains(UNASKED));
     let config = app.config_file();
     let listed = run_binary(&config, &["plugin", "list"], "", &[]);
     let listed_text = show(&listed);
@@ -165,15 +185,16 @@ async fn key_value_state_and_variables_as_granted() {
     )
     .await;
     assert_eq!(status, 200);
+    // (The admin UI's sign-in above was a fourth.)
     sign_in(&app.address, &client()).await;
-    assert_eq!(value(&app, "keeper", "count/admin_login"), "4");
+    assert_eq!(value(&app, "keeper", "count/admin_login"), "5");
 
     // A second server process on the database shares it (and a restart is one).
     let second = Application::build(app.settings.clone()).await.unwrap();
     let base = format!("http://127.0.0.1:{}", second.port());
     tokio::spawn(second.run_until_stopped());
     sign_in(&base, &client()).await;
-    assert_eq!(value(&app, "keeper", "count/admin_login"), "5");
+    assert_eq!(value(&app, "keeper", "count/admin_login"), "6");
 
     // The operator deletes one key, then everything.
     let out = kv(&app, &["delete", "keeper", "count/admin_login"]);
@@ -187,7 +208,7 @@ async fn key_value_state_and_variables_as_granted() {
         "{}",
         show(&out)
     );
-    assert_eq!(value(&app, "other", "count/admin_login"), "5");
+    assert_eq!(value(&app, "other", "count/admin_login"), "6");
 }
 
 #[tokio::test]

@@ -301,3 +301,48 @@ pub async fn send_json(req: reqwest::RequestBuilder) -> (u16, serde_json::Value)
         serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// The `name=value` pairs a response sets, as one `Cookie` header value.
+fn cookies(res: &reqwest::Response) -> Vec<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect()
+}
+
+/// Signs in to the admin UI as a browser would; answers the session's `Cookie` header.
+pub async fn admin_ui_session(
+    client: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> String {
+    let page = client
+        .get(format!("{base}/admin/login"))
+        .send()
+        .await
+        .unwrap();
+    let mut jar = cookies(&page);
+    let html = page.text().await.unwrap();
+    let form_key = html
+        .split("name=\"form_key\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the sign-in form has a form key")
+        .to_owned();
+    let res = client
+        .post(format!("{base}/admin/login"))
+        .header("Cookie", jar.join("; "))
+        .form(&[
+            ("username", user),
+            ("password", password),
+            ("form_key", &form_key),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    jar.extend(cookies(&res));
+    jar.join("; ")
+}
