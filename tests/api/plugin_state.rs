@@ -348,3 +348,33 @@ async fn a_secret_variable_reaches_the_plugin_and_no_log_line() {
     }
     assert!(logs.contains("request answered"), "the log was captured");
 }
+
+#[tokio::test]
+async fn writes_at_once_never_take_a_plugin_past_its_quota() {
+    use integration_host::services::plugin_state::{KvError, PluginState};
+    let app = integration_host_tests::spawn_app().await;
+    let kv = PluginState::new(app.store.clone());
+    // 20 writers at once, 1,003 bytes each (a key of 3 and a value of 1,000), into 5,000 bytes.
+    let writes = (0..20).map(|i| {
+        let kv = kv.clone();
+        tokio::spawn(async move {
+            kv.set("racer", &format!("k{i:02}"), &[b'v'; 1000], 5000)
+                .await
+        })
+    });
+    let mut written = 0;
+    for w in writes {
+        match w.await.unwrap() {
+            Ok(()) => written += 1,
+            Err(KvError::QuotaExceeded(5000)) => {}
+            Err(e) => panic!("a write failed otherwise: {e}"),
+        }
+    }
+    assert_eq!(written, 4);
+    let (keys, bytes) = kv.usage("racer").await.unwrap();
+    assert_eq!((keys, bytes), (4, 4012));
+    // Replacing a value counts it at its new size, not twice.
+    let first = kv.keys("racer", "").await.unwrap().remove(0);
+    kv.set("racer", &first, &[b'w'; 1000], 5000).await.unwrap();
+    assert_eq!(kv.usage("racer").await.unwrap(), (4, 4012));
+}

@@ -1,5 +1,5 @@
 //! Plugins' key-value state (`plugin_kv`): one namespace per plugin id, a size per entry (its
-//! key and value in bytes) summed against the plugin's quota within the write's transaction.
+//! key and value in bytes) summed against the plugin's quota by the write itself.
 
 use super::{Pool, Store, StoreError};
 
@@ -24,7 +24,9 @@ impl Store {
     }
 
     /// Sets a plugin's key when its entries, this one counted at its new size, stay within
-    /// `quota` bytes.
+    /// `quota` bytes: one statement that writes only when the sum allows it, so that the check
+    /// and the write cannot be split by another writer (SQLite runs it as one write
+    /// transaction; PostgreSQL processes take turns per plugin through an advisory lock).
     pub async fn kv_set(
         &self,
         plugin: &str,
@@ -33,39 +35,53 @@ impl Store {
         quota: u64,
         now: i64,
     ) -> Result<KvWrite, StoreError> {
+        const UPSERT: &str = "INSERT INTO plugin_kv (plugin_id, item_key, value, size, updated_at)
+             SELECT $1, $2, $3, $4, $5
+             WHERE (SELECT COALESCE(SUM(size), 0) FROM plugin_kv
+                    WHERE plugin_id = $1 AND item_key <> $2) + $4 <= $6
+             ON CONFLICT (plugin_id, item_key) DO UPDATE
+             SET value = excluded.value, size = excluded.size, updated_at = excluded.updated_at";
+        self.ensure_available()?;
         let size = (key.len() + value.len()) as i64;
-        let written = super::on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            let others: i64 = sqlx::query_scalar(
-                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM plugin_kv
-                 WHERE plugin_id = $1 AND item_key <> $2",
-            )
-            .bind(plugin)
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
-            if others.saturating_add(size) as u64 > quota {
-                tx.rollback().await?;
-                KvWrite::OverQuota
-            } else {
-                sqlx::query(
-                    "INSERT INTO plugin_kv (plugin_id, item_key, value, size, updated_at)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (plugin_id, item_key) DO UPDATE
-                     SET value = excluded.value, size = excluded.size, updated_at = excluded.updated_at",
-                )
+        let quota = i64::try_from(quota).unwrap_or(i64::MAX);
+        let written = match &self.pool {
+            Pool::Sqlite(p) => sqlx::query(UPSERT)
                 .bind(plugin)
                 .bind(key)
                 .bind(value)
                 .bind(size)
                 .bind(now)
+                .bind(quota)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query(
+                    "SELECT pg_advisory_xact_lock(hashtextextended('plugin_kv:' || $1, 0))",
+                )
+                .bind(plugin)
                 .execute(&mut *tx)
                 .await?;
+                let n = sqlx::query(UPSERT)
+                    .bind(plugin)
+                    .bind(key)
+                    .bind(value)
+                    .bind(size)
+                    .bind(now)
+                    .bind(quota)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
                 tx.commit().await?;
-                KvWrite::Written
+                n
             }
-        });
-        Ok(written)
+        };
+        Ok(if written > 0 {
+            KvWrite::Written
+        } else {
+            KvWrite::OverQuota
+        })
     }
 
     /// Removes a plugin's key; whether it was set.
