@@ -71,17 +71,8 @@ impl Application {
             );
         }
         let password_file = settings.bootstrap.password_file.as_deref();
-        if let Some(path) = password_file {
-            let folder = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            if !folder.is_dir() {
-                anyhow::bail!(
-                    "configuration key `bootstrap.password_file`: the folder {} does not exist",
-                    folder.display()
-                );
-            }
+        if let Some(problem) = settings.bootstrap.password_folder_problem() {
+            anyhow::bail!("configuration key `bootstrap.password_file`: {problem}");
         }
         let bootstrap_admin = AccountService::new(store.clone()).bootstrap_admin().await?;
         let mut bootstrap_password_file = None;

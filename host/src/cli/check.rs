@@ -122,17 +122,8 @@ pub(super) async fn check(settings: &Settings, offline: bool) -> anyhow::Result<
         }
     }
 
-    if let Some(path) = &settings.bootstrap.password_file {
-        let folder = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        if !folder.is_dir() {
-            problems.push(key(
-                "bootstrap.password_file",
-                format!("the folder {} does not exist", folder.display()),
-            ));
-        }
+    if let Some(problem) = settings.bootstrap.password_folder_problem() {
+        problems.push(key("bootstrap.password_file", problem));
     }
 
     // The database answers (an SQLite file not yet there is created on first start).

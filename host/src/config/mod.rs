@@ -74,6 +74,19 @@ pub struct BootstrapSettings {
     pub password_file: Option<PathBuf>,
 }
 
+impl BootstrapSettings {
+    /// Why the password file cannot be written, when its folder does not exist (checked by
+    /// `serve` before it creates the admin, and by `config check`).
+    pub fn password_folder_problem(&self) -> Option<String> {
+        let path = self.password_file.as_deref()?;
+        let folder = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        (!folder.is_dir()).then(|| format!("the folder {} does not exist", folder.display()))
+    }
+}
+
 /// The ACL resource tree.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

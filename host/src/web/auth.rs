@@ -143,19 +143,6 @@ pub fn check_store(req: &HttpRequest, state: &AppState) -> Result<(), RestError>
     }
 }
 
-/// The path of a REST request below `/rest` or `/rest/<store>`, as the route table writes it.
-fn route_path(req: &HttpRequest) -> &str {
-    let path = req.path().strip_prefix("/rest").unwrap_or(req.path());
-    let store_len = req
-        .extensions()
-        .get::<super::respond::RestPath>()
-        .and_then(|m| m.store.as_ref().map(String::len));
-    match store_len {
-        Some(n) => path.get(1 + n..).unwrap_or(path),
-        None => path,
-    }
-}
-
 /// Authenticates a REST request and requires the resources its route declares.
 pub async fn authorize(
     req: &HttpRequest,
@@ -163,9 +150,13 @@ pub async fn authorize(
     state: &AppState,
 ) -> Result<Arc<Principal>, RestError> {
     check_store(req, state)?;
-    let route = state
-        .routes
-        .find_own(req.method().as_str(), route_path(req))
+    // The route the dispatcher matched (`routes::dispatch`), not matched again.
+    let matched = req
+        .extensions()
+        .get::<super::respond::RestPath>()
+        .and_then(|m| m.route);
+    let route = matched
+        .and_then(|i| state.routes.own().get(i))
         .ok_or_else(|| {
             RestError::Unexpected(anyhow::anyhow!(
                 "no route table entry for {} {}",

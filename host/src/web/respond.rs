@@ -54,6 +54,8 @@ pub struct RestPath {
     pub store: Option<String>,
     pub params: Vec<(String, String)>,
     pub pattern: String,
+    /// The matched route, as its index in the table's own routes (none for the schema).
+    pub route: Option<usize>,
 }
 
 impl RestPath {

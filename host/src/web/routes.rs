@@ -116,12 +116,13 @@ async fn dispatch(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
             store: store.map(str::to_owned),
             params: Vec::new(),
             pattern: format!("/rest{store_pattern}/schema"),
+            route: None,
         });
         return schema(req, state)
             .await
             .unwrap_or_else(|e| e.error_response());
     }
-    let routes = &state.routes;
+    let routes = state.routes.clone();
     let Some(route) = routes.find_own(req.method().as_str(), path) else {
         return if routes.knows_own_path(path) {
             RestError::method_not_allowed().error_response()
@@ -137,12 +138,17 @@ async fn dispatch(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
             .map(|(n, v)| (n.to_owned(), v.to_owned()))
             .collect(),
         pattern: format!("/rest{store_pattern}{}", route.pattern()),
+        route: routes.own().iter().position(|r| std::ptr::eq(r, route)),
     };
-    let handler = route.handler.clone().unwrap_or_default();
     req.extensions_mut().insert(matched);
-    run(&handler, req, body, state)
-        .await
-        .unwrap_or_else(|e| e.error_response())
+    run(
+        route.handler.as_deref().unwrap_or_default(),
+        req,
+        body,
+        state,
+    )
+    .await
+    .unwrap_or_else(|e| e.error_response())
 }
 
 /// `GET /rest/schema`: the OpenAPI document of the REST API.
