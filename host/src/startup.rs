@@ -159,14 +159,14 @@ impl Application {
             tokens,
             events,
             routes: Arc::new(routes),
-            plugins,
+            plugins: plugins.clone(),
             admin_sessions,
             proxy: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .no_proxy()
                 .timeout(Duration::from_secs(settings.proxy.timeout_seconds.max(1)))
                 .build()?,
-            metrics: web::metrics::Metrics::new(nonce_stats, sign_in_attempts),
+            metrics: web::metrics::Metrics::new(nonce_stats, sign_in_attempts, plugins),
             draining: Arc::new(AtomicBool::new(false)),
         });
         let app_state = state.clone();

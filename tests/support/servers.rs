@@ -234,3 +234,191 @@ impl Drop for Nginx {
         let _ = self.child.wait();
     }
 }
+
+/// One request a [`Receiver`] read.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    /// With the query.
+    pub path: String,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// How a [`Receiver`] answers.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// This status with this body (`text/plain`).
+    Status(u16, String),
+    /// Reads the request and never answers.
+    Hang,
+}
+
+/// A plain HTTP/1.1 receiver on 127.0.0.1 that counts the connections it accepts and keeps
+/// every request, as a webhook receiver or a collector would; what it answers can change, and
+/// it can stop listening and listen again on the same port.
+#[derive(Debug)]
+pub struct Receiver {
+    pub port: u16,
+    connections: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    answer: std::sync::Arc<std::sync::Mutex<Answer>>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Receiver {
+    pub async fn start(answer: Answer) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let r = Self {
+            port: listener.local_addr().unwrap().port(),
+            connections: Default::default(),
+            requests: Default::default(),
+            answer: std::sync::Arc::new(std::sync::Mutex::new(answer)),
+            task: std::sync::Mutex::new(None),
+        };
+        r.serve(listener);
+        r
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let (connections, requests, answer) = (
+            self.connections.clone(),
+            self.requests.clone(),
+            self.answer.clone(),
+        );
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (requests, answer) = (requests.clone(), answer.clone());
+                tokio::spawn(async move {
+                    let _ = Self::exchange(stream, requests, answer).await;
+                });
+            }
+        });
+        *self.task.lock().unwrap() = Some(task);
+    }
+
+    async fn exchange(
+        mut stream: tokio::net::TcpStream,
+        requests: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+        answer: std::sync::Arc<std::sync::Mutex<Answer>>,
+    ) -> std::io::Result<()> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let head_end = loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next().unwrap_or_default().split(' ');
+        let method = first.next().unwrap_or_default().to_owned();
+        let path = first.next().unwrap_or_default().to_owned();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = buf[head_end..].to_vec();
+        while body.len() < length {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+        requests.lock().unwrap().push(Received {
+            method,
+            path,
+            headers,
+            body,
+        });
+        let answer = answer.lock().unwrap().clone();
+        match answer {
+            Answer::Status(status, text) => {
+                let reply = format!(
+                    "HTTP/1.1 {status} Answer\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+                stream.write_all(reply.as_bytes()).await?;
+                stream.shutdown().await
+            }
+            Answer::Hang => {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u32 {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Every request read so far.
+    pub fn requests(&self) -> Vec<Received> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn answer_with(&self, answer: Answer) {
+        *self.answer.lock().unwrap() = answer;
+    }
+
+    /// Stops listening: connections are refused until [`Receiver::up`].
+    pub fn down(&self) {
+        if let Some(task) = self.task.lock().unwrap().take() {
+            task.abort();
+        }
+    }
+
+    /// Listens again on the same port.
+    pub async fn up(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("cannot listen on port {} again: {e}", self.port),
+            }
+        };
+        self.serve(listener);
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.down();
+    }
+}

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use grants::{PluginGrant, VariableValue, clock_from_list};
+pub use grants::{OutboundRule, PluginGrant, RuleHost, VariableValue, clock_from_list};
 pub use loader::{ConfigError, Loader, Origin, load, parse_toml_at_key};
 pub use types::{
     CronSchedule, DatabaseUrl, InvalidValue, JwtAlgorithm, KeySpec, ListenAddr, LogFormat,
@@ -251,6 +251,34 @@ pub struct PluginSettings {
     pub max_timeout_ms: u64,
     /// Warm instances kept per plugin and role.
     pub warm_instances: usize,
+    /// Limits on the HTTP requests plugins send (`[plugins.http]`).
+    pub http: PluginHttpSettings,
+}
+
+/// Limits on plugins' outbound HTTP requests, per request and per plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginHttpSettings {
+    /// Milliseconds to connect (and finish a TLS handshake).
+    pub connect_timeout_ms: u64,
+    /// Milliseconds for a whole request, to the last byte of the answer; never beyond the time
+    /// left of the plugin call that sends it.
+    pub timeout_ms: u64,
+    /// The largest answer body read, in KiB; a longer one fails the request.
+    pub max_response_kib: u64,
+    /// Requests one plugin may have under way at once; one more fails at once.
+    pub max_concurrent: usize,
+}
+
+impl Default for PluginHttpSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 2000,
+            timeout_ms: 10_000,
+            max_response_kib: 1024,
+            max_concurrent: 16,
+        }
+    }
 }
 
 impl Default for PluginSettings {
@@ -267,6 +295,7 @@ impl Default for PluginSettings {
             max_memory_mib: 64,
             max_timeout_ms: 2000,
             warm_instances: 8,
+            http: PluginHttpSettings::default(),
         }
     }
 }

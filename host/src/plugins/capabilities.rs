@@ -2,14 +2,15 @@
 //! operator grants it (`[plugins.grants.<id>]`, deny by default: a plugin asking for more does
 //! not load, and the reason names the configuration key to set), and the host's side of the
 //! `integration-host:capabilities` interfaces (`wit/capabilities@1.0.0`): key-value state and
-//! variables. The interfaces are in the linker of every plugin; a call answers only what the
-//! plugin asked for and was granted.
+//! variables. Outbound HTTP is standard `wasi:http` ([`super::outbound`]). The interfaces are in
+//! the linker of every plugin; a call answers only what the plugin asked for and was granted.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{PluginGrant, VariableValue};
+use super::outbound::HttpGrant;
+use crate::config::{OutboundRule, PluginGrant, VariableValue};
 
 pub(super) mod bindings {
     wasmtime::component::bindgen!({
@@ -19,13 +20,14 @@ pub(super) mod bindings {
     });
 }
 
-/// What a manifest asks for: `[capabilities]` with `clock`, `key_value` and `variables`, or the
-/// older list of names (`capabilities = ["clock"]`).
+/// What a manifest asks for: `[capabilities]` with `clock`, `key_value`, `variables` and
+/// `outbound_http`, or the older list of names (`capabilities = ["clock"]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Asked {
     pub clock: bool,
     pub key_value: bool,
     pub variables: Vec<String>,
+    pub outbound_http: Vec<OutboundRule>,
 }
 
 impl<'de> Deserialize<'de> for Asked {
@@ -39,6 +41,8 @@ impl<'de> Deserialize<'de> for Asked {
             key_value: bool,
             #[serde(default)]
             variables: Vec<String>,
+            #[serde(default)]
+            outbound_http: Vec<OutboundRule>,
         }
         use serde::de::Error as _;
         match toml::Value::deserialize(d)? {
@@ -52,6 +56,7 @@ impl<'de> Deserialize<'de> for Asked {
                     clock: t.clock,
                     key_value: t.key_value,
                     variables: t.variables,
+                    outbound_http: t.outbound_http,
                 })
             }
             other => Err(D::Error::custom(format!(
@@ -96,10 +101,23 @@ impl Asked {
                 }
             }
         }
+        let http = match (&self.outbound_http[..], &grant.outbound_http) {
+            ([], _) => None,
+            (_, None) => {
+                return Err(format!(
+                    "asks for outbound HTTP, which {at}.outbound_http does not grant"
+                ));
+            }
+            (asked, Some(granted)) => Some(HttpGrant {
+                asked: asked.to_vec(),
+                granted: granted.clone(),
+            }),
+        };
         Ok(Granted {
             clock: self.clock,
             quota,
             variables,
+            http,
         })
     }
 
@@ -115,6 +133,10 @@ impl Asked {
         if !self.variables.is_empty() {
             out.push(format!("variables: {}", self.variables.join(", ")));
         }
+        if !self.outbound_http.is_empty() {
+            let rules: Vec<String> = self.outbound_http.iter().map(ToString::to_string).collect();
+            out.push(format!("outbound_http: {}", rules.join(", ")));
+        }
         out
     }
 }
@@ -127,6 +149,9 @@ pub struct Granted {
     pub quota: Option<u64>,
     /// The variables it asked for, with their values (never shown).
     pub variables: BTreeMap<String, VariableValue>,
+    /// Where it may send HTTP requests.
+    #[serde(rename = "outbound_http", skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpGrant>,
 }
 
 impl Granted {
@@ -143,6 +168,9 @@ impl Granted {
         if !self.variables.is_empty() {
             let names: Vec<&str> = self.variables.keys().map(String::as_str).collect();
             out.push(format!("variables: {}", names.join(", ")));
+        }
+        if let Some(http) = &self.http {
+            out.push(http.describe());
         }
         out
     }
@@ -191,5 +219,30 @@ mod tests {
             ["key_value (4 KiB)", "variables: secret, url"]
         );
         assert_eq!(asked("capabilities = [\"clock\"]\n").describe(), ["clock"]);
+    }
+
+    #[test]
+    fn outbound_http_asked_needs_a_grant_which_may_narrow_it() {
+        let a = asked(
+            "[capabilities]\noutbound_http = [\"https://hooks.example.com\", \"http://127.0.0.1:*\"]\n",
+        );
+        let err = a.granted("webhook-notifier", None).unwrap_err();
+        assert!(
+            err.contains("plugins.grants.webhook-notifier.outbound_http"),
+            "{err}"
+        );
+        let g = PluginGrant {
+            outbound_http: Some(vec!["http://127.0.0.1:*".parse().unwrap()]),
+            ..Default::default()
+        };
+        let granted = a.granted("webhook-notifier", Some(&g)).unwrap();
+        let http = granted.http.as_ref().unwrap();
+        assert!(http.permits(false, "127.0.0.1", 9000));
+        assert!(!http.permits(true, "hooks.example.com", 443));
+        assert_eq!(granted.describe(), ["outbound_http: http://127.0.0.1:*"]);
+        assert_eq!(
+            a.describe(),
+            ["outbound_http: https://hooks.example.com, http://127.0.0.1:*"]
+        );
     }
 }

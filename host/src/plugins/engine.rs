@@ -61,10 +61,14 @@ pub fn engine(settings: &PluginSettings) -> anyhow::Result<Engine> {
 }
 
 /// The linker every plugin instance is built from: WASI preview 2 (with no files, sockets or
-/// environment in its context) and the plugin API's `host` interface.
+/// environment in its context), `wasi:http/outgoing-handler` (within the plugin's grant), the
+/// plugin API's `host` interface and the capabilities.
 pub fn linker(engine: &Engine) -> anyhow::Result<Linker<State>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Outbound HTTP: every request is checked against the plugin's grant (`outbound`).
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     // The host interface of every supported API version, each by its exact name.
     super::v1_0::base::PluginBase::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

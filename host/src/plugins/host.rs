@@ -123,6 +123,26 @@ impl PluginHost {
         out
     }
 
+    /// Every plugin's outbound HTTP outcomes since start (also of plugins since unloaded), by
+    /// plugin id.
+    pub fn http_counts(&self) -> Vec<(String, super::outbound::Outcome, u64)> {
+        let all = self
+            .inner
+            .loader
+            .health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        all.iter()
+            .flat_map(|(id, health)| {
+                health
+                    .http
+                    .counts()
+                    .map(|(outcome, n)| (id.clone(), outcome, n))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// The folders that failed to load, as of the last load or reload.
     pub fn problems(&self) -> Vec<Problem> {
         self.registry().problems.clone()

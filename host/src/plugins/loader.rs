@@ -81,7 +81,12 @@ impl Loader {
         let health = {
             let mut all = self.health.lock().unwrap_or_else(|p| p.into_inner());
             all.entry(id.clone())
-                .or_insert_with(|| Arc::new(Health::new(self.seq.clone())))
+                .or_insert_with(|| {
+                    Arc::new(Health::new(
+                        self.seq.clone(),
+                        self.settings.http.max_concurrent,
+                    ))
+                })
                 .clone()
         };
         health.clear_quarantine();
@@ -93,6 +98,7 @@ impl Loader {
                 health,
                 granted: manifest.granted.clone(),
                 kv: self.kv.get().cloned(),
+                http_limits: self.settings.http.clone(),
             }),
             dir: dir.to_owned(),
             engine: engine.clone(),

@@ -36,6 +36,7 @@ mod host;
 mod info;
 mod loader;
 pub mod manifest;
+pub mod outbound;
 mod pool;
 mod registry;
 mod roles;

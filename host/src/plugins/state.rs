@@ -1,7 +1,7 @@
 //! What one plugin instance's store holds, and what the host remembers about each plugin.
 //!
 //! This module owns the per-store state (a WASI context without files, sockets, environment or
-//! a real clock unless granted; the memory limiter; the captured standard error; the call
+//! a real clock unless granted; `wasi:http` checked by [`super::outbound`]; the memory limiter; the captured standard error; the call
 //! deadline), the `host` functions of the plugin API, and each plugin's [`Health`]: recent log
 //! records and failures, the failure count that quarantines it, and call counters.
 
@@ -14,6 +14,7 @@ use serde::Serialize;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::v1_1;
 
@@ -27,6 +28,8 @@ const STDERR_BYTES: usize = 8192;
 /// What the store of one instance holds.
 pub struct State {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: super::outbound::Hooks,
     table: ResourceTable,
     limiter: Limiter,
     stderr: MemoryOutputPipe,
@@ -45,6 +48,8 @@ pub struct Identity {
     pub granted: super::capabilities::Granted,
     /// The key-value state of every plugin, when the host has a database.
     pub kv: Option<crate::services::plugin_state::PluginState>,
+    /// The limits on its outbound HTTP requests.
+    pub http_limits: crate::config::PluginHttpSettings,
 }
 
 impl State {
@@ -57,6 +62,11 @@ impl State {
         }
         Self {
             wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: super::outbound::Hooks {
+                plugin: plugin.clone(),
+                deadline: Instant::now(),
+            },
             table: ResourceTable::new(),
             limiter: Limiter {
                 memory_bytes,
@@ -98,6 +108,17 @@ impl WasiView for State {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.hooks.deadline = self.deadline;
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
         }
     }
 }
@@ -252,6 +273,8 @@ pub struct Health {
     inner: Mutex<HealthInner>,
     pub calls: AtomicU64,
     pub failures: AtomicU64,
+    /// Its outbound HTTP requests.
+    pub http: super::outbound::HttpStats,
 }
 
 #[derive(Debug, Default)]
@@ -274,12 +297,14 @@ pub struct HealthReport {
 }
 
 impl Health {
-    pub fn new(seq: Arc<AtomicU64>) -> Self {
+    /// `max_requests`: outbound HTTP requests it may have under way at once.
+    pub fn new(seq: Arc<AtomicU64>, max_requests: usize) -> Self {
         Self {
             seq,
             inner: Mutex::default(),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            http: super::outbound::HttpStats::new(max_requests),
         }
     }
 

@@ -1,5 +1,5 @@
-//! Request metrics in Prometheus text format, one registry per server,
-//! with the nonce writer's group commits.
+//! Request metrics in Prometheus text format, one registry per server, with the nonce writer's
+//! group commits, sign-in attempts and plugins' outbound HTTP requests.
 //!
 //! No global recorder: two servers in one process (as the tests run them) keep separate counts.
 
@@ -14,6 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::domain::AccountKind;
+use crate::plugins::PluginHost;
 use crate::services::tokens::{Attempt, SignInAttempts};
 use crate::store::NonceStats;
 
@@ -103,11 +104,45 @@ impl Collector for SignInCollector {
     }
 }
 
+/// Plugins' outbound HTTP requests by plugin and outcome, read at each scrape.
+#[derive(Debug)]
+struct PluginHttpCollector(PluginHost);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginOutcomeLabels {
+    plugin: String,
+    outcome: &'static str,
+}
+
+impl Collector for PluginHttpCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "plugin_http_requests",
+            "HTTP requests plugins sent, by plugin and outcome: answered, denied (outside the grant, no connection made), failed, timed_out, too_large, busy (too many under way)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (plugin, outcome, n) in self.0.http_counts() {
+            let labels = PluginOutcomeLabels {
+                plugin,
+                outcome: outcome.as_str(),
+            };
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Metrics {
-    pub fn new(nonces: Arc<NonceStats>, attempts: Arc<SignInAttempts>) -> Self {
+    pub fn new(
+        nonces: Arc<NonceStats>,
+        attempts: Arc<SignInAttempts>,
+        plugins: PluginHost,
+    ) -> Self {
         let mut registry = Registry::with_prefix("integration_host");
         registry.register_collector(Box::new(NonceCollector(nonces)));
         registry.register_collector(Box::new(SignInCollector(attempts)));
+        registry.register_collector(Box::new(PluginHttpCollector(plugins)));
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             // 100 µs to about 3.3 s.

@@ -114,6 +114,9 @@ pub mod kv {
     }
 }
 
+#[cfg(feature = "http")]
+pub mod http;
+
 /// The value of variable `name` that the operator set for this plugin
 /// (`[plugins.grants.<id>.variables]`), when the manifest asks for it
 /// (`[capabilities] variables = ["name"]`); `None` otherwise.

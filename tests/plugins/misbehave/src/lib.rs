@@ -10,6 +10,9 @@ struct Config {
     behaviour: String,
     #[serde(default)]
     label: String,
+    /// Where `fetch` sends its request.
+    #[serde(default)]
+    url: String,
 }
 
 fn abstain() -> String {
@@ -87,6 +90,17 @@ fn keep_state(event: &str) -> Result<(), PluginError> {
     Ok(())
 }
 
+/// Sends a GET to `url` and answers what happened, for a veto to show the caller.
+fn fetch(url: &str) -> String {
+    match integration_host_sdk::http::Request::get(url)
+        .header("x-from", "misbehave")
+        .send()
+    {
+        Ok(r) => format!("fetched {} {}", r.status, r.text()),
+        Err(e) => format!("fetch failed: {e}"),
+    }
+}
+
 fn huge() -> String {
     "x".repeat(4 << 20)
 }
@@ -95,6 +109,7 @@ fn huge() -> String {
 struct Misbehave {
     behaviour: String,
     label: String,
+    url: String,
 }
 
 impl Plugin for Misbehave {
@@ -104,6 +119,7 @@ impl Plugin for Misbehave {
         Ok(Self {
             behaviour: config.behaviour,
             label: config.label,
+            url: config.url,
         })
     }
 }
@@ -131,6 +147,7 @@ impl Observer for Misbehave {
         Ok(match self.behaviour.as_str() {
             "veto" => Outcome::Veto(format!("vetoed by {}", self.label)),
             "huge" => Outcome::Veto(huge()),
+            "fetch" => Outcome::Veto(fetch(&self.url)),
             _ => Outcome::Proceed,
         })
     }
