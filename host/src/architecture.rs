@@ -13,7 +13,7 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("clock", &[]),
     ("config", &[]),
     ("oauth", &[]),
-    ("events", &["domain"]),
+    ("events", &["domain", "clock"]),
     ("crypto", &["config"]),
     ("acl", &["config"]),
     ("telemetry", &["config"]),

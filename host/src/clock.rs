@@ -9,6 +9,14 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Current time as UTC unix milliseconds (delivery schedules).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// UTC unix seconds as ISO 8601 in UTC, to the second.
 ///
 /// ```

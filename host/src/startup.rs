@@ -38,6 +38,8 @@ pub struct Application {
     /// Where the first admin's password was written (`bootstrap.password_file`).
     bootstrap_password_file: Option<std::path::PathBuf>,
     migrations: MigrationReport,
+    /// The outbox's delivery to async observers.
+    deliverer: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Application {
@@ -134,6 +136,12 @@ impl Application {
             )
             .await,
         );
+        // Async observers get their events from the outbox from now on, at least once.
+        let (outbox, deliverer) = crate::services::outbox::Outbox::start(
+            store.clone(),
+            services.events.clone(),
+            &settings.events,
+        );
         let routes =
             crate::webapi::RouteTable::load(&settings.webapi.routes_files, &services.tree)?;
         let Services {
@@ -166,7 +174,12 @@ impl Application {
                 .no_proxy()
                 .timeout(Duration::from_secs(settings.proxy.timeout_seconds.max(1)))
                 .build()?,
-            metrics: web::metrics::Metrics::new(nonce_stats, sign_in_attempts, plugins),
+            metrics: web::metrics::Metrics::new(
+                nonce_stats,
+                sign_in_attempts,
+                plugins,
+                outbox.counts(),
+            ),
             draining: Arc::new(AtomicBool::new(false)),
         });
         let app_state = state.clone();
@@ -203,6 +216,7 @@ impl Application {
             port,
             server,
             metrics,
+            deliverer,
             state,
             bootstrap_admin,
             bootstrap_password_file,
@@ -325,7 +339,9 @@ impl Application {
         if let Some(w) = watcher {
             w.abort();
         }
-        self.state.events.flush().await;
+        // Deliveries under way are leased; another server (or this one's next start) takes
+        // them over once the lease ends.
+        self.deliverer.abort();
         self.state.store.close().await;
         tracing::info!("stopped");
         result

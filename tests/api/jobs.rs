@@ -277,7 +277,7 @@ async fn a_scheduled_run_is_claimed_by_one_process_and_recorded() {
     );
     let out = cli(&["cron", "run"]);
     assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
     let out = cli(&["cron", "run", "nonces"]);
     assert!(!out.status.success());
     assert!(

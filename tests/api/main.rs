@@ -17,6 +17,7 @@ mod migrations;
 mod nodes;
 mod operations_doc;
 mod outage;
+mod outbox;
 mod plugin_http;
 mod plugin_state;
 mod plugins;

@@ -98,7 +98,10 @@ async fn a_plugin_reaches_what_is_asked_and_granted_and_nothing_else() {
         &fetcher(&asks, &inside.url("/"), 2000),
     );
     let inside_rule = format!("http://127.0.0.1:{}", inside.port);
-    let app = app_with(&folder, |s| grant(s, "fetcher", std::slice::from_ref(&inside_rule))).await;
+    let app = app_with(&folder, |s| {
+        grant(s, "fetcher", std::slice::from_ref(&inside_rule))
+    })
+    .await;
 
     // Asked for and not granted: not loaded, the reason names the key.
     let problems = app.plugins.problems();
@@ -291,4 +294,153 @@ async fn a_request_ends_by_the_calls_own_deadline() {
     assert!(started.elapsed() < std::time::Duration::from_millis(2000));
     assert_eq!(counted(&app, "slow", "timed_out").await, 1);
     assert_eq!(hanging.connections(), 1);
+}
+
+#[tokio::test]
+async fn login_audit_forwards_each_sign_in_to_the_collector_it_is_granted() {
+    let collector = Receiver::start(Answer::Status(202, String::new())).await;
+    let folder = PluginFolder::new();
+    folder.write_raw(
+        "login-audit",
+        &integration_host_tests::sample_manifest("login-audit"),
+    );
+    let url = collector.url("/ingest");
+    let app = app_with(&folder, |s| {
+        grant(
+            s,
+            "login-audit",
+            &[format!("http://127.0.0.1:{}", collector.port)],
+        );
+        let g = s.plugins.grants.get_mut("login-audit").unwrap();
+        g.variables.insert(
+            "collector_url".into(),
+            integration_host::config::VariableValue::new(url.clone()),
+        );
+    })
+    .await;
+    assert!(
+        app.plugins.problems().is_empty(),
+        "{:?}",
+        app.plugins.problems()
+    );
+    app.account(AccountKind::Customer, "eve@blocked.example", "secret123")
+        .await;
+    let (status, _) = app
+        .post_json(
+            CUSTOMER_TOKEN,
+            &json!({"username": "c@example.com", "password": "secret123"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .post_json(
+            CUSTOMER_TOKEN,
+            &json!({"username": "eve@blocked.example", "password": "secret123"}),
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    let got: Vec<serde_json::Value> = collector.requests().iter().map(|r| r.json()).collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        (&got[0]["event"], &got[0]["outcome"], &got[0]["email"]),
+        (
+            &json!("customer_login"),
+            &json!("accepted"),
+            &json!("c@example.com")
+        )
+    );
+    assert_eq!(
+        (&got[1]["outcome"], &got[1]["email"]),
+        (&json!("refused"), &json!("eve@blocked.example"))
+    );
+
+    // A collector that is down is logged and holds nothing up.
+    collector.down();
+    let (status, _) = app
+        .post_json(
+            CUSTOMER_TOKEN,
+            &json!({"username": "c@example.com", "password": "secret123"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn access_policy_asks_its_policy_service_and_keeps_the_answers() {
+    let service = Receiver::start(Answer::Status(
+        200,
+        json!({"allow": true, "ttl_seconds": 300}).to_string(),
+    ))
+    .await;
+    let folder = PluginFolder::new();
+    folder.write_raw(
+        "access-policy",
+        &integration_host_tests::sample_manifest("access-policy"),
+    );
+    let url = service.url("/decide");
+    let app = app_with(&folder, |s| {
+        grant(
+            s,
+            "access-policy",
+            &[format!("http://127.0.0.1:{}", service.port)],
+        );
+        let g = s.plugins.grants.get_mut("access-policy").unwrap();
+        g.key_value_quota_kib = Some(64);
+        g.variables.insert(
+            "policy_url".into(),
+            integration_host::config::VariableValue::new(url.clone()),
+        );
+    })
+    .await;
+    assert!(
+        app.plugins.problems().is_empty(),
+        "{:?}",
+        app.plugins.problems()
+    );
+    let allowed = app
+        .minted_integration("Shop A", &["Magento_Integration::integrations"])
+        .await;
+    let refused = app
+        .minted_integration("Shop B", &["Magento_Integration::integrations"])
+        .await;
+
+    // Allowed, and the answer kept: the second request asks nothing.
+    for _ in 0..2 {
+        let (status, body) = send_json(allowed.request("GET", "/rest/V1/integrations")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let asked = service.requests();
+    assert_eq!(asked.len(), 1);
+    let question = asked[0].json();
+    assert_eq!(question["integration"], "Shop A");
+    assert_eq!(question["method"], "GET");
+    assert_eq!(question["path"], "/rest/V1/integrations");
+    let kept = app
+        .store
+        .kv_keys("access-policy", "decision/", 10)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].0.starts_with("decision/Shop A/GET"), "{kept:?}");
+
+    // Refused by the service: denied although the ACL allows it.
+    service.answer_with(Answer::Status(
+        200,
+        json!({"allow": false, "reason": "not today"}).to_string(),
+    ));
+    let (status, body) = send_json(refused.request("GET", "/rest/V1/integrations")).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(service.requests().len(), 2);
+
+    // A service that cannot be reached fails closed for what it has not answered yet; what it
+    // answered is still kept.
+    service.down();
+    let (status, _) = send_json(refused.request("GET", "/rest/V1/integrations/me")).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        send_json(allowed.request("GET", "/rest/V1/integrations"))
+            .await
+            .0,
+        200
+    );
 }

@@ -212,6 +212,44 @@ async fn key_value_state_and_variables_as_granted() {
 }
 
 #[tokio::test]
+async fn a_plugin_built_against_capabilities_1_0_keeps_working() {
+    let folder = PluginFolder::new();
+    folder.write(
+        "counter",
+        "kv_1_0",
+        "roles = [\"observer\"]\n[capabilities]\nkey_value = true\n[observer]\nevents = [\"admin_login\"]\nmode = \"sync\"\n",
+    );
+    let app = spawn_app_with(|s| {
+        with_plugins(&folder)(s);
+        s.plugins.grants.insert(
+            "counter".into(),
+            PluginGrant {
+                key_value_quota_kib: Some(4),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    assert!(
+        app.plugins.problems().is_empty(),
+        "{:?}",
+        app.plugins.problems()
+    );
+    app.account(AccountKind::Admin, "jane", "secret123").await;
+    sign_in(&app.address, &client()).await;
+    sign_in(&app.address, &client()).await;
+    let config = app.config_file();
+    let out = run_binary(
+        &config,
+        &["plugin", "kv", "get", "counter", "count"],
+        "",
+        &[],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
+}
+
+#[tokio::test]
 async fn asking_for_more_than_the_grant_keeps_a_plugin_out_and_names_the_key() {
     let folder = PluginFolder::new();
     folder.write(

@@ -7,7 +7,6 @@
 use std::time::{Duration, Instant};
 
 use integration_host::domain::AccountKind;
-use integration_host::events::{Event, IntegrationRef};
 use integration_host_tests::{
     Api, PluginFolder, TestApp, TestDb, plugin_cache_dir as cache_dir, plugin_component,
     run_binary, sample_manifest, sample_manifest_at, send_json, show, spawn_app_with,
@@ -683,43 +682,6 @@ async fn observers_run_by_sort_order_then_id_and_a_sync_veto_stops_the_rest() {
         )
         .await;
     assert_eq!(status, 200, "fail open: the failure is only reported");
-}
-
-#[tokio::test]
-async fn a_slow_async_observer_fills_its_queue_without_blocking_anything() {
-    let folder = PluginFolder::new();
-    folder.write(
-        "slow",
-        "misbehave",
-        "roles = [\"observer\"]\n[observer]\nevents = [\"*\"]\nmode = \"async\"\n[limits]\ntimeout_ms = 200\n[config]\nbehaviour = \"loop\"\n",
-    );
-    let app = spawn_app_with(|s| {
-        with_plugins(&folder)(s);
-        s.plugins.quarantine_failures = 0;
-    })
-    .await;
-    let total = integration_host::events::QUEUE + 100;
-    let start = Instant::now();
-    for i in 0..total {
-        app.events
-            .dispatch(Event::IntegrationDeleted(IntegrationRef {
-                id: i as i64,
-                name: format!("n{i}"),
-            }))
-            .await
-            .unwrap();
-    }
-    let took = start.elapsed();
-    assert!(took < Duration::from_secs(2), "dispatching took {took:?}");
-    assert!(
-        app.events.dropped() >= 99,
-        "dropped {}",
-        app.events.dropped()
-    );
-    // Requests are answered meanwhile.
-    let t = Instant::now();
-    assert_eq!(app.get("/livez").await.status(), 200);
-    assert!(t.elapsed() < Duration::from_millis(500));
 }
 
 #[tokio::test]

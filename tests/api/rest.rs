@@ -253,6 +253,7 @@ async fn the_acl_decides_what_a_caller_reaches() {
         .set_integration_status(
             all.integration_id,
             integration_host::domain::IntegrationStatus::Inactive,
+            None,
         )
         .await
         .unwrap();
@@ -629,6 +630,7 @@ async fn credential_changes_apply_at_once_here_and_within_the_cache_time_elsewhe
         .set_integration_status(
             caller.integration_id,
             integration_host::domain::IntegrationStatus::Inactive,
+            None,
         )
         .await
         .unwrap();
@@ -637,6 +639,7 @@ async fn credential_changes_apply_at_once_here_and_within_the_cache_time_elsewhe
         .set_integration_status(
             caller.integration_id,
             integration_host::domain::IntegrationStatus::Active,
+            None,
         )
         .await
         .unwrap();

@@ -10,8 +10,8 @@ use crate::config::Settings;
 pub enum CronCommand {
     /// Run one job now, or every job when none is named.
     Run {
-        /// outdated_authentication_failures_cleanup, expired_tokens_cleanup, nonce_cleanup or
-        /// stale_tokens_cleanup.
+        /// outdated_authentication_failures_cleanup, expired_tokens_cleanup, nonce_cleanup,
+        /// stale_tokens_cleanup or event_outbox_cleanup.
         job: Option<String>,
     },
     /// List the jobs with their schedules and recent runs.

@@ -37,8 +37,9 @@ pub struct PluginGrant {
 
 /// Where a plugin may send HTTP requests: `scheme://host[:port]`, as a manifest asks
 /// (`outbound_http = [...]`) and a grant allows. The scheme is `http` or `https`; the host a
-/// name, `*.` and a domain (any name below it), or an IP address (`[…]` for IPv6); the port a
-/// number, `*` for any, or left out for the scheme's own (80 or 443). A path is not part of it.
+/// name, `*.` and a domain (any name below it), `*` (any host), or an IP address (`[…]` for
+/// IPv6); the port a number, `*` for any, or left out for the scheme's own (80 or 443). A path
+/// is not part of it. Only a rule with an IP address reaches a non-public address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundRule {
     text: String,
@@ -55,6 +56,8 @@ pub enum RuleHost {
     Name(String),
     /// `*.example.com`: any name below `example.com` (stored as `.example.com`).
     Below(String),
+    /// `*`: any host (a manifest asking the operator to choose).
+    Any,
     Ip(std::net::IpAddr),
 }
 
@@ -67,6 +70,7 @@ impl OutboundRule {
             && match &self.host {
                 RuleHost::Name(n) => n == host,
                 RuleHost::Below(suffix) => host.ends_with(suffix.as_str()),
+                RuleHost::Any => true,
                 RuleHost::Ip(ip) => host.parse::<std::net::IpAddr>().is_ok_and(|h| h == *ip),
             }
     }
@@ -130,6 +134,8 @@ impl std::str::FromStr for OutboundRule {
             .and_then(|h| h.parse::<std::net::IpAddr>().ok())
         {
             RuleHost::Ip(ip)
+        } else if host == "*" {
+            RuleHost::Any
         } else if let Some(domain) = host.strip_prefix("*.") {
             if domain.is_empty() || domain.contains('*') {
                 return bad("has a wildcard that is not `*.` before a domain");
@@ -324,6 +330,9 @@ mod tests {
         assert!(below.matches(true, "a.b.example.com", 8443));
         assert!(!below.matches(true, "example.com", 8443));
         assert!(!below.matches(true, "badexample.com", 8443));
+        let any = r("https://*").unwrap();
+        assert!(any.matches(true, "hooks.example.com", 443) && any.matches(true, "10.0.0.1", 443));
+        assert!(!any.names_address(true, "10.0.0.1".parse().unwrap(), 443));
         let v6 = r("http://[::1]:8080").unwrap();
         assert!(v6.matches(false, "::1", 8080));
         assert_eq!(v6.to_string(), "http://[::1]:8080");
@@ -332,7 +341,7 @@ mod tests {
             "http://x/path",
             "http://x:0",
             "http://x:http",
-            "http://*",
+            "http://**",
             "http://a.*.com",
             "http://user@x",
             "http://[::1",

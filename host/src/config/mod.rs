@@ -48,9 +48,40 @@ pub struct Settings {
     pub admin_ui: AdminUiSettings,
     pub proxy: ProxySettings,
     pub cron: CronSettings,
+    pub events: EventSettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
     pub bootstrap: BootstrapSettings,
+}
+
+/// The durable delivery of events to async observers (the outbox).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventSettings {
+    /// Attempts to deliver an event to an async observer before giving up.
+    pub max_attempts: u32,
+    /// Milliseconds before the second attempt; doubled after each failure.
+    pub retry_initial_ms: u64,
+    /// The longest wait between attempts, in seconds.
+    pub retry_max_seconds: u64,
+    /// How often a server looks for events other processes wrote, in milliseconds (its own
+    /// are delivered at once).
+    pub poll_ms: u64,
+    /// Hours an event is kept for observers that have not taken it, and a given-up delivery
+    /// for the operator to see.
+    pub retention_hours: u64,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            retry_initial_ms: 1000,
+            retry_max_seconds: 600,
+            poll_ms: 1000,
+            retention_hours: 168,
+        }
+    }
 }
 
 /// Where and to whom `/metrics` answers.
@@ -327,6 +358,7 @@ pub struct CronSettings {
     pub expired_tokens_cleanup: CronSchedule,
     pub nonce_cleanup: CronSchedule,
     pub stale_tokens_cleanup: CronSchedule,
+    pub event_outbox_cleanup: CronSchedule,
     /// Minutes nonces and unexchanged handshake tokens are kept (at least the timestamp window).
     pub retention_minutes: u64,
 }
@@ -340,6 +372,7 @@ impl Default for CronSettings {
             expired_tokens_cleanup: s("0 * * * *"),
             nonce_cleanup: s("*/5 * * * *"),
             stale_tokens_cleanup: s("*/5 * * * *"),
+            event_outbox_cleanup: s("*/10 * * * *"),
             retention_minutes: 120,
         }
     }
@@ -409,6 +442,7 @@ impl Default for Settings {
             admin_ui: AdminUiSettings::default(),
             proxy: ProxySettings::default(),
             cron: CronSettings::default(),
+            events: EventSettings::default(),
             log: LogSettings::default(),
             metrics: MetricsSettings::default(),
             bootstrap: BootstrapSettings::default(),

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use futures_util::future::BoxFuture;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::domain::{AccountKind, RevocationReason};
@@ -26,7 +26,7 @@ pub use intercept::{
 };
 
 /// A successful customer sign-in for a token ([S-3.4]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerLogin {
     pub customer_id: i64,
     pub email: String,
@@ -39,7 +39,7 @@ pub struct CustomerLogin {
 }
 
 /// A successful admin sign-in for a token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminLogin {
     pub admin_id: i64,
     pub username: String,
@@ -50,7 +50,7 @@ pub struct AdminLogin {
 }
 
 /// An integration, as events name it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntegrationRef {
     pub id: i64,
     pub name: String,
@@ -64,21 +64,46 @@ fn reason_word<S: serde::Serializer>(r: &RevocationReason, s: S) -> Result<S::Ok
     s.serialize_str(r.as_str())
 }
 
+fn account_of_code<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AccountKind, D::Error> {
+    let code = i64::deserialize(d)?;
+    crate::domain::UserType::try_from(code)
+        .ok()
+        .and_then(|t| t.account())
+        .ok_or_else(|| serde::de::Error::custom(format!("user type {code} is not an account")))
+}
+
+fn reason_of_word<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RevocationReason, D::Error> {
+    let word = String::deserialize(d)?;
+    [
+        RevocationReason::OwnRequest,
+        RevocationReason::Admin,
+        RevocationReason::Deactivated,
+        RevocationReason::Deleted,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == word)
+    .ok_or_else(|| serde::de::Error::custom(format!("unknown revocation reason `{word}`")))
+}
+
 /// Whose tokens were revoked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokensRevoked {
     /// An admin's or a customer's; serialized as Magento's user type (2 admin, 3 customer).
-    #[serde(rename = "user_type", serialize_with = "user_type_code")]
+    #[serde(
+        rename = "user_type",
+        serialize_with = "user_type_code",
+        deserialize_with = "account_of_code"
+    )]
     pub account: AccountKind,
     pub user_id: i64,
     /// What caused it, serialized as `self`, `admin`, `deactivated` or `deleted`.
-    #[serde(serialize_with = "reason_word")]
+    #[serde(serialize_with = "reason_word", deserialize_with = "reason_of_word")]
     pub reason: RevocationReason,
 }
 
 /// Everything the server emits. New events are added as new variants; observers match the
 /// ones they know by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     CustomerLogin(CustomerLogin),
@@ -129,8 +154,31 @@ pub enum ObserveError {
     /// Refuse the operation (honoured from sync observers of vetoable events), with the reason
     /// shown to the caller.
     Veto(String),
-    /// The observer failed; logged with its name.
+    /// The observer failed; logged with its name (a durable delivery is tried again).
     Failed(String),
+    /// The observer did not run (a quarantined plugin): a durable delivery waits for it
+    /// without counting an attempt.
+    Skipped(String),
+}
+
+/// One delivery of an event from the durable outbox to an async observer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The event's stable id: the same on every attempt, for dropping duplicates.
+    pub event_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Unix seconds when the event was written.
+    pub recorded_at: i64,
+}
+
+/// Where async observers get their events from when the server keeps them durably (the
+/// outbox): the dispatcher wakes it after an event and waits on it in [`Dispatcher::flush`].
+pub trait DurableDelivery: Send + Sync + 'static {
+    /// A new event was written: deliver soon.
+    fn wake(&self);
+    /// Delivers everything due now (failures wait for their next attempt).
+    fn settle(&self) -> BoxFuture<'_, ()>;
 }
 
 impl From<String> for ObserveError {
@@ -156,6 +204,17 @@ pub trait Observer: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// Handles one event; a failure is logged with the observer's name.
     fn observe<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), ObserveError>>;
+
+    /// Handles one durable delivery of an event (async observers of a server with an outbox);
+    /// by default as [`Observer::observe`].
+    fn observe_delivery<'a>(
+        &'a self,
+        event: &'a Event,
+        delivery: &'a Delivery,
+    ) -> BoxFuture<'a, Result<(), ObserveError>> {
+        let _ = delivery;
+        self.observe(event)
+    }
 }
 
 /// When an observer runs.
@@ -170,6 +229,9 @@ pub enum Mode {
 struct Subscription {
     events: Vec<String>,
     mode: Mode,
+    /// Unix milliseconds: a durable observer new to the outbox starts with the events written
+    /// from then on.
+    since_ms: i64,
     /// Lower runs first; ties by observer name.
     sort_order: i32,
     observer: Arc<dyn Observer>,
@@ -196,6 +258,27 @@ pub struct Dispatcher {
     pending: Arc<AtomicU64>,
     /// Before and after plugins and the credential verifier ([`intercept`]); none by default.
     interceptors: Arc<RwLock<Option<Arc<dyn Interceptors>>>>,
+    /// When set, async observers get events from the outbox, not from the in-memory queue.
+    durable: Arc<RwLock<Option<Arc<dyn DurableDelivery>>>>,
+}
+
+/// An async observer as the outbox delivers to it.
+#[derive(Clone)]
+pub struct AsyncSubscriber {
+    pub observer: Arc<dyn Observer>,
+    /// The event names it subscribed to (`*` for all).
+    pub events: Vec<String>,
+    /// Unix milliseconds when it subscribed.
+    pub since_ms: i64,
+}
+
+impl std::fmt::Debug for AsyncSubscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncSubscriber")
+            .field("observer", &self.observer.name())
+            .field("events", &self.events)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -246,7 +329,35 @@ impl Dispatcher {
             idle,
             pending,
             interceptors: Default::default(),
+            durable: Default::default(),
         }
+    }
+
+    /// Hands async observers' events to `durable` from now on (the server's outbox).
+    pub fn deliver_through(&self, durable: Arc<dyn DurableDelivery>) {
+        *self.durable.write().unwrap_or_else(|e| e.into_inner()) = Some(durable);
+    }
+
+    fn durable(&self) -> Option<Arc<dyn DurableDelivery>> {
+        self.durable
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The async observers, for the outbox to deliver to.
+    pub fn async_subscribers(&self) -> Vec<AsyncSubscriber> {
+        self.subscriptions
+            .read()
+            .expect("subscriptions lock")
+            .iter()
+            .filter(|s| s.mode == Mode::Async)
+            .map(|s| AsyncSubscriber {
+                observer: s.observer.clone(),
+                events: s.events.clone(),
+                since_ms: s.since_ms,
+            })
+            .collect()
     }
 
     /// Installs the interceptors the services call (the plugin host does, once).
@@ -343,6 +454,7 @@ impl Dispatcher {
         subs.push(Subscription {
             events: events.iter().map(|e| (*e).to_owned()).collect(),
             mode,
+            since_ms: crate::clock::now_ms(),
             sort_order,
             observer,
         });
@@ -367,31 +479,58 @@ impl Dispatcher {
         }
     }
 
-    /// Runs the sync observers of the event in order, then queues it for the async ones. The
-    /// first veto of a sync observer stops the sync observers and is returned; async
+    /// Runs the sync observers of the event in order, then queues it for the async ones (or,
+    /// with an outbox, where the service wrote the event with its change, wakes its delivery).
+    /// The first veto of a sync observer stops the sync observers and is returned; async
     /// observers then do not see the event.
     pub async fn dispatch(&self, event: Event) -> Result<(), Veto> {
+        self.dispatch_sync(&event).await?;
+        self.after_written(event);
+        Ok(())
+    }
+
+    /// Runs the sync observers of the event in order; the first veto stops them and is
+    /// returned.
+    pub async fn dispatch_sync(&self, event: &Event) -> Result<(), Veto> {
         let name = event.name();
-        let (sync, later): (Vec<_>, Vec<_>) = {
+        let sync: Vec<Arc<dyn Observer>> = {
             let subs = self.subscriptions.read().expect("subscriptions lock");
             subs.iter()
-                .filter(|s| s.wants(name))
-                .map(|s| (s.mode, s.observer.clone()))
-                .partition(|(mode, _)| *mode == Mode::Sync)
+                .filter(|s| s.mode == Mode::Sync && s.wants(name))
+                .map(|s| s.observer.clone())
+                .collect()
         };
-        for (_, observer) in sync {
-            if let Some(reason) = run(observer.as_ref(), &event).await {
+        for observer in sync {
+            if let Some(reason) = run(observer.as_ref(), event).await {
                 return Err(Veto {
                     observer: observer.name().to_owned(),
                     reason,
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Hands an event its sync observers accepted to the async ones: wakes the outbox's
+    /// delivery (the event was written to it), or without an outbox, queues it in memory.
+    pub fn after_written(&self, event: Event) {
+        let name = event.name();
+        let later: Vec<Arc<dyn Observer>> = {
+            let subs = self.subscriptions.read().expect("subscriptions lock");
+            subs.iter()
+                .filter(|s| s.mode == Mode::Async && s.wants(name))
+                .map(|s| s.observer.clone())
+                .collect()
+        };
         if later.is_empty() {
-            return Ok(());
+            return;
+        }
+        if let Some(durable) = self.durable() {
+            durable.wake();
+            return;
         }
         let event = Arc::new(event);
-        for (_, observer) in later {
+        for observer in later {
             self.pending.fetch_add(1, Ordering::AcqRel);
             if let Err(e) = self.queue.try_send((event.clone(), observer)) {
                 self.pending.fetch_sub(1, Ordering::AcqRel);
@@ -404,7 +543,6 @@ impl Dispatcher {
                 );
             }
         }
-        Ok(())
     }
 
     /// Events dropped because the async queue was full, since start.
@@ -412,8 +550,13 @@ impl Dispatcher {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Waits until every queued async observer call has run (at shutdown, and in tests).
+    /// Waits until every queued async observer call has run, or with an outbox, every
+    /// delivery due now was tried (at shutdown, and in tests).
     pub async fn flush(&self) {
+        if let Some(durable) = self.durable() {
+            durable.settle().await;
+            return;
+        }
         loop {
             let notified = self.idle.notified();
             if self.pending.load(Ordering::Acquire) == 0 {
@@ -429,7 +572,7 @@ async fn run(observer: &dyn Observer, event: &Event) -> Option<String> {
     match observer.observe(event).await {
         Ok(()) => None,
         Err(ObserveError::Veto(reason)) => Some(reason),
-        Err(ObserveError::Failed(e)) => {
+        Err(ObserveError::Failed(e) | ObserveError::Skipped(e)) => {
             tracing::warn!(
                 event = event.name(),
                 observer = observer.name(),

@@ -26,14 +26,18 @@ pub enum Job {
     Nonces,
     /// Integration verifier and request tokens never exchanged within the retention.
     StaleTokens,
+    /// Events every async observer has taken, and events and given-up deliveries past
+    /// `events.retention_hours`.
+    EventOutbox,
 }
 
 impl Job {
-    pub const ALL: [Job; 4] = [
+    pub const ALL: [Job; 5] = [
         Job::OutdatedAuthenticationFailures,
         Job::ExpiredTokens,
         Job::Nonces,
         Job::StaleTokens,
+        Job::EventOutbox,
     ];
 
     /// The job's name, as configuration and the CLI write it.
@@ -43,6 +47,7 @@ impl Job {
             Job::ExpiredTokens => "expired_tokens_cleanup",
             Job::Nonces => "nonce_cleanup",
             Job::StaleTokens => "stale_tokens_cleanup",
+            Job::EventOutbox => "event_outbox_cleanup",
         }
     }
 
@@ -63,6 +68,7 @@ impl Job {
             Job::ExpiredTokens => &c.expired_tokens_cleanup,
             Job::Nonces => &c.nonce_cleanup,
             Job::StaleTokens => &c.stale_tokens_cleanup,
+            Job::EventOutbox => &c.event_outbox_cleanup,
         }
     }
 
@@ -103,6 +109,19 @@ impl Job {
                 store
                     .delete_stale_handshake_tokens(t - retention.max(window))
                     .await
+            }
+            Job::EventOutbox => {
+                let keep = (settings.events.retention_hours as i64).saturating_mul(3600);
+                let mut total = 0;
+                loop {
+                    let n = store
+                        .delete_settled_events(t - keep, crate::store::CLEANUP_BATCH)
+                        .await?;
+                    total += n;
+                    if n < crate::store::CLEANUP_BATCH as u64 {
+                        return Ok(total);
+                    }
+                }
             }
         }
     }

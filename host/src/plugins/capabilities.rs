@@ -1,9 +1,11 @@
 //! Capabilities: what a plugin's manifest asks for (`[capabilities]`), checked against what the
 //! operator grants it (`[plugins.grants.<id>]`, deny by default: a plugin asking for more does
 //! not load, and the reason names the configuration key to set), and the host's side of the
-//! `integration-host:capabilities` interfaces (`wit/capabilities@1.0.0`): key-value state and
-//! variables. Outbound HTTP is standard `wasi:http` ([`super::outbound`]). The interfaces are in
-//! the linker of every plugin; a call answers only what the plugin asked for and was granted.
+//! `integration-host:capabilities` interfaces: key-value state, variables and (since 1.1) the
+//! delivery under way. The linker holds the newest version (`wit/capabilities@1.1.0`); a plugin
+//! built against 1.0 gets the same functions (semver-compatible imports). Outbound HTTP is
+//! standard `wasi:http` ([`super::outbound`]). A call answers only what the plugin asked for
+//! and was granted.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +17,7 @@ use crate::config::{OutboundRule, PluginGrant, VariableValue};
 pub(super) mod bindings {
     wasmtime::component::bindgen!({
         world: "capabilities",
-        path: "../wit/capabilities@1.0.0",
+        path: "../wit/capabilities@1.1.0",
         imports: { default: async },
     });
 }
@@ -28,6 +30,19 @@ pub struct Asked {
     pub key_value: bool,
     pub variables: Vec<String>,
     pub outbound_http: Vec<OutboundRule>,
+    /// Capabilities the plugin works without (`optional = ["outbound_http", ...]`): it loads
+    /// when they are not granted, and then does without them.
+    pub optional: Vec<Capability>,
+}
+
+/// A capability by name, as `optional` lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    Clock,
+    KeyValue,
+    Variables,
+    OutboundHttp,
 }
 
 impl<'de> Deserialize<'de> for Asked {
@@ -43,6 +58,8 @@ impl<'de> Deserialize<'de> for Asked {
             variables: Vec<String>,
             #[serde(default)]
             outbound_http: Vec<OutboundRule>,
+            #[serde(default)]
+            optional: Vec<Capability>,
         }
         use serde::de::Error as _;
         match toml::Value::deserialize(d)? {
@@ -57,6 +74,7 @@ impl<'de> Deserialize<'de> for Asked {
                     key_value: t.key_value,
                     variables: t.variables,
                     outbound_http: t.outbound_http,
+                    optional: t.optional,
                 })
             }
             other => Err(D::Error::custom(format!(
@@ -68,25 +86,27 @@ impl<'de> Deserialize<'de> for Asked {
 }
 
 impl Asked {
-    /// What plugin `id` may use, when its grant covers everything asked; otherwise the first
-    /// thing missing, naming the configuration key that would grant it.
+    /// What plugin `id` may use, when its grant covers everything asked but the optional
+    /// capabilities; otherwise the first thing missing, naming the configuration key that would
+    /// grant it.
     pub fn granted(&self, id: &str, grant: Option<&PluginGrant>) -> Result<Granted, String> {
         let none = PluginGrant::default();
         let grant = grant.unwrap_or(&none);
         let at = format!("plugins.grants.{id}");
-        if self.clock && !grant.clock {
+        let required = |c: Capability| !self.optional.contains(&c);
+        if self.clock && !grant.clock && required(Capability::Clock) {
             return Err(format!(
                 "asks for the clock, which {at}.clock does not grant (or {at} = [\"clock\"])"
             ));
         }
         let quota = match (self.key_value, grant.key_value_quota_kib) {
-            (true, None) => {
+            (true, None) if required(Capability::KeyValue) => {
                 return Err(format!(
                     "asks for key-value state, which {at}.key_value_quota_kib does not grant"
                 ));
             }
             (true, Some(kib)) => Some(kib.saturating_mul(1024)),
-            (false, _) => None,
+            _ => None,
         };
         let mut variables = BTreeMap::new();
         for name in &self.variables {
@@ -94,6 +114,7 @@ impl Asked {
                 Some(v) => {
                     variables.insert(name.clone(), v.clone());
                 }
+                None if !required(Capability::Variables) => {}
                 None => {
                     return Err(format!(
                         "asks for variable `{name}`, which {at}.variables.{name} does not set"
@@ -103,6 +124,7 @@ impl Asked {
         }
         let http = match (&self.outbound_http[..], &grant.outbound_http) {
             ([], _) => None,
+            (_, None) if !required(Capability::OutboundHttp) => None,
             (_, None) => {
                 return Err(format!(
                     "asks for outbound HTTP, which {at}.outbound_http does not grant"
@@ -114,7 +136,7 @@ impl Asked {
             }),
         };
         Ok(Granted {
-            clock: self.clock,
+            clock: self.clock && grant.clock,
             quota,
             variables,
             http,
@@ -136,6 +158,19 @@ impl Asked {
         if !self.outbound_http.is_empty() {
             let rules: Vec<String> = self.outbound_http.iter().map(ToString::to_string).collect();
             out.push(format!("outbound_http: {}", rules.join(", ")));
+        }
+        if !self.optional.is_empty() {
+            let names: Vec<&str> = self
+                .optional
+                .iter()
+                .map(|c| match c {
+                    Capability::Clock => "clock",
+                    Capability::KeyValue => "key_value",
+                    Capability::Variables => "variables",
+                    Capability::OutboundHttp => "outbound_http",
+                })
+                .collect();
+            out.push(format!("optional: {}", names.join(", ")));
         }
         out
     }
@@ -219,6 +254,37 @@ mod tests {
             ["key_value (4 KiB)", "variables: secret, url"]
         );
         assert_eq!(asked("capabilities = [\"clock\"]\n").describe(), ["clock"]);
+    }
+
+    #[test]
+    fn optional_capabilities_load_without_a_grant_and_are_used_with_one() {
+        let a = asked(
+            "[capabilities]\noptional = [\"outbound_http\", \"variables\"]\noutbound_http = [\"http://*:*\"]\nvariables = [\"collector_url\"]\n",
+        );
+        let bare = a.granted("login-audit", None).unwrap();
+        assert!(bare.http.is_none() && bare.variables.is_empty());
+        assert_eq!(
+            a.describe(),
+            [
+                "variables: collector_url",
+                "outbound_http: http://*:*",
+                "optional: outbound_http, variables"
+            ]
+        );
+        let mut g = PluginGrant {
+            outbound_http: Some(vec!["http://127.0.0.1:9000".parse().unwrap()]),
+            ..Default::default()
+        };
+        g.variables.insert(
+            "collector_url".into(),
+            VariableValue::new("http://127.0.0.1:9000/"),
+        );
+        let full = a.granted("login-audit", Some(&g)).unwrap();
+        assert!(full.http.is_some() && full.variables.contains_key("collector_url"));
+        // Not optional: still refused.
+        let strict =
+            asked("[capabilities]\noptional = [\"variables\"]\noutbound_http = [\"http://*:*\"]\n");
+        assert!(strict.granted("x", None).is_err());
     }
 
     #[test]

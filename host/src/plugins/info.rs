@@ -1,5 +1,8 @@
 //! A loaded plugin as `plugin list`, `GET /rest/V1/plugins` and the admin plugins page show it:
-//! what it is, what it plays, what it asks for and was granted, and how it fares.
+//! what it is, what it plays, what it asks for and was granted, how it fares, and for an async
+//! observer, the events the outbox has not delivered to it yet.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -7,6 +10,7 @@ use super::engine;
 use super::manifest::{ObserverMode, Role};
 use super::pool::Plugin;
 use super::state::HealthReport;
+use crate::services::outbox::Backlog;
 
 /// A loaded plugin as `plugin list` and `GET /rest/V1/plugins` show it.
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +35,27 @@ pub struct PluginInfo {
     pub loaded_at: i64,
     pub compiled: engine::Origin,
     pub health: HealthReport,
+    /// An async observer's events not yet delivered (filled in by [`with_backlogs`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<Backlog>,
+}
+
+/// Fills in each async observer's backlog from the outbox's, by observer name.
+pub fn with_backlogs(
+    mut plugins: Vec<PluginInfo>,
+    backlogs: &BTreeMap<String, Backlog>,
+) -> Vec<PluginInfo> {
+    for p in &mut plugins {
+        if p.mode == Some(ObserverMode::Async) {
+            p.backlog = Some(
+                backlogs
+                    .get(&super::roles::observer_name(&p.id))
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    plugins
 }
 
 impl Plugin {
@@ -68,6 +93,7 @@ impl Plugin {
             loaded_at: self.loaded_at,
             compiled: self.origin,
             health: self.health().report(),
+            backlog: None,
         }
     }
 }

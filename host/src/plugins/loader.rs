@@ -95,10 +95,15 @@ impl Loader {
             identity: Arc::new(Identity {
                 id: id.clone(),
                 config_json: manifest.config_json.clone(),
-                health,
                 granted: manifest.granted.clone(),
                 kv: self.kv.get().cloned(),
-                http_limits: self.settings.http.clone(),
+                outbound: Arc::new(super::outbound::Outbound {
+                    id: id.clone(),
+                    grant: manifest.granted.http.clone(),
+                    limits: self.settings.http.clone(),
+                    stats: health.http.clone(),
+                }),
+                health,
             }),
             dir: dir.to_owned(),
             engine: engine.clone(),

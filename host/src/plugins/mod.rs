@@ -46,7 +46,7 @@ pub mod v1_1;
 
 pub use error::{CallError, GuestError, LoadError, ProvidersFailed, Trap};
 pub use host::{PluginHost, spawn_reloader};
-pub use info::PluginInfo;
+pub use info::{PluginInfo, with_backlogs};
 pub use pool::{MAX_PROVIDED, MAX_REASON, Plugin};
 pub use registry::{Problem, ReloadReport};
 
@@ -70,7 +70,7 @@ pub const RELEASED_WIT: &[(&str, &str)] = &[
 
 /// The version in development, if any: its WIT may still change until it is released (then
 /// its hash joins [`RELEASED_WIT`]).
-pub const UNRELEASED_WIT: Option<&str> = None;
+pub const UNRELEASED_WIT: Option<&str> = Some("capabilities@1.1.0");
 
 #[cfg(test)]
 mod tests {

@@ -25,7 +25,7 @@ use http_body_util::BodyExt as _;
 use serde::Serialize;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::config::OutboundRule;
+use crate::config::{OutboundRule, PluginHttpSettings};
 
 /// Where a plugin may send requests: what it asked for, within what it was granted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,11 +47,12 @@ impl HttpGrant {
         hit(&self.asked) && hit(&self.granted)
     }
 
-    /// Whether a rule names this address itself: what lets a name resolve to a non-public
-    /// address.
+    /// Whether a granted rule names this address itself: what lets a request reach a
+    /// non-public address (the manifest's rule only has to match the host it asked for).
     fn names_address(&self, https: bool, ip: IpAddr, port: u16) -> bool {
-        let hit = |rules: &[OutboundRule]| rules.iter().any(|r| r.names_address(https, ip, port));
-        hit(&self.asked) && hit(&self.granted)
+        self.granted
+            .iter()
+            .any(|r| r.names_address(https, ip, port))
     }
 
     /// The granted rules, in words.
@@ -128,10 +129,23 @@ impl HttpStats {
     }
 }
 
-/// The hooks of one instance's store: its plugin and the deadline of the call under way.
+/// What one plugin's requests are checked against and counted in, built when it loads.
+#[derive(Debug)]
+pub struct Outbound {
+    /// The plugin's id.
+    pub id: String,
+    /// `None`: the plugin may send no request.
+    pub grant: Option<HttpGrant>,
+    pub limits: PluginHttpSettings,
+    /// Kept with the plugin's health, across reloads.
+    pub stats: Arc<HttpStats>,
+}
+
+/// The hooks of one instance's store: its plugin's [`Outbound`] and the deadline of the call
+/// under way.
 #[derive(Debug)]
 pub struct Hooks {
-    pub(super) plugin: Arc<super::state::Identity>,
+    pub(super) outbound: Arc<Outbound>,
     pub(super) deadline: Instant,
 }
 
@@ -152,11 +166,11 @@ impl WasiHttpHooks for Hooks {
                 >,
             > + Send,
     > {
-        let plugin = self.plugin.clone();
+        let plugin = self.outbound.clone();
         let deadline = self.deadline;
         Box::new(async move {
             let target = Target::of(request.uri());
-            let stats = &plugin.health.http;
+            let stats = &plugin.stats;
             match send(&plugin, deadline, request, options, target.as_ref()).await {
                 Ok(response) => Ok((
                     response,
@@ -225,7 +239,7 @@ fn refused(outcome: Outcome, error: HttpError, why: impl Into<String>) -> Refuse
 }
 
 async fn send(
-    plugin: &super::state::Identity,
+    plugin: &Outbound,
     deadline: Instant,
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
@@ -238,7 +252,7 @@ async fn send(
             "the URL has no http or https scheme and host",
         ));
     };
-    let Some(grant) = &plugin.granted.http else {
+    let Some(grant) = &plugin.grant else {
         return Err(refused(
             Outcome::Denied,
             HttpError::HttpRequestDenied,
@@ -258,15 +272,14 @@ async fn send(
             ),
         ));
     }
-    let stats = &plugin.health.http;
-    let Ok(slot) = stats.slots.clone().try_acquire_owned() else {
+    let Ok(slot) = plugin.stats.slots.clone().try_acquire_owned() else {
         return Err(refused(
             Outcome::Busy,
             HttpError::ConnectionLimitReached,
             "the plugin has plugins.http.max_concurrent requests under way",
         ));
     };
-    let limits = &plugin.http_limits;
+    let limits = &plugin.limits;
     // The whole exchange ends by the configured timeout and by the call's own deadline.
     let ends = deadline.min(Instant::now() + Duration::from_millis(limits.timeout_ms));
     let left = || ends.saturating_duration_since(Instant::now());
@@ -366,7 +379,7 @@ async fn send(
             left: max,
             max,
             ends: Box::pin(tokio::time::sleep_until(ends.into())),
-            stats: plugin.health.clone(),
+            stats: plugin.stats.clone(),
             counted: AtomicBool::new(false),
             _slot: slot,
             connection,
@@ -383,8 +396,16 @@ async fn resolve(
     within: Duration,
 ) -> Result<SocketAddr, Option<Refused>> {
     if let Ok(ip) = target.host.parse::<IpAddr>() {
-        // A rule matched this literal address, so it is named.
-        return Ok(SocketAddr::new(ip, target.port));
+        // A literal address: public, or named by a rule (`*` matches it but names nothing).
+        return if is_public(ip) || grant.names_address(target.https, ip, target.port) {
+            Ok(SocketAddr::new(ip, target.port))
+        } else {
+            Err(Some(refused(
+                Outcome::Denied,
+                HttpError::DestinationIpProhibited,
+                format!("{ip} is not public and no granted rule names it"),
+            )))
+        };
     }
     let found: Vec<SocketAddr> = tokio::time::timeout(
         within,
@@ -491,7 +512,7 @@ struct Limited {
     left: u64,
     max: u64,
     ends: Pin<Box<tokio::time::Sleep>>,
-    stats: Arc<super::state::Health>,
+    stats: Arc<HttpStats>,
     counted: AtomicBool,
     _slot: tokio::sync::OwnedSemaphorePermit,
     connection: tokio::task::AbortHandle,
@@ -500,7 +521,7 @@ struct Limited {
 impl Limited {
     fn finish(&self, outcome: Outcome) {
         if !self.counted.swap(true, Ordering::Relaxed) {
-            self.stats.http.count(outcome);
+            self.stats.count(outcome);
         }
     }
 }

@@ -300,15 +300,22 @@ impl Plugin {
         error
     }
 
-    /// Calls the observer export.
-    pub async fn on_event(&self, event: &Event) -> Result<v1_1::Outcome, CallError> {
+    /// Calls the observer export; with the delivery it handles when the outbox delivers the
+    /// event (what the `delivery` capability answers during the call).
+    pub async fn on_event(
+        &self,
+        event: &Event,
+        delivery: Option<&crate::events::Delivery>,
+    ) -> Result<v1_1::Outcome, CallError> {
         let ev = v1_1::event(event);
+        let delivery = delivery.cloned();
         let out = match self.observer.as_ref() {
             None => Err(CallError::NotInRole(Role::Observer)),
             Some(Versioned::V1_0(pool)) => {
                 let ev = v1_0::event(&ev);
                 self.call(pool, move |w, store| {
                     Box::pin(async move {
+                        store.data_mut().delivery = delivery;
                         let out = w
                             .integration_host_plugin_observer()
                             .call_on_event(store, &ev)
@@ -321,6 +328,7 @@ impl Plugin {
             Some(Versioned::V1_1(pool)) => {
                 self.call(pool, move |w, store| {
                     Box::pin(async move {
+                        store.data_mut().delivery = delivery;
                         w.integration_host_plugin_observer()
                             .call_on_event(store, &ev)
                             .await

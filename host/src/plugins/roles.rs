@@ -17,8 +17,8 @@ use super::registry::Registry;
 use super::v1_1;
 use crate::events::intercept::{AdditionKind, check_addition};
 use crate::events::{
-    Additions, Credentials, Dispatcher, Event, Mode, ObserveError, Observer, Operation, Produced,
-    Refusal, Verification,
+    Additions, Credentials, Delivery, Dispatcher, Event, Mode, ObserveError, Observer, Operation,
+    Produced, Refusal, Verification,
 };
 use crate::services::authorization::{Decision, Principal, RequestFacts};
 use crate::services::integration::IntegrationForm;
@@ -312,7 +312,8 @@ pub(super) fn subscribe_observers(events: &Dispatcher, current: &Registry, next:
     }
 }
 
-fn observer_name(id: &str) -> String {
+/// The dispatcher's (and the outbox's) name of a plugin's observer.
+pub(super) fn observer_name(id: &str) -> String {
     format!("plugin:{id}")
 }
 
@@ -328,7 +329,21 @@ impl Observer for PluginObserver {
     }
 
     fn observe<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), ObserveError>> {
-        Box::pin(async move {
+        Box::pin(self.handle(event, None))
+    }
+
+    fn observe_delivery<'a>(
+        &'a self,
+        event: &'a Event,
+        delivery: &'a Delivery,
+    ) -> BoxFuture<'a, Result<(), ObserveError>> {
+        Box::pin(self.handle(event, Some(delivery)))
+    }
+}
+
+impl PluginObserver {
+    async fn handle(&self, event: &Event, delivery: Option<&Delivery>) -> Result<(), ObserveError> {
+        {
             let on_error = self
                 .plugin
                 .manifest
@@ -336,8 +351,12 @@ impl Observer for PluginObserver {
                 .as_ref()
                 .map(|o| o.on_error)
                 .unwrap_or_default();
-            match self.plugin.on_event(event).await {
+            match self.plugin.on_event(event, delivery).await {
                 Ok(v1_1::Outcome::Proceed) => Ok(()),
+                // Not run: a durable delivery waits for the quarantine to end.
+                Err(CallError::Quarantined) if delivery.is_some() => Err(ObserveError::Skipped(
+                    CallError::Quarantined.to_string(),
+                )),
                 Ok(v1_1::Outcome::Veto(reason)) => Err(ObserveError::Veto(reason)),
                 Err(e) if on_error == ObserverOnError::Veto => Err(ObserveError::Veto(format!(
                     "The request was refused because the plugin `{}` failed.",
@@ -348,6 +367,6 @@ impl Observer for PluginObserver {
                 }),
                 Err(e) => Err(ObserveError::Failed(e.to_string())),
             }
-        })
+        }
     }
 }

@@ -36,6 +36,8 @@ pub struct State {
     pub(super) plugin: Arc<Identity>,
     /// When the current call must have finished.
     pub(super) deadline: Instant,
+    /// The delivery an async observer's current call handles.
+    pub(super) delivery: Option<crate::events::Delivery>,
 }
 
 /// Who an instance belongs to: what its host functions need.
@@ -48,8 +50,8 @@ pub struct Identity {
     pub granted: super::capabilities::Granted,
     /// The key-value state of every plugin, when the host has a database.
     pub kv: Option<crate::services::plugin_state::PluginState>,
-    /// The limits on its outbound HTTP requests.
-    pub http_limits: crate::config::PluginHttpSettings,
+    /// Where it may send HTTP requests, within which limits.
+    pub outbound: Arc<super::outbound::Outbound>,
 }
 
 impl State {
@@ -64,7 +66,7 @@ impl State {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             hooks: super::outbound::Hooks {
-                plugin: plugin.clone(),
+                outbound: plugin.outbound.clone(),
                 deadline: Instant::now(),
             },
             table: ResourceTable::new(),
@@ -75,6 +77,7 @@ impl State {
             stderr,
             plugin,
             deadline: Instant::now(),
+            delivery: None,
         }
     }
 
@@ -274,7 +277,7 @@ pub struct Health {
     pub calls: AtomicU64,
     pub failures: AtomicU64,
     /// Its outbound HTTP requests.
-    pub http: super::outbound::HttpStats,
+    pub http: Arc<super::outbound::HttpStats>,
 }
 
 #[derive(Debug, Default)]
@@ -304,7 +307,7 @@ impl Health {
             inner: Mutex::default(),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
-            http: super::outbound::HttpStats::new(max_requests),
+            http: Arc::new(super::outbound::HttpStats::new(max_requests)),
         }
     }
 
@@ -392,10 +395,12 @@ impl Health {
     }
 }
 
-// The host's side of the capabilities (`wit/capabilities@1.0.0`): what the plugin asked for
+// The host's side of the capabilities (`wit/capabilities@1.1.0`): what the plugin asked for
 // within its grant ([`Identity::granted`]), and nothing else.
 
-use super::capabilities::bindings::integration_host::capabilities::{key_value, variables};
+use super::capabilities::bindings::integration_host::capabilities::{
+    delivery, key_value, variables,
+};
 use crate::services::plugin_state::KvError;
 
 fn to_wit(e: KvError) -> key_value::KvError {
@@ -454,5 +459,15 @@ impl variables::Host for State {
             .variables
             .get(&name)
             .map(|v| v.expose().to_owned())
+    }
+}
+
+impl delivery::Host for State {
+    async fn current(&mut self) -> Option<delivery::DeliveryInfo> {
+        self.delivery.as_ref().map(|d| delivery::DeliveryInfo {
+            event_id: d.event_id.clone(),
+            attempt: d.attempt,
+            recorded_at: d.recorded_at,
+        })
     }
 }

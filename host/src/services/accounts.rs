@@ -4,8 +4,9 @@ use std::fmt;
 
 use super::ServiceError;
 use crate::crypto::{self, PasswordError};
-use crate::domain::AccountKind;
-use crate::store::{AccountRow, NewAccount, Store};
+use crate::domain::{AccountKind, RevocationReason};
+use crate::events::{Event, TokensRevoked};
+use crate::store::{AccountRow, NewAccount, NewEvent, Store};
 
 /// An admin username: 1-40 characters, no spaces or control characters (Magento allows 40).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,8 +222,9 @@ impl AccountService {
         active: bool,
     ) -> Result<(), ServiceError> {
         let account = self.get(kind, login).await?;
+        let revoked = revocation(kind, account.id, RevocationReason::Deactivated);
         self.store
-            .set_account_active(kind, account.id, active)
+            .set_account_active(kind, account.id, active, &revoked)
             .await?;
         Ok(())
     }
@@ -231,7 +233,10 @@ impl AccountService {
     #[tracing::instrument(skip(self))]
     pub async fn delete(&self, kind: AccountKind, login: &str) -> Result<AccountRow, ServiceError> {
         let account = self.get(kind, login).await?;
-        self.store.delete_account(kind, account.id).await?;
+        let revoked = revocation(kind, account.id, RevocationReason::Deleted);
+        self.store
+            .delete_account(kind, account.id, &revoked)
+            .await?;
         Ok(account)
     }
 
@@ -305,4 +310,13 @@ fn describe(kind: AccountKind, login: &str) -> String {
         AccountKind::Admin => format!("admin user `{login}`"),
         AccountKind::Customer => format!("customer `{login}`"),
     }
+}
+
+/// The `tokens_revoked` event written with a deactivation or a deletion.
+fn revocation(kind: AccountKind, user_id: i64, reason: RevocationReason) -> NewEvent {
+    super::outbox::recorded(&Event::TokensRevoked(TokensRevoked {
+        account: kind,
+        user_id,
+        reason,
+    }))
 }

@@ -12,6 +12,7 @@ use super::accounts::Email;
 use super::authorization::{AuthorizationService, Principal};
 use super::cache::{CAPACITY, TtlCache};
 use super::oauth::OauthService;
+use super::outbox::recorded;
 use super::{FieldError, ServiceError};
 use crate::acl::Grants;
 use crate::crypto;
@@ -245,24 +246,11 @@ impl IntegrationService {
         }
     }
 
-    async fn emit(&self, event: fn(IntegrationRef) -> Event, i: &Integration) {
-        self.events
-            .notify(event(IntegrationRef {
-                id: i.id,
-                name: i.name.clone(),
-            }))
-            .await;
-    }
-
+    /// Runs the sync observers of a change whose event was written with it (and wakes the
+    /// delivery to async ones).
     async fn saved(&self, i: &Integration, created: bool) {
         self.events
-            .notify(Event::IntegrationSaved {
-                integration: IntegrationRef {
-                    id: i.id,
-                    name: i.name.clone(),
-                },
-                created,
-            })
+            .notify(saved_event(i.id, &i.name, created))
             .await;
     }
 
@@ -374,6 +362,7 @@ impl IntegrationService {
                     secret: &sealed,
                     callback_url: fields.endpoint,
                 },
+                |row| recorded(&saved_event(row.id, &row.name, true)),
             )
             .await?
             .ok_or_else(|| {
@@ -412,7 +401,9 @@ impl IntegrationService {
         input: IntegrationInput,
     ) -> Result<Integration, ServiceError> {
         let changed = self.write(id, input, true).await?;
-        self.emit(Event::IntegrationReset, &changed).await;
+        self.events
+            .notify(Event::IntegrationReset(reference(&changed)))
+            .await;
         Ok(changed)
     }
 
@@ -425,7 +416,16 @@ impl IntegrationService {
         let rules = self.rules(&input)?;
         match self
             .store
-            .update_integration(id, &Self::fields(&input, &rules), reset)
+            .update_integration(id, &Self::fields(&input, &rules), reset, |row| {
+                recorded(&if reset {
+                    Event::IntegrationReset(IntegrationRef {
+                        id: row.id,
+                        name: row.name.clone(),
+                    })
+                } else {
+                    saved_event(row.id, &row.name, false)
+                })
+            })
             .await
         {
             Ok(Some(row)) => Ok(row.into()),
@@ -518,8 +518,11 @@ impl IntegrationService {
         }
         self.before(Operation::IntegrationDelete(reference(&integration)))
             .await?;
-        self.store.delete_integration(id).await?;
-        self.emit(Event::IntegrationDeleted, &integration).await;
+        let event = Event::IntegrationDeleted(reference(&integration));
+        self.store
+            .delete_integration(id, Some(&recorded(&event)))
+            .await?;
+        self.events.notify(event).await;
         Ok(integration)
     }
 
@@ -528,10 +531,16 @@ impl IntegrationService {
         let Some(integration) = self.store.integration_by_id(id).await? else {
             return Ok(false);
         };
-        let deleted = self.store.delete_integration(id).await?;
+        let event = Event::IntegrationDeleted(IntegrationRef {
+            id: integration.id,
+            name: integration.name,
+        });
+        let deleted = self
+            .store
+            .delete_integration(id, Some(&recorded(&event)))
+            .await?;
         if deleted {
-            self.emit(Event::IntegrationDeleted, &integration.into())
-                .await;
+            self.events.notify(event).await;
         }
         Ok(deleted)
     }
@@ -580,8 +589,9 @@ impl IntegrationService {
             .delete_integration_token(integration.consumer_id)
             .await?;
         self.store
-            .set_integration_status(id, IntegrationStatus::Inactive)
+            .set_integration_status(id, IntegrationStatus::Inactive, None)
             .await?;
+        let activated = Event::IntegrationActivated(reference(&integration));
         if !integration.endpoint.is_empty() && !integration.identity_link_url.is_empty() {
             self.oauth
                 .post_to_consumer(integration.consumer_id, &integration.endpoint)
@@ -592,16 +602,18 @@ impl IntegrationService {
             link.query_pairs_mut()
                 .append_pair("oauth_consumer_key", &consumer.key)
                 .append_pair("success_call_back", &self.oauth.success_callback_url(id));
-            self.emit(Event::IntegrationActivated, &integration).await;
+            // The change reported spans the post to the endpoint: written once it succeeded.
+            self.store.record_event(&recorded(&activated)).await?;
+            self.events.notify(activated).await;
             Ok(Activation::IdentityLink(link.into()))
         } else {
             self.oauth
                 .create_access_token(integration.consumer_id, true)
                 .await?;
             self.store
-                .set_integration_status(id, IntegrationStatus::Active)
+                .set_integration_status(id, IntegrationStatus::Active, Some(&recorded(&activated)))
                 .await?;
-            self.emit(Event::IntegrationActivated, &integration).await;
+            self.events.notify(activated).await;
             Ok(Activation::Minted)
         }
     }
@@ -616,6 +628,17 @@ fn read_only(integration: &Integration) -> ServiceError {
 
 fn not_found(id: i64) -> ServiceError {
     ServiceError::NotFound(format!("The integration with ID \"{id}\" doesn't exist."))
+}
+
+/// `integration_saved`.
+fn saved_event(id: i64, name: &str, created: bool) -> Event {
+    Event::IntegrationSaved {
+        integration: IntegrationRef {
+            id,
+            name: name.to_owned(),
+        },
+        created,
+    }
 }
 
 /// An integration as operations and events name it.

@@ -12,6 +12,7 @@ mod cache;
 mod error;
 pub mod integration;
 pub mod oauth;
+pub mod outbox;
 pub mod plugin_state;
 pub mod sealing;
 pub mod tokens;

@@ -190,18 +190,16 @@ impl TokenService {
         let account = self
             .sign_in(AccountKind::Customer, username, password, &client)
             .await?;
-        self.events
-            .dispatch(Event::CustomerLogin(CustomerLogin {
-                customer_id: account.id,
-                email: account.email.clone(),
-                firstname: account.firstname.clone(),
-                lastname: account.lastname.clone(),
-                at: now(),
-                client_address: client.address,
-                user_agent: client.user_agent,
-            }))
-            .await
-            .map_err(|veto| SignInError::Vetoed(veto.reason))?;
+        self.signed_in(Event::CustomerLogin(CustomerLogin {
+            customer_id: account.id,
+            email: account.email.clone(),
+            firstname: account.firstname.clone(),
+            lastname: account.lastname.clone(),
+            at: now(),
+            client_address: client.address,
+            user_agent: client.user_agent,
+        }))
+        .await?;
         self.issue_for(AccountKind::Customer, account.id, &account.login)
             .await
     }
@@ -218,17 +216,31 @@ impl TokenService {
         let account = self
             .sign_in(AccountKind::Admin, username, password, &client)
             .await?;
+        self.signed_in(Event::AdminLogin(AdminLogin {
+            admin_id: account.id,
+            username: account.login.clone(),
+            at: now(),
+            client_address: client.address,
+            user_agent: client.user_agent,
+        }))
+        .await?;
+        Ok(account)
+    }
+
+    /// A sign-in that passed its checks: its sync observers may still veto it; then it is
+    /// written to the outbox for async ones (on its own: a sign-in changes nothing else).
+    async fn signed_in(&self, event: Event) -> Result<(), SignInError> {
+        let written = super::outbox::recorded(&event);
         self.events
-            .dispatch(Event::AdminLogin(AdminLogin {
-                admin_id: account.id,
-                username: account.login.clone(),
-                at: now(),
-                client_address: client.address,
-                user_agent: client.user_agent,
-            }))
+            .dispatch_sync(&event)
             .await
             .map_err(|veto| SignInError::Vetoed(veto.reason))?;
-        Ok(account)
+        self.store
+            .record_event(&written)
+            .await
+            .map_err(|e| SignInError::Service(e.into()))?;
+        self.events.after_written(event);
+        Ok(())
     }
 
     /// Checks the fields, runs the before-interceptors (which may refuse or rewrite the user
@@ -417,14 +429,15 @@ impl TokenService {
         if self.store.account_by_id(kind, user_id).await?.is_none() {
             return Ok(false);
         }
-        self.store.revoke_account_tokens(kind, user_id).await?;
-        self.events
-            .notify(Event::TokensRevoked(TokensRevoked {
-                account: kind,
-                user_id,
-                reason,
-            }))
-            .await;
+        let event = Event::TokensRevoked(TokensRevoked {
+            account: kind,
+            user_id,
+            reason,
+        });
+        self.store
+            .revoke_account_tokens(kind, user_id, &super::outbox::recorded(&event))
+            .await?;
+        self.events.notify(event).await;
         Ok(true)
     }
 

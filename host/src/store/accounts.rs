@@ -4,6 +4,7 @@ use super::tokens::revoke_account_tokens;
 use super::{Backend, Store, StoreError, on_pool};
 use crate::clock::now;
 use crate::domain::AccountKind;
+use crate::store::BeginWrite as _;
 
 /// An admin user or customer as stored. `login` is the admin username or the customer email.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -40,7 +41,7 @@ impl Store {
     pub async fn insert_admin(&self, new: &NewAccount<'_>) -> Result<Option<i64>, StoreError> {
         let t = now();
         let id: Option<i64> = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO admin_user (username, email, firstname, lastname, password_hash, is_active, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6)
@@ -77,7 +78,7 @@ impl Store {
         // insert" one step when several processes start at once.
         let t = now();
         let id: Option<i64> = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             if self.backend() == Backend::Postgres {
                 sqlx::query("LOCK TABLE admin_user IN SHARE ROW EXCLUSIVE MODE")
                     .execute(&mut *tx)
@@ -232,14 +233,16 @@ impl Store {
     }
 
     /// Activates or deactivates an account. Deactivating also revokes its tokens in the same
-    /// transaction: bearer tokens issued until now are refused, stored tokens are deleted.
-    /// Returns whether the account exists.
+    /// transaction (bearer tokens issued until now are refused, stored tokens are deleted) and
+    /// writes `revoked`. Returns whether the account exists.
     pub async fn set_account_active(
         &self,
         kind: AccountKind,
         id: i64,
         active: bool,
+        revoked: &super::NewEvent,
     ) -> Result<bool, StoreError> {
+        let postgres = self.is_postgres();
         let update = match kind {
             AccountKind::Admin => {
                 "UPDATE admin_user SET is_active = $1, updated_at = $2 WHERE id = $3"
@@ -250,7 +253,7 @@ impl Store {
         };
         let t = now();
         let found = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let n = sqlx::query(update)
                 .bind(active)
                 .bind(t)
@@ -260,6 +263,7 @@ impl Store {
                 .rows_affected();
             if n == 1 && !active {
                 revoke_account_tokens!(tx, kind, id, t);
+                super::outbox::record_event!(tx, revoked, postgres);
             }
             tx.commit().await?;
             n == 1
@@ -269,15 +273,21 @@ impl Store {
     }
 
     /// Deletes an account; its stored tokens go with it and its bearer tokens issued until now
-    /// are refused. Returns whether it existed.
-    pub async fn delete_account(&self, kind: AccountKind, id: i64) -> Result<bool, StoreError> {
+    /// are refused, reported by `revoked`. Returns whether it existed.
+    pub async fn delete_account(
+        &self,
+        kind: AccountKind,
+        id: i64,
+        revoked: &super::NewEvent,
+    ) -> Result<bool, StoreError> {
+        let postgres = self.is_postgres();
         let delete = match kind {
             AccountKind::Admin => "DELETE FROM admin_user WHERE id = $1",
             AccountKind::Customer => "DELETE FROM customer WHERE id = $1",
         };
         let t = now();
         let found = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             revoke_account_tokens!(tx, kind, id, t);
             if kind == AccountKind::Admin {
                 sqlx::query("DELETE FROM authorization_role WHERE user_type = 2 AND user_id = $1")
@@ -290,6 +300,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            if n == 1 {
+                super::outbox::record_event!(tx, revoked, postgres);
+            }
             tx.commit().await?;
             n == 1
         });

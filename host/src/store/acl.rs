@@ -5,6 +5,7 @@
 //! else is denied. "All resources" is the single rule `Magento_Backend::all`.
 
 use super::{Store, StoreError, on_pool, read};
+use crate::store::BeginWrite as _;
 
 /// Replaces the rules of integration `$id` with `$rules` inside the open transaction `$tx`,
 /// creating its role when missing. A macro so that one text serves both backends' transactions.
@@ -64,7 +65,7 @@ impl Store {
         rules: &[String],
     ) -> Result<bool, StoreError> {
         let found = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let exists: Option<i64> =
                 sqlx::query_scalar("SELECT id FROM integration WHERE id = $1")
                     .bind(integration_id)

@@ -1,9 +1,11 @@
 //! Integrations, their OAuth consumers, tokens and nonces.
 
 use super::acl::write_integration_rules;
+use crate::store::BeginWrite as _;
 use rusqlite::OptionalExtension as _;
 
-use super::{Store, StoreError, on_pool, read};
+use super::outbox::record_event;
+use super::{NewEvent, Store, StoreError, on_pool, read};
 use crate::clock::now;
 use crate::domain::{IntegrationStatus, SetupType, TokenKind, UserType};
 
@@ -155,16 +157,18 @@ macro_rules! token_select {
 }
 
 impl Store {
-    /// Creates an integration and its consumer in one transaction. `None` when the name is
-    /// taken (case-insensitively).
+    /// Creates an integration and its consumer in one transaction, with the event `event`
+    /// makes of it. `None` when the name is taken (case-insensitively).
     pub async fn insert_integration(
         &self,
         fields: &IntegrationFields<'_>,
         consumer: &NewConsumer<'_>,
+        event: impl FnOnce(&IntegrationRow) -> NewEvent,
     ) -> Result<Option<IntegrationRow>, StoreError> {
         let t = now();
+        let postgres = self.is_postgres();
         let row = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO integration (name, email, endpoint, identity_link_url, status, consumer_id, setup_type, config_hash, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, 0, NULL, $5, $6, $7, $7)
@@ -202,6 +206,7 @@ impl Store {
                     .fetch_one(&mut *tx)
                     .await?;
                     write_integration_rules!(tx, id, fields.rules);
+                    record_event!(tx, &event(&row), postgres);
                     tx.commit().await?;
                     Some(row)
                 }
@@ -216,16 +221,18 @@ impl Store {
     ///
     /// With `reset` (a config integration whose definition changed), its integration tokens
     /// are deleted and its status becomes 2 in the same transaction, so the merchant must
-    /// approve it again.
+    /// approve it again. The event `event` makes of the result is written with it.
     pub async fn update_integration(
         &self,
         id: i64,
         fields: &IntegrationFields<'_>,
         reset: bool,
+        event: impl FnOnce(&IntegrationRow) -> NewEvent,
     ) -> Result<Option<IntegrationRow>, StoreError> {
         let t = now();
+        let postgres = self.is_postgres();
         let row = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let row = sqlx::query_as::<_, IntegrationRow>(concat!(
                 "UPDATE integration SET name = $1, email = $2, endpoint = $3, identity_link_url = $4, setup_type = $5,
                         config_hash = $6, updated_at = $7
@@ -268,6 +275,9 @@ impl Store {
                 }
                 other => other,
             };
+            if let Some(r) = &row {
+                record_event!(tx, &event(r), postgres);
+            }
             tx.commit().await?;
             row
         });
@@ -275,21 +285,31 @@ impl Store {
         Ok(row)
     }
 
-    /// Sets an integration's status (0 inactive, 1 active, 2 reset).
+    /// Sets an integration's status (0 inactive, 1 active, 2 reset), with `event` when it
+    /// reports the change.
     pub async fn set_integration_status(
         &self,
         id: i64,
         status: IntegrationStatus,
+        event: Option<&NewEvent>,
     ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| sqlx::query(
-            "UPDATE integration SET status = $1, updated_at = $2 WHERE id = $3"
-        )
-        .bind(status)
-        .bind(now())
-        .bind(id)
-        .execute(p)
-        .await?
-        .rows_affected());
+        let postgres = self.is_postgres();
+        let n = on_pool!(self, |p| {
+            let mut tx = p.begin_write().await?;
+            let n =
+                sqlx::query("UPDATE integration SET status = $1, updated_at = $2 WHERE id = $3")
+                    .bind(status)
+                    .bind(now())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if let (1, Some(event)) = (n, event) {
+                record_event!(tx, event, postgres);
+            }
+            tx.commit().await?;
+            n
+        });
         self.changed();
         Ok(n == 1)
     }
@@ -388,10 +408,16 @@ impl Store {
         )
     }
 
-    /// Deletes an integration with its consumer (tokens and nonces cascade) and its ACL role.
-    pub async fn delete_integration(&self, id: i64) -> Result<bool, StoreError> {
+    /// Deletes an integration with its consumer (tokens and nonces cascade) and its ACL role,
+    /// and writes `event` when it existed.
+    pub async fn delete_integration(
+        &self,
+        id: i64,
+        event: Option<&NewEvent>,
+    ) -> Result<bool, StoreError> {
+        let postgres = self.is_postgres();
         let found = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let consumer: Option<Option<i64>> =
                 sqlx::query_scalar("SELECT consumer_id FROM integration WHERE id = $1")
                     .bind(id)
@@ -411,6 +437,9 @@ impl Store {
                         .bind(c)
                         .execute(&mut *tx)
                         .await?;
+                }
+                if let Some(event) = event {
+                    record_event!(tx, event, postgres);
                 }
             }
             tx.commit().await?;
@@ -531,7 +560,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let t = now();
         let id = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             sqlx::query("DELETE FROM oauth_token WHERE consumer_id = $1 AND user_type = 1")
                 .bind(consumer_id)
                 .execute(&mut *tx)

@@ -13,6 +13,7 @@ mod error;
 mod integrations;
 mod jobs;
 mod nonces;
+pub(crate) mod outbox;
 mod plugin_kv;
 mod reader;
 mod sealed;
@@ -37,6 +38,7 @@ pub use integrations::{
 };
 pub use jobs::JobRun;
 pub use nonces::{NonceStats, NonceWriter};
+pub use outbox::{Backlog, Claimed, NewEvent};
 pub use plugin_kv::KvWrite;
 pub use sealed::{Reseal, SealedColumn};
 pub use sessions::SessionRow;
@@ -74,6 +76,37 @@ macro_rules! read {
     };
 }
 pub(crate) use read;
+
+/// Opens a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
+/// a deferred transaction that reads first could not become a writer once another connection
+/// (the outbox's delivery, the nonce writer, another process) committed in between, and would
+/// fail where this one waits its turn within the busy timeout.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>> + Send
+    {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>> + Send
+    {
+        self.begin()
+    }
+}
 
 /// Which database engine a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! key and value in bytes) summed against the plugin's quota by the write itself.
 
 use super::{Pool, Store, StoreError};
+use crate::store::BeginWrite as _;
 
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +57,7 @@ impl Store {
                 .await?
                 .rows_affected(),
             Pool::Postgres(p) => {
-                let mut tx = p.begin().await?;
+                let mut tx = p.begin_write().await?;
                 sqlx::query(
                     "SELECT pg_advisory_xact_lock(hashtextextended('plugin_kv:' || $1, 0))",
                 )

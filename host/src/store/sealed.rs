@@ -5,6 +5,7 @@
 //! token reset, an integration deleted) is left alone, so a rewrap can run beside serving.
 
 use super::{Store, StoreError, on_pool};
+use crate::store::BeginWrite as _;
 
 /// A column holding sealed values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +104,7 @@ impl Store {
             return Ok(0);
         }
         let replaced = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let mut n = 0;
             for r in batch {
                 n += sqlx::query(column.update())

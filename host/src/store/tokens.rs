@@ -10,6 +10,7 @@
 use super::{SealedToken, Store, StoreError, on_pool};
 use crate::clock::now;
 use crate::domain::AccountKind;
+use crate::store::BeginWrite as _;
 
 /// Rows one cleanup statement deletes at most; the jobs repeat until fewer are left.
 pub const CLEANUP_BATCH: i64 = 5_000;
@@ -116,16 +117,19 @@ impl Store {
     }
 
     /// Revokes every token of an account (stored ones deleted, bearer tokens issued until now
-    /// refused). Returns the `revoke_before` written.
+    /// refused), with the event reporting it. Returns the `revoke_before` written.
     pub async fn revoke_account_tokens(
         &self,
         kind: AccountKind,
         id: i64,
+        event: &super::NewEvent,
     ) -> Result<i64, StoreError> {
         let t = now();
+        let postgres = self.is_postgres();
         on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             revoke_account_tokens!(tx, kind, id, t);
+            super::outbox::record_event!(tx, event, postgres);
             tx.commit().await?;
         });
         self.changed();

@@ -1,5 +1,5 @@
 //! Request metrics in Prometheus text format, one registry per server, with the nonce writer's
-//! group commits, sign-in attempts and plugins' outbound HTTP requests.
+//! group commits, sign-in attempts, plugins' outbound HTTP requests and event deliveries.
 //!
 //! No global recorder: two servers in one process (as the tests run them) keep separate counts.
 
@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 
 use crate::domain::AccountKind;
 use crate::plugins::PluginHost;
+use crate::services::outbox::DeliveryCounts;
 use crate::services::tokens::{Attempt, SignInAttempts};
 use crate::store::NonceStats;
 
@@ -133,16 +134,47 @@ impl Collector for PluginHttpCollector {
     }
 }
 
+/// Deliveries of events to async observers by observer and outcome, read at each scrape.
+#[derive(Debug)]
+struct DeliveryCollector(Arc<DeliveryCounts>);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ObserverOutcomeLabels {
+    observer: String,
+    outcome: &'static str,
+}
+
+impl Collector for DeliveryCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "event_deliveries",
+            "Deliveries of events from the outbox to async observers, by observer and outcome: delivered, retried (failed, tried again later), given_up (failed the last attempt)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (observer, outcome, n) in self.0.snapshot() {
+            let labels = ObserverOutcomeLabels {
+                observer,
+                outcome: outcome.as_str(),
+            };
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Metrics {
     pub fn new(
         nonces: Arc<NonceStats>,
         attempts: Arc<SignInAttempts>,
         plugins: PluginHost,
+        deliveries: Arc<DeliveryCounts>,
     ) -> Self {
         let mut registry = Registry::with_prefix("integration_host");
         registry.register_collector(Box::new(NonceCollector(nonces)));
         registry.register_collector(Box::new(SignInCollector(attempts)));
         registry.register_collector(Box::new(PluginHttpCollector(plugins)));
+        registry.register_collector(Box::new(DeliveryCollector(deliveries)));
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             // 100 µs to about 3.3 s.

@@ -1,5 +1,6 @@
 //! The REST view of the plugin host: `GET /rest/V1/plugins` (loaded plugins with their roles,
-//! health, recent log records and failures, and the folders that failed to load) and
+//! health, recent log records and failures, async observers' backlogs, and the folders that
+//! failed to load) and
 //! `POST /rest/V1/plugins/reload` (reload changed plugin folders now, then re-sync declarative
 //! integrations when a config provider changed). Both need `IntegrationHost_Plugins::manage`.
 
@@ -12,7 +13,7 @@ use super::AppState;
 use super::auth::authorize;
 use super::error::RestError;
 use super::respond::json;
-use crate::plugins::{PluginInfo, Problem, ReloadReport};
+use crate::plugins::{PluginInfo, Problem, ReloadReport, with_backlogs};
 
 /// The plugins of the server.
 #[derive(Debug, Serialize, ToSchema)]
@@ -50,10 +51,11 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RestError> {
     authorize(&req, &body, &state).await?;
+    let backlogs = crate::services::outbox::backlogs(&state.store).await?;
     Ok(json(
         StatusCode::OK,
         &PluginsView {
-            plugins: state.plugins.list(),
+            plugins: with_backlogs(state.plugins.list(), &backlogs),
             problems: state.plugins.problems(),
         },
     ))

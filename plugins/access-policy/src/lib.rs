@@ -2,12 +2,23 @@
 //! a window of UTC hours, from the manifest's `[config.integrations."<name>"]` tables. A
 //! request of a listed integration from elsewhere, or outside its hours, is denied; everything
 //! else is left to the ACL (the resolver abstains, it never widens access).
+//!
+//! When the operator grants it a policy service (the variable `policy_url`, outbound HTTP to
+//! it and key-value state, all optional in the manifest), a request the local rules let
+//! through is also put to the service: a POST of
+//! `{"integration", "method", "path", "client_address", "resources"}` answered with
+//! `{"allow": bool, "reason": "…", "ttl_seconds": n}`. A refusal denies the request; an
+//! allowance leaves it to the ACL. Answers are cached in the plugin's key-value state for
+//! `ttl_seconds` (60 when not said), shared by every server process. A service that cannot be
+//! reached fails the call, and the manifest's `on_error = "deny"` refuses the request.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use integration_host_sdk::http;
 use integration_host_sdk::prelude::*;
 use serde::Deserialize;
+use serde_json::{Value, json};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,9 +84,76 @@ fn contains((net, bits): (IpAddr, u8), ip: IpAddr) -> bool {
     (net >> shift) == (ip >> shift)
 }
 
-/// The rules by integration name, parsed from the configuration once per instance.
+/// The rules by integration name, parsed from the configuration once per instance, and the
+/// policy service, when granted one.
 struct AccessPolicy {
     rules: BTreeMap<String, Rule>,
+    service: Option<String>,
+}
+
+/// Seconds a policy answer is kept when the service does not say.
+const DEFAULT_TTL: i64 = 60;
+
+impl AccessPolicy {
+    /// The policy service's verdict on a request (cached), when there is a service.
+    fn ask_service(&self, integration: &str, request: &Request) -> Result<Verdict, PluginError> {
+        let Some(url) = &self.service else {
+            return Ok(Verdict::Abstain);
+        };
+        let key = format!("decision/{integration}/{} {}", request.method, request.path);
+        let key: String = key.chars().take(256).collect();
+        // Without key-value state granted, every request asks the service.
+        if let Ok(Some(cached)) = kv::get(&key) {
+            let v: Value = serde_json::from_slice(&cached).unwrap_or(Value::Null);
+            if v["until"].as_i64().is_some_and(|until| until > request.now) {
+                return Ok(verdict(&v));
+            }
+        }
+        let body = json!({
+            "integration": integration,
+            "method": request.method,
+            "path": request.path,
+            "client_address": request.client_address,
+            "resources": request.resources,
+        })
+        .to_string();
+        let answer = http::Request::post(url, body)
+            .header("content-type", "application/json")
+            .send()?;
+        if answer.status != 200 {
+            return Err(PluginError::Failed(format!(
+                "the policy service answered {}",
+                answer.status
+            )));
+        }
+        let mut v: Value = serde_json::from_slice(&answer.body)
+            .map_err(|e| PluginError::Failed(format!("the policy service's answer: {e}")))?;
+        if !v["allow"].is_boolean() {
+            return Err(PluginError::Failed(
+                "the policy service's answer has no boolean `allow`".into(),
+            ));
+        }
+        let ttl = v["ttl_seconds"].as_i64().unwrap_or(DEFAULT_TTL);
+        v["until"] = json!(request.now + ttl);
+        // A cache that cannot be written only costs another question next time.
+        match kv::set(&key, v.to_string()) {
+            Ok(()) | Err(kv::KvError::NotGranted) => {}
+            Err(e) => warn!("cannot cache a policy answer", error = kv::describe(&e)),
+        }
+        Ok(verdict(&v))
+    }
+}
+
+/// A policy answer as a verdict: a refusal denies, an allowance leaves it to the ACL.
+fn verdict(answer: &Value) -> Verdict {
+    if answer["allow"].as_bool() == Some(true) {
+        Verdict::Abstain
+    } else {
+        Verdict::Deny(format!(
+            "the policy service refused: {}",
+            answer["reason"].as_str().unwrap_or("no reason given")
+        ))
+    }
 }
 
 impl Plugin for AccessPolicy {
@@ -106,7 +184,10 @@ impl Plugin for AccessPolicy {
             };
             rules.insert(name, Rule { blocks, hours });
         }
-        Ok(Self { rules })
+        Ok(Self {
+            rules,
+            service: variable("policy_url"),
+        })
     }
 }
 
@@ -116,7 +197,7 @@ impl PermissionResolver for AccessPolicy {
             return Ok(Verdict::Abstain);
         };
         let Some(rule) = self.rules.get(&integration.name) else {
-            return Ok(Verdict::Abstain);
+            return self.ask_service(&integration.name, &request);
         };
         if let Some(blocks) = &rule.blocks {
             let allowed = request
@@ -157,7 +238,7 @@ impl PermissionResolver for AccessPolicy {
                 )));
             }
         }
-        Ok(Verdict::Abstain)
+        self.ask_service(&integration.name, &request)
     }
 }
 

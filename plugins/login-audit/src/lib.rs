@@ -1,9 +1,16 @@
 //! A `customer_login` observer: logs every customer sign-in with the client's address and
 //! user agent, and refuses sign-ins of email domains the operator blocks in the manifest's
 //! `[config]` (`blocked_domains`). It runs sync, so its veto stops the token from being issued.
+//!
+//! When the operator grants it a collector (the variable `collector_url` and outbound HTTP to
+//! it, both optional in the manifest), it also POSTs each sign-in there as JSON, a SIEM's
+//! input: `{"event": "customer_login", "outcome": "accepted" | "refused", …}`. A collector that
+//! fails is logged; it never holds up or refuses a sign-in.
 
+use integration_host_sdk::http;
 use integration_host_sdk::prelude::*;
 use serde::Deserialize;
+use serde_json::json;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -13,9 +20,40 @@ struct Config {
     blocked_domains: Vec<String>,
 }
 
-/// The blocked domains, lower case.
+/// The blocked domains, lower case, and the collector, when granted one.
 struct LoginAudit {
     blocked: Vec<String>,
+    collector: Option<String>,
+}
+
+impl LoginAudit {
+    /// Sends the sign-in to the collector, if there is one; a failure is only logged.
+    fn forward(&self, login: &CustomerLogin, outcome: &str) {
+        let Some(url) = &self.collector else {
+            return;
+        };
+        let body = json!({
+            "event": "customer_login",
+            "outcome": outcome,
+            "customer_id": login.customer_id,
+            "email": login.email,
+            "client_address": login.client_address,
+            "user_agent": login.user_agent,
+            "at": login.at,
+        })
+        .to_string();
+        match http::Request::post(url, body)
+            .header("content-type", "application/json")
+            .send()
+        {
+            Ok(answer) if (200..300).contains(&answer.status) => {}
+            Ok(answer) => warn!(
+                "the collector refused a sign-in record",
+                status = answer.status
+            ),
+            Err(e) => warn!("the collector cannot be reached", error = e.to_string()),
+        }
+    }
 }
 
 impl Plugin for LoginAudit {
@@ -28,6 +66,7 @@ impl Plugin for LoginAudit {
                 .iter()
                 .map(|d| d.to_ascii_lowercase())
                 .collect(),
+            collector: variable("collector_url"),
         })
     }
 }
@@ -50,6 +89,7 @@ impl Observer for LoginAudit {
                 email = login.email,
                 client_address = address,
             );
+            self.forward(&login, "refused");
             return Ok(Outcome::Veto(
                 "Sign-in for customers of this email domain is disabled.".into(),
             ));
@@ -63,6 +103,7 @@ impl Observer for LoginAudit {
             user_agent = agent,
             at = login.at,
         );
+        self.forward(&login, "accepted");
         Ok(Outcome::Proceed)
     }
 }

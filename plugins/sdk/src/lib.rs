@@ -51,12 +51,12 @@ pub mod base {
 pub mod capabilities_bindings {
     wit_bindgen::generate!({
         world: "capabilities",
-        path: "../../wit/capabilities@1.0.0",
+        path: "../../wit/capabilities@1.1.0",
         generate_all,
     });
 }
 
-/// Durable key-value state: the `key_value` capability (`wit/capabilities@1.0.0`). The manifest
+/// Durable key-value state: the `key_value` capability (`wit/capabilities@1.1.0`). The manifest
 /// asks for it (`[capabilities] key_value = true`) and the operator grants a quota
 /// (`[plugins.grants.<id>] key_value_quota_kib = 1024`); otherwise every call answers
 /// [`KvError::NotGranted`]. Keys are 1 to 256 bytes, values up to 64 KiB; the state is kept in
@@ -116,6 +116,28 @@ pub mod kv {
 
 #[cfg(feature = "http")]
 pub mod http;
+
+/// One delivery of an event to an async observer, from the server's durable outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The event's stable id: the same on every attempt and in every server process. Every
+    /// event is delivered at least once, so drop one whose id you have handled already.
+    pub event_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Unix seconds when the event was written, with the change it reports.
+    pub recorded_at: i64,
+}
+
+/// The delivery the current call handles: in an async observer's `on_event`; `None` in a
+/// sync observer's call and in any other role's. Needs no grant.
+pub fn delivery() -> Option<Delivery> {
+    capabilities_bindings::integration_host::capabilities::delivery::current().map(|d| Delivery {
+        event_id: d.event_id,
+        attempt: d.attempt,
+        recorded_at: d.recorded_at,
+    })
+}
 
 /// The value of variable `name` that the operator set for this plugin
 /// (`[plugins.grants.<id>.variables]`), when the manifest asks for it
@@ -255,7 +277,7 @@ pub use verifier_bindings::exports::integration_host::plugin::credential_verifie
 pub mod prelude {
     pub use crate::{
         Account, AdminLogin, CustomerLogin, Event, IntegrationRef, Plugin, PluginError, Principal,
-        UserType, debug, error, info, kv, register, variable, warn,
+        UserType, debug, delivery, error, info, kv, register, variable, warn,
     };
 
     #[cfg(feature = "observer")]

@@ -172,7 +172,7 @@ impl OauthService {
         let consumer = self.load_consumer(id).await?;
         match self.store.integration_by_consumer(id).await? {
             Some(integration) => {
-                self.store.delete_integration(integration.id).await?;
+                self.store.delete_integration(integration.id, None).await?;
             }
             None => {
                 self.store.delete_consumer(id).await?;

@@ -119,7 +119,7 @@ impl OauthService {
             .map_err(OauthError::internal)?
         {
             self.store
-                .set_integration_status(integration.id, IntegrationStatus::Active)
+                .set_integration_status(integration.id, IntegrationStatus::Active, None)
                 .await
                 .map_err(OauthError::internal)?;
         }

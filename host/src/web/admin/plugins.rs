@@ -21,6 +21,8 @@ pub(super) struct PluginRow {
     calls: u64,
     failures: u64,
     quarantined: Option<u64>,
+    /// An async observer's events not delivered yet: pending, given up, the oldest's time.
+    backlog: Option<(i64, i64, Option<String>)>,
     dir: String,
     recent_failures: Vec<FailureRow>,
 }
@@ -42,9 +44,11 @@ pub(super) struct PluginsPage {
 
 pub(super) async fn plugins_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let session = or_answer!(signed_in(&req, &state).await);
-    let plugins = state
-        .plugins
-        .list()
+    let backlogs = match crate::services::outbox::backlogs(&state.store).await {
+        Ok(b) => b,
+        Err(e) => return failure(&e),
+    };
+    let plugins = crate::plugins::with_backlogs(state.plugins.list(), &backlogs)
         .into_iter()
         .map(|p| PluginRow {
             roles: p
@@ -61,6 +65,13 @@ pub(super) async fn plugins_page(req: HttpRequest, state: web::Data<AppState>) -
             calls: p.health.calls,
             failures: p.health.failures,
             quarantined: p.health.quarantined_for_seconds,
+            backlog: p.backlog.map(|b| {
+                (
+                    b.pending,
+                    b.given_up,
+                    b.oldest_pending_at.map(crate::clock::iso8601),
+                )
+            }),
             recent_failures: p
                 .health
                 .recent_failures

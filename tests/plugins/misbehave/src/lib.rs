@@ -13,6 +13,9 @@ struct Config {
     /// Where `fetch` sends its request.
     #[serde(default)]
     url: String,
+    /// `record` fails the attempts up to this one.
+    #[serde(default)]
+    fail_attempts: u32,
 }
 
 fn abstain() -> String {
@@ -101,6 +104,25 @@ fn fetch(url: &str) -> String {
     }
 }
 
+/// Records each delivery in the key-value state (`event/<id>` = `<name> <attempt>`, appended
+/// to on every attempt) and fails attempts up to `fail_attempts`.
+fn record(event: &str, fail_attempts: u32) -> Result<(), PluginError> {
+    let Some(d) = delivery() else {
+        kv::set("no-delivery", event)?;
+        return Ok(());
+    };
+    let key = format!("event/{}", d.event_id);
+    let before = kv::get_text(&key)?.unwrap_or_default();
+    kv::set(&key, format!("{before}{event} {};", d.attempt))?;
+    if d.attempt <= fail_attempts {
+        return Err(PluginError::Failed(format!(
+            "failing attempt {}",
+            d.attempt
+        )));
+    }
+    Ok(())
+}
+
 fn huge() -> String {
     "x".repeat(4 << 20)
 }
@@ -110,6 +132,7 @@ struct Misbehave {
     behaviour: String,
     label: String,
     url: String,
+    fail_attempts: u32,
 }
 
 impl Plugin for Misbehave {
@@ -120,6 +143,7 @@ impl Plugin for Misbehave {
             behaviour: config.behaviour,
             label: config.label,
             url: config.url,
+            fail_attempts: config.fail_attempts,
         })
     }
 }
@@ -142,6 +166,9 @@ impl Observer for Misbehave {
         }
         if self.behaviour == "state" {
             keep_state(name)?;
+        }
+        if self.behaviour == "record" {
+            record(name, self.fail_attempts)?;
         }
         misbehave(&self.behaviour)?;
         Ok(match self.behaviour.as_str() {
