@@ -111,6 +111,13 @@ impl Application {
 
         let keys = Arc::new(keys);
         let services = Services::build(store.clone(), keys.clone(), &settings)?;
+        // Async observers get their events from the outbox from now on, at least once (before
+        // plugins load and the declarative sync writes its first events).
+        let (outbox, deliverer) = crate::services::outbox::Outbox::start(
+            store.clone(),
+            services.events.clone(),
+            &settings.events,
+        );
         let plugins = PluginHost::new(
             &settings.plugins,
             &settings.data_dir,
@@ -135,12 +142,6 @@ impl Application {
                 false,
             )
             .await,
-        );
-        // Async observers get their events from the outbox from now on, at least once.
-        let (outbox, deliverer) = crate::services::outbox::Outbox::start(
-            store.clone(),
-            services.events.clone(),
-            &settings.events,
         );
         let routes =
             crate::webapi::RouteTable::load(&settings.webapi.routes_files, &services.tree)?;

@@ -167,9 +167,13 @@ async fn a_failed_delivery_is_tried_again_with_the_same_event_id() {
         .await
         .unwrap();
     assert!(deleted >= 3, "{deleted}");
-    let left = integration_host_tests::raw_scalar_i64(&app.db, "SELECT COUNT(*) FROM event_outbox")
-        .await
-        .unwrap();
+    // (The admin sign-ins above are events too, taken by no one yet perhaps.)
+    let left = integration_host_tests::raw_scalar_i64(
+        &app.db,
+        "SELECT COUNT(*) FROM event_outbox WHERE name LIKE 'integration%'",
+    )
+    .await
+    .unwrap();
     assert_eq!(left, 0);
 }
 

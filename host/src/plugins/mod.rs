@@ -59,6 +59,10 @@ pub const RELEASED_WIT: &[(&str, &str)] = &[
         "414d52596007dc3187550cdfd99a3ea4257b3e425854ae10aa485741c9af6eb8",
     ),
     (
+        "capabilities@1.1.0",
+        "a112dbf5a701dedf2ddb8e4024b82f06948e08ac1fcda47e139fd8ccec2ca400",
+    ),
+    (
         "plugin@1.0.0",
         "68cce3050ccaed20f61f35ea036a35374da84ac0ba31ca56477b2421eb97bd85",
     ),
@@ -70,7 +74,7 @@ pub const RELEASED_WIT: &[(&str, &str)] = &[
 
 /// The version in development, if any: its WIT may still change until it is released (then
 /// its hash joins [`RELEASED_WIT`]).
-pub const UNRELEASED_WIT: Option<&str> = Some("capabilities@1.1.0");
+pub const UNRELEASED_WIT: Option<&str> = None;
 
 #[cfg(test)]
 mod tests {
