@@ -310,7 +310,8 @@ async fn two_servers_on_one_database_run_each_scheduled_run_once() {
         s.cron.outdated_authentication_failures_cleanup = m.clone();
         s.cron.expired_tokens_cleanup = m.clone();
         s.cron.nonce_cleanup = m.clone();
-        s.cron.stale_tokens_cleanup = m;
+        s.cron.stale_tokens_cleanup = m.clone();
+        s.cron.event_outbox_cleanup = m;
     };
     let first = spawn_app_with(every_minute).await;
     let mut settings = first.settings.clone();
@@ -331,7 +332,7 @@ async fn two_servers_on_one_database_run_each_scheduled_run_once() {
         let done = raw_scalar_i64(&first.db, &format!(
             "SELECT COUNT(*) FROM cron_schedule WHERE scheduled_at = {next} AND status = 'success'"
         )).await.unwrap();
-        if done == 4 {
+        if done == 5 {
             break;
         }
         assert!(
@@ -346,7 +347,7 @@ async fn two_servers_on_one_database_run_each_scheduled_run_once() {
     )
     .await
     .unwrap();
-    assert_eq!(runs, 4, "one run per job for both servers");
+    assert_eq!(runs, 5, "one run per job for both servers");
     assert_eq!(
         count(&first, "SELECT COUNT(*) FROM oauth_token_request_log").await,
         0

@@ -210,6 +210,27 @@ async fn a_delivery_is_given_up_after_its_attempts_and_shown() {
     let given_up =
         "integration_host_event_deliveries_total{observer=\"plugin:rec\",outcome=\"given_up\"}";
     assert_eq!(metric(&app, given_up).await, 1);
+    // The admin plugins page says so too.
+    let browser = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let session =
+        integration_host_tests::admin_ui_session(&browser, &app.address, "jane", "secret123").await;
+    let page = browser
+        .get(app.url("/admin/plugins"))
+        .header("Cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<dd class=\"backlog\">0 pending; 1 given up</dd>"),
+        "{page}"
+    );
 }
 
 #[tokio::test]

@@ -126,6 +126,10 @@ async fn a_plugin_reaches_what_is_asked_and_granted_and_nothing_else() {
     );
     assert_eq!(counted(&app, "fetcher", "answered").await, 1);
 
+    // A redirect elsewhere is the plugin's to follow: the host does not.
+    inside.answer_with(Answer::Redirect(outside.url("/steal")));
+    assert_eq!(fetched(&app).await, "fetched 302 moved");
+
     // Another port of the same host: asked for (127.0.0.1:*) but not granted.
     folder.write(
         "fetcher",

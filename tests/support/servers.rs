@@ -266,6 +266,8 @@ pub enum Answer {
     Status(u16, String),
     /// Reads the request and never answers.
     Hang,
+    /// 302 to this location.
+    Redirect(String),
 }
 
 /// A plain HTTP/1.1 receiver on 127.0.0.1 that counts the connections it accepts and keeps
@@ -371,6 +373,13 @@ impl Receiver {
             Answer::Hang => {
                 tokio::time::sleep(std::time::Duration::from_secs(60)).await;
                 Ok(())
+            }
+            Answer::Redirect(location) => {
+                let reply = format!(
+                    "HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 5\r\nconnection: close\r\n\r\nmoved"
+                );
+                stream.write_all(reply.as_bytes()).await?;
+                stream.shutdown().await
             }
         }
     }
