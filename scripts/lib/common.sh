@@ -36,6 +36,36 @@ build_plugins() {
   (cd plugins && cargo build --release --locked --target wasm32-wasip2)
 }
 
+# The JavaScript and Python plugin toolchains, pinned, under target/plugin-toolchains (where
+# `integration-host plugin build` looks, plugins.toolchains_dir): npm's componentize-js and jco
+# from plugins/toolchains/js's lock file, and PyPI's componentize-py in a venv from
+# plugins/toolchains/python/requirements.txt. Reinstalled when a pin changes.
+ensure_plugin_toolchains() {
+  local dir=target/plugin-toolchains
+  if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+    apt_install nodejs npm
+  fi
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  if [ ! -f "$dir/js/node_modules/@bytecodealliance/componentize-js/src/componentize.js" ] \
+    || ! cmp -s plugins/toolchains/js/package-lock.json "$dir/js/package-lock.json"; then
+    say "installing the JavaScript plugin toolchain (componentize-js, jco)"
+    rm -rf "$dir/js"
+    mkdir -p "$dir/js"
+    cp plugins/toolchains/js/package.json plugins/toolchains/js/package-lock.json "$dir/js/"
+    (cd "$dir/js" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  local req=plugins/toolchains/python/requirements.txt
+  if [ ! -x "$dir/python/bin/componentize-py" ] || ! cmp -s "$req" "$dir/python/requirements.txt"; then
+    say "installing the Python plugin toolchain (componentize-py)"
+    rm -rf "$dir/python"
+    python3 -m venv "$dir/python"
+    "$dir/python/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    cp "$req" "$dir/python/requirements.txt"
+  fi
+}
+
 # nginx, which the forward-auth tests start on loopback with auth_request (the test runs its own
 # instance from a temporary configuration; the packaged service is not used).
 ensure_nginx() {

@@ -8,6 +8,9 @@ use std::sync::OnceLock;
 /// `tests/plugins/`) for `wasm32-wasip2`, built once per test run. A component that is missing
 /// after the build fails the test; it never skips it.
 pub fn plugin_component(name: &str) -> PathBuf {
+    if let Some((_, folder)) = SCRIPTED.iter().find(|(n, _)| *n == name) {
+        return scripted_component(name, folder);
+    }
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -29,6 +32,60 @@ pub fn plugin_component(name: &str) -> PathBuf {
         plugins.join("target/wasm32-wasip2/release")
     });
     let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "plugin component {} is missing",
+        path.display()
+    );
+    path
+}
+
+/// Components of JavaScript and Python plugins, by name, and the folder each is built in.
+const SCRIPTED: &[(&str, &str)] = &[
+    ("login_audit_js", "plugins/login-audit-js"),
+    ("access_policy_py", "plugins/access-policy-py"),
+    ("misbehave_js", "tests/plugins/misbehave-js"),
+    ("misbehave_py", "tests/plugins/misbehave-py"),
+];
+
+/// A JavaScript or Python plugin's component, built as a developer builds it:
+/// `integration-host plugin build --if-changed FOLDER` with the toolchains of
+/// `target/plugin-toolchains` (scripts/plugin-toolchains installs them). Built at most once per
+/// test run, and only when its sources changed since the last build.
+fn scripted_component(name: &str, folder: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let path = workspace
+        .join("plugins/target/components")
+        .join(format!("{name}.wasm"));
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
+        let data = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(super::binary());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("APP_") {
+                cmd.env_remove(k);
+            }
+        }
+        let out = cmd
+            .args(["plugin", "build", "--if-changed"])
+            .arg(workspace.join(folder))
+            .env(
+                "APP_PLUGINS__TOOLCHAINS_DIR",
+                workspace.join("target/plugin-toolchains"),
+            )
+            .env("APP_PLUGINS__CACHE_DIR", plugin_cache_dir())
+            .env("APP_DATA_DIR", data.path())
+            .output()
+            .expect("run integration-host plugin build");
+        assert!(
+            out.status.success(),
+            "building {folder} failed (scripts/plugin-toolchains installs the JavaScript and Python toolchains):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        built.push(name.to_owned());
+    }
     assert!(
         path.is_file(),
         "plugin component {} is missing",

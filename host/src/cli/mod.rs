@@ -13,6 +13,8 @@ mod cron;
 mod crypto;
 mod integration;
 mod plugin;
+mod plugin_build;
+mod plugin_new;
 mod server;
 
 use std::path::PathBuf;

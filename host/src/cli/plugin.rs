@@ -17,12 +17,43 @@ pub enum PluginCommand {
         /// The plugin folder (holding plugin.toml), or its plugin.toml.
         path: PathBuf,
     },
-    /// Measure calls into a permission-resolver or before-interceptor plugin (whichever it
-    /// plays, the resolver first): time per call through the host (taking a warm instance, the
-    /// deadline, the call, giving it back), the plugin's own work included.
+    /// Write a new plugin folder that builds and loads as it is: the manifest with its build
+    /// recipe, the source with the role's method, a README, the WIT and (JavaScript, Python)
+    /// the editor declarations of the role's types.
+    New {
+        /// The plugin's id, also its folder's name.
+        name: String,
+        #[arg(long, value_enum)]
+        lang: super::plugin_new::Language,
+        #[arg(long, value_enum)]
+        role: super::plugin_new::NewRole,
+        /// The folder to write it in (default: the first of plugins.directories, or plugins).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The Rust SDK's folder (default: plugins/sdk of the checkout).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Build a plugin folder with its manifest's `[build] command` (run in the folder, with the
+    /// JavaScript and Python toolchains of plugins.toolchains_dir on hand), then check it as
+    /// `plugin check` does.
+    Build {
+        /// The plugin folder (holding plugin.toml), or its plugin.toml.
+        #[arg(required_unless_present = "all")]
+        path: Option<PathBuf>,
+        /// Build every plugin folder of plugins.directories that has a [build] command.
+        #[arg(long, conflicts_with = "path")]
+        all: bool,
+        /// Skip a build whose component is newer than every source file of its folder.
+        #[arg(long)]
+        if_changed: bool,
+    },
     /// Read or clear plugins' key-value state (the key_value capability).
     #[command(subcommand)]
     Kv(KvCommand),
+    /// Measure calls into a permission-resolver or before-interceptor plugin (whichever it
+    /// plays, the resolver first): time per call through the host (taking a warm instance, the
+    /// deadline, the call, giving it back), the plugin's own work included.
     Bench {
         /// The plugin folder.
         path: PathBuf,
@@ -156,16 +187,7 @@ pub(super) async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Re
             }
         }
         PluginCommand::Check { path } => {
-            let dir = if path
-                .file_name()
-                .is_some_and(|f| f == crate::plugins::manifest::FILE)
-            {
-                path.parent()
-                    .map(std::path::Path::to_path_buf)
-                    .unwrap_or_default()
-            } else {
-                path
-            };
+            let dir = super::plugin_build::folder_of(path);
             let host = PluginHost::standalone(&settings.plugins, &settings.data_dir)?;
             match host.load_folder(&dir).await {
                 Ok(p) => {
@@ -173,6 +195,76 @@ pub(super) async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Re
                     println!("ok: the plugin loads and starts");
                 }
                 Err(problem) => anyhow::bail!("{problem}"),
+            }
+        }
+        PluginCommand::New {
+            name,
+            lang,
+            role,
+            dir,
+            sdk,
+        } => {
+            use super::plugin_new::{Language, NewPlugin, find_sdk, parent_dir, write};
+            let tools = super::plugin_build::Toolchains::of(&settings);
+            let parent = parent_dir(dir, &settings.plugins.directories);
+            let new = NewPlugin {
+                dir: parent.join(&name),
+                sdk: if lang == Language::Rust {
+                    Some(find_sdk(sdk)?)
+                } else {
+                    None
+                },
+                name,
+                language: lang,
+                role,
+            };
+            let written = write(&new, &tools)?;
+            for path in &written {
+                println!("wrote {}", path.display());
+            }
+            println!("next: integration-host plugin build {}", new.dir.display());
+        }
+        PluginCommand::Build {
+            path,
+            all,
+            if_changed,
+        } => {
+            use super::plugin_build::{Built, Toolchains, build, buildable_folders, folder_of};
+            let tools = Toolchains::of(&settings);
+            let folders = match path {
+                Some(p) if !all => vec![folder_of(p)],
+                _ => buildable_folders(&settings)?,
+            };
+            let host = PluginHost::standalone(&settings.plugins, &settings.data_dir)?;
+            let mut failed = 0;
+            for dir in &folders {
+                let outcome = match build(&tools, dir, if_changed) {
+                    Ok(built) => host
+                        .load_folder(dir)
+                        .await
+                        .map(|p| (built, p))
+                        .map_err(|problem| anyhow::anyhow!("built, but {problem}")),
+                    Err(e) => Err(e),
+                };
+                match outcome {
+                    Ok((built, p)) => {
+                        show(&p.info());
+                        let how = if built == Built::UpToDate {
+                            "up to date"
+                        } else {
+                            "built"
+                        };
+                        println!("ok: {how}; the plugin loads and starts");
+                    }
+                    Err(e) if folders.len() == 1 => return Err(e),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{}: {e:#}", dir.display());
+                    }
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} of {} plugin folder(s) failed", folders.len());
             }
         }
         PluginCommand::Bench { path, calls } => {

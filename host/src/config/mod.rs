@@ -284,6 +284,10 @@ pub struct PluginSettings {
     pub warm_instances: usize,
     /// Limits on the HTTP requests plugins send (`[plugins.http]`).
     pub http: PluginHttpSettings,
+    /// Where `plugin build` and `plugin new` find the JavaScript and Python toolchains
+    /// (`js/` with componentize-js and jco, `python/` a venv with componentize-py), as
+    /// `scripts/plugin-toolchains` installs them.
+    pub toolchains_dir: PathBuf,
 }
 
 /// Limits on plugins' outbound HTTP requests, per request and per plugin.
@@ -327,6 +331,7 @@ impl Default for PluginSettings {
             max_timeout_ms: 2000,
             warm_instances: 8,
             http: PluginHttpSettings::default(),
+            toolchains_dir: PathBuf::from("target/plugin-toolchains"),
         }
     }
 }

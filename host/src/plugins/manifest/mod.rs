@@ -56,7 +56,32 @@ struct Raw {
     #[serde(default)]
     capabilities: super::capabilities::Asked,
     #[serde(default)]
+    build: Option<BuildSection>,
+    #[serde(default)]
     config: toml::Table,
+}
+
+/// How the plugin's component is built from its source (`[build]`, run by
+/// `integration-host plugin build`, as Spin's `spin build` reads its manifest).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSection {
+    /// A shell command run in the plugin folder; it writes the component the manifest names.
+    pub command: String,
+}
+
+/// Reads only a manifest's `[build]` section (the component need not exist yet): the build
+/// command, or why there is none.
+pub fn build_command(text: &str) -> Result<String, String> {
+    #[derive(Deserialize)]
+    struct OnlyBuild {
+        build: Option<BuildSection>,
+    }
+    let only: OnlyBuild = toml::from_str(text).map_err(|e| format!("{FILE}: {e}"))?;
+    only.build
+        .map(|b| b.command)
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| format!("{FILE} has no [build] command"))
 }
 
 fn default_sort_order() -> i32 {
@@ -88,6 +113,8 @@ pub struct Manifest {
     pub capabilities: super::capabilities::Asked,
     /// What it asked for within the operator's grant.
     pub granted: super::capabilities::Granted,
+    /// How its component is built, if the manifest says.
+    pub build: Option<BuildSection>,
     /// The `[config]` table as a JSON object, handed to the plugin by the host's `config()`.
     pub config_json: String,
     /// The plugin folder.
@@ -313,6 +340,7 @@ pub fn parse(dir: &Path, text: &str, settings: &PluginSettings) -> Result<Manife
         observer: raw.observer,
         limits: raw.limits,
         capabilities: raw.capabilities,
+        build: raw.build,
         granted,
         config_json,
     })

@@ -1,0 +1,195 @@
+//! Plugins in JavaScript (componentize-js) and Python (componentize-py), built with
+//! `integration-host plugin build`: the samples decide as their Rust counterparts do, and plugins
+//! that throw, loop or allocate without bound are contained like Rust ones.
+
+use std::time::Duration;
+
+use integration_host::domain::AccountKind;
+use integration_host_tests::{
+    PluginFolder, TestApp, sample_manifest, send_json, spawn_app_with, with_plugins,
+};
+use serde_json::{Value, json};
+
+const CUSTOMER_TOKEN: &str = "/rest/V1/integration/customer/token";
+
+async fn admin_token(app: &TestApp) -> String {
+    app.account(AccountKind::Admin, "jane", "secret123").await;
+    let (status, token) = app
+        .post_json(
+            "/rest/V1/integration/admin/token",
+            &json!({"username": "jane", "password": "secret123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{token}");
+    token.as_str().unwrap().to_owned()
+}
+
+async fn plugin_view(app: &TestApp, admin: &str, id: &str) -> Value {
+    let (status, view) = send_json(app.bearer("GET", "/rest/V1/plugins", admin)).await;
+    assert_eq!(status, 200);
+    view["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {view:#}"))
+        .clone()
+}
+
+async fn sign_in(app: &TestApp, email: &str) -> (u16, Value) {
+    app.post_json(
+        CUSTOMER_TOKEN,
+        &json!({"username": email, "password": "secret123"}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_javascript_and_python_samples_decide_as_the_rust_ones_do() {
+    let folder = PluginFolder::new();
+    folder.write_raw("login-audit-js", &sample_manifest("login-audit-js"));
+    // The Python access policy, told to allow Shop A only from 10.9.0.0/16.
+    folder.write(
+        "access-policy-py",
+        "access_policy_py",
+        "roles = [\"permission-resolver\"]\n[permission_resolver]\non_error = \"deny\"\n[limits]\nmemory_mib = 64\n[config.integrations.\"Shop A\"]\naddresses = [\"10.9.0.0/16\"]\n",
+    );
+    let app = spawn_app_with(with_plugins(&folder)).await;
+    assert!(
+        app.plugins.problems().is_empty(),
+        "{:?}",
+        app.plugins.problems()
+    );
+    let admin = admin_token(&app).await;
+
+    // JavaScript: the same veto as the Rust login-audit, and a log record per sign-in.
+    app.account(AccountKind::Customer, "jo@example.com", "secret123")
+        .await;
+    app.account(AccountKind::Customer, "eve@blocked.example", "secret123")
+        .await;
+    assert_eq!(sign_in(&app, "jo@example.com").await.0, 200);
+    let (status, body) = sign_in(&app, "eve@blocked.example").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        body["message"],
+        "Sign-in for customers of this email domain is disabled."
+    );
+    let js = plugin_view(&app, &admin, "login-audit-js").await;
+    assert_eq!(js["api_version"], "1.1");
+    let logs = js["health"]["recent_logs"].as_array().unwrap();
+    assert!(
+        logs.iter().any(|r| r["message"] == "customer signed in"
+            && r["fields"].to_string().contains("jo@example.com")),
+        "{js:#}"
+    );
+
+    // Python: denied from 127.0.0.1 although the ACL allows it; another integration is not
+    // concerned.
+    let shop_a = app
+        .minted_integration("Shop A", &["Magento_Integration::integrations"])
+        .await;
+    let shop_b = app
+        .minted_integration("Shop B", &["Magento_Integration::integrations"])
+        .await;
+    let (status, body) = send_json(shop_a.request("GET", "/rest/V1/integrations")).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        send_json(shop_b.request("GET", "/rest/V1/integrations"))
+            .await
+            .0,
+        200
+    );
+    let py = plugin_view(&app, &admin, "access-policy-py").await;
+    assert!(
+        py["health"]["recent_logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["message"] == "denied: client address not allowed"),
+        "{py:#}"
+    );
+}
+
+#[tokio::test]
+async fn javascript_and_python_plugins_that_throw_loop_or_hoard_are_contained() {
+    let folder = PluginFolder::new();
+    let js = ["throw", "loop", "memory"];
+    let py = ["raise", "loop", "memory"];
+    for behaviour in js {
+        folder.write(
+            &format!("js-{behaviour}"),
+            "misbehave_js",
+            &format!(
+                "roles = [\"observer\"]\n[observer]\nevents = [\"customer_login\"]\nmode = \"sync\"\n[limits]\nmemory_mib = 64\ntimeout_ms = 300\n[config]\nbehaviour = \"{behaviour}\"\n"
+            ),
+        );
+    }
+    for behaviour in py {
+        folder.write(
+            &format!("py-{behaviour}"),
+            "misbehave_py",
+            &format!(
+                "roles = [\"permission-resolver\"]\n[limits]\nmemory_mib = 64\ntimeout_ms = 300\n[config]\nbehaviour = \"{behaviour}\"\n"
+            ),
+        );
+    }
+    let app = spawn_app_with(with_plugins(&folder)).await;
+    assert!(
+        app.plugins.problems().is_empty(),
+        "{:?}",
+        app.plugins.problems()
+    );
+    let admin = admin_token(&app).await;
+    app.account(AccountKind::Customer, "jo@example.com", "secret123")
+        .await;
+
+    // Failing observers let the sign-in through (fail open); failing resolvers abstain, so
+    // the ACL answers. The server answers meanwhile.
+    let started = std::time::Instant::now();
+    assert_eq!(sign_in(&app, "jo@example.com").await.0, 200);
+    assert_eq!(
+        send_json(app.bearer("GET", "/rest/V1/integrations", &admin))
+            .await
+            .0,
+        200
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let t = std::time::Instant::now();
+    assert_eq!(app.get("/livez").await.status(), 200);
+    assert!(t.elapsed() < Duration::from_millis(500));
+
+    let expect = [
+        // (Built without stdio, a JavaScript exception leaves no message: a trap.)
+        ("js-throw", "panicked or aborted"),
+        ("js-loop", "timed out after 300 ms"),
+        ("js-memory", ""),
+        ("py-raise", "misbehave-py was told to raise"),
+        ("py-loop", "timed out after 300 ms"),
+        ("py-memory", ""),
+    ];
+    for (id, error) in expect {
+        let p = plugin_view(&app, &admin, id).await;
+        let failures = p["health"]["recent_failures"].as_array().unwrap();
+        assert!(!failures.is_empty(), "{id}: {p:#}");
+        let text = failures[0]["error"].as_str().unwrap();
+        assert!(text.contains(error), "{id}: {text}");
+    }
+    // Fail closed: a Python resolver that raises denies when its manifest says so.
+    folder.write(
+        "py-raise",
+        "misbehave_py",
+        "roles = [\"permission-resolver\"]\n[permission_resolver]\non_error = \"deny\"\n[limits]\nmemory_mib = 64\n[config]\nbehaviour = \"raise\"\n",
+    );
+    let (status, body) = send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        send_json(app.bearer("GET", "/rest/V1/integrations", &admin))
+            .await
+            .0,
+        401
+    );
+}
