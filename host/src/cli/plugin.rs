@@ -51,9 +51,10 @@ pub enum PluginCommand {
     /// Read or clear plugins' key-value state (the key_value capability).
     #[command(subcommand)]
     Kv(KvCommand),
-    /// Measure calls into a permission-resolver or before-interceptor plugin (whichever it
-    /// plays, the resolver first): time per call through the host (taking a warm instance, the
-    /// deadline, the call, giving it back), the plugin's own work included.
+    /// Measure calls into a permission-resolver, before-interceptor or observer plugin
+    /// (whichever it plays, in that order; an observer sees a customer_login): time per call
+    /// through the host (taking a warm instance, the deadline, the call, giving it back), the
+    /// plugin's own work included.
     Bench {
         /// The plugin folder.
         path: PathBuf,
@@ -292,21 +293,42 @@ pub(super) async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Re
                     username: "admin".into(),
                     client_address: Some("127.0.0.1".into()),
                 }));
+            // A customer's sign-in, as an observer of the token route sees it.
+            let login = crate::events::Event::CustomerLogin(crate::events::CustomerLogin {
+                customer_id: 1,
+                email: "jo@example.com".into(),
+                firstname: "Jo".into(),
+                lastname: "Doe".into(),
+                at: 0,
+                client_address: Some("127.0.0.1".into()),
+                user_agent: Some("bench/1.0".into()),
+            });
             let role = if plugin.manifest.has(Role::PermissionResolver) {
                 Role::PermissionResolver
             } else if plugin.manifest.has(Role::BeforeInterceptor) {
                 Role::BeforeInterceptor
+            } else if plugin.manifest.has(Role::Observer) {
+                Role::Observer
             } else {
                 anyhow::bail!(
-                    "plugin bench measures permission resolvers and before-interceptors; `{}` plays neither",
+                    "plugin bench measures permission resolvers, before-interceptors and observers; `{}` plays none of them",
                     plugin.id()
                 );
             };
             let call = async || -> anyhow::Result<()> {
-                if role == Role::PermissionResolver {
-                    plugin.resolve(&request).await.map_err(anyhow::Error::msg)?;
-                } else {
-                    plugin.before(&sign_in).await.map_err(anyhow::Error::msg)?;
+                match role {
+                    Role::PermissionResolver => {
+                        plugin.resolve(&request).await.map_err(anyhow::Error::msg)?;
+                    }
+                    Role::BeforeInterceptor => {
+                        plugin.before(&sign_in).await.map_err(anyhow::Error::msg)?;
+                    }
+                    _ => {
+                        plugin
+                            .on_event(&login, None)
+                            .await
+                            .map_err(anyhow::Error::msg)?;
+                    }
                 }
                 Ok(())
             };
