@@ -7,10 +7,9 @@
 //! `plugin new` runs every time and must write the same files for a cached build to be used.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use integration_host::domain::AccountKind;
-use integration_host_tests::{binary, send_json, show, spawn_app_with};
+use integration_host_tests::{command, send_json, show, spawn_app_with};
 use serde_json::json;
 use sha2::Digest as _;
 
@@ -23,12 +22,7 @@ fn workspace() -> &'static Path {
 
 /// `integration-host ARGS` in `dir`, with the checkout's toolchains and no configuration.
 fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(binary());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("APP_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = command();
     cmd.current_dir(dir)
         .args(args)
         .env(
@@ -295,13 +289,7 @@ async fn new_plugins_of_every_language_and_role_build_load_and_work() {
 #[tokio::test]
 async fn a_missing_toolchain_is_a_clear_error() {
     let work = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(binary());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("APP_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd
+    let out = command()
         .current_dir(work.path())
         .args([
             "plugin", "new", "hello", "--lang", "python", "--role", "observer",

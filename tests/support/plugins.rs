@@ -61,13 +61,7 @@ fn scripted_component(name: &str, folder: &str) -> PathBuf {
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if !built.iter().any(|b| b == name) {
         let data = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(super::binary());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("APP_") {
-                cmd.env_remove(k);
-            }
-        }
-        let out = cmd
+        let out = super::command()
             .args(["plugin", "build", "--if-changed"])
             .arg(workspace.join(folder))
             .env(

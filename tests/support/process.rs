@@ -94,16 +94,23 @@ impl CliEnv {
 }
 
 /// Runs the binary with a configuration file, extra environment, and standard input.
-pub fn run_binary(config: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
-    use std::io::Write as _;
+/// The built binary as an operator runs it: none of the test process's `APP_*` settings or
+/// `INTEGRATION_HOST_CONFIG` leak into it.
+pub fn command() -> Command {
     let mut cmd = Command::new(binary());
-    cmd.arg("--config").arg(config).args(args);
     cmd.env_remove("INTEGRATION_HOST_CONFIG");
     for (k, _) in std::env::vars() {
         if k.starts_with("APP_") {
             cmd.env_remove(k);
         }
     }
+    cmd
+}
+
+pub fn run_binary(config: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+    use std::io::Write as _;
+    let mut cmd = command();
+    cmd.arg("--config").arg(config).args(args);
     cmd.envs(env.iter().copied());
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -137,13 +144,8 @@ impl ServerProcess {
     pub fn start(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         use std::io::BufRead as _;
         use std::sync::{Arc, Mutex};
-        let mut cmd = Command::new(binary());
+        let mut cmd = command();
         cmd.arg("--config").arg(config).arg("serve").args(args);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("APP_") {
-                cmd.env_remove(k);
-            }
-        }
         cmd.envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
