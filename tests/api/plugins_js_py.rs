@@ -12,20 +12,45 @@ use serde_json::{Value, json};
 
 const CUSTOMER_TOKEN: &str = "/rest/V1/integration/customer/token";
 
+/// A client that keeps no idle connection: a plugin's slow calls may outlast the server's
+/// keep-alive between two requests.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+/// A request as the admin, on a fresh connection.
+fn as_admin(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    admin: &str,
+) -> reqwest::RequestBuilder {
+    client().request(method, app.url(path)).bearer_auth(admin)
+}
+
 async fn admin_token(app: &TestApp) -> String {
     app.account(AccountKind::Admin, "jane", "secret123").await;
-    let (status, token) = app
-        .post_json(
-            "/rest/V1/integration/admin/token",
-            &json!({"username": "jane", "password": "secret123"}),
-        )
-        .await;
+    let (status, token) = send_json(
+        client()
+            .post(app.url("/rest/V1/integration/admin/token"))
+            .json(&json!({"username": "jane", "password": "secret123"})),
+    )
+    .await;
     assert_eq!(status, 200, "{token}");
     token.as_str().unwrap().to_owned()
 }
 
 async fn plugin_view(app: &TestApp, admin: &str, id: &str) -> Value {
-    let (status, view) = send_json(app.bearer("GET", "/rest/V1/plugins", admin)).await;
+    let (status, view) = send_json(as_admin(
+        app,
+        reqwest::Method::GET,
+        "/rest/V1/plugins",
+        admin,
+    ))
+    .await;
     assert_eq!(status, 200);
     view["plugins"]
         .as_array()
@@ -37,9 +62,10 @@ async fn plugin_view(app: &TestApp, admin: &str, id: &str) -> Value {
 }
 
 async fn sign_in(app: &TestApp, email: &str) -> (u16, Value) {
-    app.post_json(
-        CUSTOMER_TOKEN,
-        &json!({"username": email, "password": "secret123"}),
+    send_json(
+        client()
+            .post(app.url(CUSTOMER_TOKEN))
+            .json(&json!({"username": email, "password": "secret123"})),
     )
     .await
 }
@@ -148,9 +174,14 @@ async fn javascript_and_python_plugins_that_throw_loop_or_hoard_are_contained() 
     let started = std::time::Instant::now();
     assert_eq!(sign_in(&app, "jo@example.com").await.0, 200);
     assert_eq!(
-        send_json(app.bearer("GET", "/rest/V1/integrations", &admin))
-            .await
-            .0,
+        send_json(as_admin(
+            &app,
+            reqwest::Method::GET,
+            "/rest/V1/integrations",
+            &admin
+        ))
+        .await
+        .0,
         200
     );
     assert!(
@@ -159,7 +190,8 @@ async fn javascript_and_python_plugins_that_throw_loop_or_hoard_are_contained() 
         started.elapsed()
     );
     let t = std::time::Instant::now();
-    assert_eq!(app.get("/livez").await.status(), 200);
+    let livez = client().get(app.url("/livez")).send().await.unwrap();
+    assert_eq!(livez.status(), 200);
     assert!(t.elapsed() < Duration::from_millis(500));
 
     let expect = [
@@ -184,12 +216,23 @@ async fn javascript_and_python_plugins_that_throw_loop_or_hoard_are_contained() 
         "misbehave_py",
         "roles = [\"permission-resolver\"]\n[permission_resolver]\non_error = \"deny\"\n[limits]\nmemory_mib = 64\n[config]\nbehaviour = \"raise\"\n",
     );
-    let (status, body) = send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
+    let (status, body) = send_json(as_admin(
+        &app,
+        reqwest::Method::POST,
+        "/rest/V1/plugins/reload",
+        &admin,
+    ))
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
-        send_json(app.bearer("GET", "/rest/V1/integrations", &admin))
-            .await
-            .0,
+        send_json(as_admin(
+            &app,
+            reqwest::Method::GET,
+            "/rest/V1/integrations",
+            &admin
+        ))
+        .await
+        .0,
         401
     );
 }
