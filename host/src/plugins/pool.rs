@@ -153,6 +153,9 @@ impl std::fmt::Debug for Plugin {
     }
 }
 
+/// The least time a new instance has to start, whatever the plugin's call time limit.
+const START_BUDGET: Duration = Duration::from_secs(1);
+
 impl Plugin {
     pub fn id(&self) -> &str {
         &self.manifest.id
@@ -194,9 +197,17 @@ impl Plugin {
             return Ok(warm);
         }
         let mut store = self.new_store();
-        self.begin(&mut store);
-        let started =
-            tokio::time::timeout(self.wall_bound(), W::instantiate(&pool.pre, &mut store)).await;
+        // Starting an instance has a budget of its own: a large component (CPython,
+        // SpiderMonkey) takes milliseconds, more while a burst of requests starts many at once,
+        // and that is not the plugin's call running long.
+        let budget = self.timeout().max(START_BUDGET);
+        store.data_mut().deadline = Instant::now() + budget;
+        store.set_epoch_deadline(1);
+        let started = tokio::time::timeout(
+            budget * 2 + Duration::from_millis(50),
+            W::instantiate(&pool.pre, &mut store),
+        )
+        .await;
         match started {
             Ok(Ok(world)) => Ok(Warm {
                 store,
@@ -204,7 +215,9 @@ impl Plugin {
                 calls: 0,
             }),
             Ok(Err(e)) => Err(CallError::Start(Box::new(self.explain(&store, &e)))),
-            Err(_) => Err(CallError::Start(Box::new(self.wall_timeout()))),
+            Err(_) => Err(CallError::Start(Box::new(CallError::WallClock {
+                ms: (budget * 2).as_millis() + 50,
+            }))),
         }
     }
 
