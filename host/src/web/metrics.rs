@@ -82,27 +82,43 @@ struct AttemptLabels {
 
 impl Collector for SignInCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut family = encoder.encode_descriptor(
+        let counts = [AccountKind::Admin, AccountKind::Customer]
+            .into_iter()
+            .flat_map(|kind| {
+                Attempt::ALL.into_iter().map(move |outcome| {
+                    let labels = AttemptLabels {
+                        kind: kind.as_str(),
+                        outcome: outcome.as_str(),
+                    };
+                    (labels, self.0.get(kind, outcome))
+                })
+            });
+        encode_counters(
+            &mut encoder,
             "sign_in_attempts",
             "Admin and customer sign-ins for a token or the admin UI, by outcome: success, failure (credentials checked and wrong), locked (refused unchecked)",
-            None,
-            prometheus_client::metrics::MetricType::Counter,
-        )?;
-        for (kind, name) in [
-            (AccountKind::Admin, "admin"),
-            (AccountKind::Customer, "customer"),
-        ] {
-            for outcome in Attempt::ALL {
-                let labels = AttemptLabels {
-                    kind: name,
-                    outcome: outcome.as_str(),
-                };
-                ConstCounter::new(self.0.get(kind, outcome))
-                    .encode(family.encode_family(&labels)?)?;
-            }
-        }
-        Ok(())
+            counts,
+        )
     }
+}
+
+/// Writes one counter family of `(labels, count)` pairs read at a scrape.
+fn encode_counters<L: EncodeLabelSet + std::fmt::Debug>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    counts: impl IntoIterator<Item = (L, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for (labels, n) in counts {
+        ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// Plugins' outbound HTTP requests by plugin and outcome, read at each scrape.
@@ -117,20 +133,18 @@ struct PluginOutcomeLabels {
 
 impl Collector for PluginHttpCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut family = encoder.encode_descriptor(
+        encode_counters(
+            &mut encoder,
             "plugin_http_requests",
             "HTTP requests plugins sent, by plugin and outcome: answered, denied (outside the grant, no connection made), failed, timed_out, too_large, busy (too many under way)",
-            None,
-            prometheus_client::metrics::MetricType::Counter,
-        )?;
-        for (plugin, outcome, n) in self.0.http_counts() {
-            let labels = PluginOutcomeLabels {
-                plugin,
-                outcome: outcome.as_str(),
-            };
-            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
-        }
-        Ok(())
+            self.0
+                .http_counts()
+                .into_iter()
+                .map(|(plugin, outcome, n)| {
+                    let outcome = outcome.as_str();
+                    (PluginOutcomeLabels { plugin, outcome }, n)
+                }),
+        )
     }
 }
 
@@ -146,20 +160,15 @@ struct ObserverOutcomeLabels {
 
 impl Collector for DeliveryCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut family = encoder.encode_descriptor(
+        encode_counters(
+            &mut encoder,
             "event_deliveries",
             "Deliveries of events from the outbox to async observers, by observer and outcome: delivered, retried (failed, tried again later), given_up (failed the last attempt)",
-            None,
-            prometheus_client::metrics::MetricType::Counter,
-        )?;
-        for (observer, outcome, n) in self.0.snapshot() {
-            let labels = ObserverOutcomeLabels {
-                observer,
-                outcome: outcome.as_str(),
-            };
-            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
-        }
-        Ok(())
+            self.0.snapshot().into_iter().map(|(observer, outcome, n)| {
+                let outcome = outcome.as_str();
+                (ObserverOutcomeLabels { observer, outcome }, n)
+            }),
+        )
     }
 }
 
