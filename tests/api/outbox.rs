@@ -48,14 +48,6 @@ async fn recorded(app: &TestApp) -> Vec<(String, String)> {
     out
 }
 
-/// A client that keeps no idle connection, so that none closes under a request.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
-}
-
 async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -68,7 +60,7 @@ async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T
 }
 
 async fn metric(app: &TestApp, series: &str) -> u64 {
-    let text = client()
+    let text = integration_host_tests::fresh_client()
         .get(app.url("/metrics"))
         .send()
         .await
@@ -84,14 +76,14 @@ async fn metric(app: &TestApp, series: &str) -> u64 {
 
 async fn plugin_view(app: &TestApp, id: &str) -> Value {
     let (status, admin) = send_json(
-        client()
+        integration_host_tests::fresh_client()
             .post(app.url("/rest/V1/integration/admin/token"))
             .json(&json!({"username": "jane", "password": "secret123"})),
     )
     .await;
     assert_eq!(status, 200);
     let (status, view) = send_json(
-        client()
+        integration_host_tests::fresh_client()
             .get(app.url("/rest/V1/plugins"))
             .bearer_auth(admin.as_str().unwrap()),
     )
@@ -211,11 +203,7 @@ async fn a_delivery_is_given_up_after_its_attempts_and_shown() {
         "integration_host_event_deliveries_total{observer=\"plugin:rec\",outcome=\"given_up\"}";
     assert_eq!(metric(&app, given_up).await, 1);
     // The admin plugins page says so too.
-    let browser = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let browser = integration_host_tests::fresh_client();
     let session =
         integration_host_tests::admin_ui_session(&browser, &app.address, "jane", "secret123").await;
     let page = browser
@@ -329,7 +317,7 @@ async fn the_webhook_gets_every_event_signed_after_its_receiver_and_the_server_w
     ]);
 
     let server = ServerProcess::start(&env.config, &[], &vars);
-    let client = client();
+    let client = integration_host_tests::fresh_client();
     let (status, admin) = send_json(
         client
             .post(server.url("/rest/V1/integration/admin/token"))

@@ -32,6 +32,16 @@ fn grant(s: &mut Settings, id: &str, rules: &[String]) {
     );
 }
 
+/// Grants `id` outbound HTTP to `receiver_port` on loopback and sets its variable `name`.
+fn grant_with_variable(s: &mut Settings, id: &str, receiver_port: u16, name: &str, value: &str) {
+    grant(s, id, &[format!("http://127.0.0.1:{receiver_port}")]);
+    let g = s.plugins.grants.get_mut(id).unwrap();
+    g.variables.insert(
+        name.into(),
+        integration_host::config::VariableValue::new(value),
+    );
+}
+
 async fn app_with(folder: &PluginFolder, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let app = spawn_app_with(|s| {
         with_plugins(folder)(s);
@@ -310,16 +320,7 @@ async fn login_audit_forwards_each_sign_in_to_the_collector_it_is_granted() {
     );
     let url = collector.url("/ingest");
     let app = app_with(&folder, |s| {
-        grant(
-            s,
-            "login-audit",
-            &[format!("http://127.0.0.1:{}", collector.port)],
-        );
-        let g = s.plugins.grants.get_mut("login-audit").unwrap();
-        g.variables.insert(
-            "collector_url".into(),
-            integration_host::config::VariableValue::new(url.clone()),
-        );
+        grant_with_variable(s, "login-audit", collector.port, "collector_url", &url)
     })
     .await;
     assert!(
@@ -383,17 +384,12 @@ async fn access_policy_asks_its_policy_service_and_keeps_the_answers() {
     );
     let url = service.url("/decide");
     let app = app_with(&folder, |s| {
-        grant(
-            s,
-            "access-policy",
-            &[format!("http://127.0.0.1:{}", service.port)],
-        );
-        let g = s.plugins.grants.get_mut("access-policy").unwrap();
-        g.key_value_quota_kib = Some(64);
-        g.variables.insert(
-            "policy_url".into(),
-            integration_host::config::VariableValue::new(url.clone()),
-        );
+        grant_with_variable(s, "access-policy", service.port, "policy_url", &url);
+        s.plugins
+            .grants
+            .get_mut("access-policy")
+            .unwrap()
+            .key_value_quota_kib = Some(64);
     })
     .await;
     assert!(

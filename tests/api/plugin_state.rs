@@ -42,16 +42,6 @@ fn grants(s: &mut Settings) {
         .insert("other".into(), grant(32, "the other plugin's greeting"));
 }
 
-/// A client that keeps no idle connection: the CLI commands between requests take longer than
-/// the server's keep-alive, and a reused connection may close under a request.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 async fn sign_in(base: &str, client: &reqwest::Client) -> String {
     let (status, body) = send_json(
         client
@@ -97,8 +87,8 @@ async fn key_value_state_and_variables_as_granted() {
         app.plugins.problems()
     );
     app.account(AccountKind::Admin, "jane", "secret123").await;
-    sign_in(&app.address, &client()).await;
-    sign_in(&app.address, &client()).await;
+    sign_in(&app.address, &integration_host_tests::fresh_client()).await;
+    sign_in(&app.address, &integration_host_tests::fresh_client()).await;
 
     assert_eq!(value(&app, "keeper", "count/admin_login"), "2");
     // The variable it asked for, and not the one it did not, though the grant sets both.
@@ -129,9 +119,9 @@ async fn key_value_state_and_variables_as_granted() {
     );
 
     // Asked and granted, side by side, without a value.
-    let admin = sign_in(&app.address, &client()).await;
+    let admin = sign_in(&app.address, &integration_host_tests::fresh_client()).await;
     let (status, view) = send_json(
-        client()
+        integration_host_tests::fresh_client()
             .get(app.url("/rest/V1/plugins"))
             .bearer_auth(&admin),
     )
@@ -154,10 +144,14 @@ async fn key_value_state_and_variables_as_granted() {
     let text = view.to_string();
     assert!(!text.contains(SECRET_GREETING) && !text.contains(UNASKED));
     // The admin plugins page shows them too, and no value.
-    let session =
-        integration_host_tests::admin_ui_session(&client(), &app.address, "jane", "secret123")
-            .await;
-    let page = client()
+    let session = integration_host_tests::admin_ui_session(
+        &integration_host_tests::fresh_client(),
+        &app.address,
+        "jane",
+        "secret123",
+    )
+    .await;
+    let page = integration_host_tests::fresh_client()
         .get(app.url("/admin/plugins"))
         .header("Cookie", &session)
         .send()
@@ -179,21 +173,21 @@ async fn key_value_state_and_variables_as_granted() {
 
     // A reload keeps the state.
     let (status, _) = send_json(
-        client()
+        integration_host_tests::fresh_client()
             .post(app.url("/rest/V1/plugins/reload"))
             .bearer_auth(&admin),
     )
     .await;
     assert_eq!(status, 200);
     // (The admin UI's sign-in above was a fourth.)
-    sign_in(&app.address, &client()).await;
+    sign_in(&app.address, &integration_host_tests::fresh_client()).await;
     assert_eq!(value(&app, "keeper", "count/admin_login"), "5");
 
     // A second server process on the database shares it (and a restart is one).
     let second = Application::build(app.settings.clone()).await.unwrap();
     let base = format!("http://127.0.0.1:{}", second.port());
     tokio::spawn(second.run_until_stopped());
-    sign_in(&base, &client()).await;
+    sign_in(&base, &integration_host_tests::fresh_client()).await;
     assert_eq!(value(&app, "keeper", "count/admin_login"), "6");
 
     // The operator deletes one key, then everything.
@@ -236,8 +230,8 @@ async fn a_plugin_built_against_capabilities_1_0_keeps_working() {
         app.plugins.problems()
     );
     app.account(AccountKind::Admin, "jane", "secret123").await;
-    sign_in(&app.address, &client()).await;
-    sign_in(&app.address, &client()).await;
+    sign_in(&app.address, &integration_host_tests::fresh_client()).await;
+    sign_in(&app.address, &integration_host_tests::fresh_client()).await;
     let config = app.config_file();
     let out = run_binary(
         &config,
@@ -288,7 +282,7 @@ async fn asking_for_more_than_the_grant_keeps_a_plugin_out_and_names_the_key() {
     // modest loaded; its calls find key-value state not granted (the event goes on: a failed
     // sync observer is counted, not fatal).
     app.account(AccountKind::Admin, "jane", "secret123").await;
-    sign_in(&app.address, &client()).await;
+    sign_in(&app.address, &integration_host_tests::fresh_client()).await;
     let out = kv(&app, &["list", "modest"]);
     assert!(show(&out).contains("modest: 0 keys"), "{}", show(&out));
     let health: Value = serde_json::to_value(
@@ -351,10 +345,10 @@ async fn a_secret_variable_reaches_the_plugin_and_no_log_line() {
     assert!(out.status.success(), "{}", show(&out));
     let server = ServerProcess::start(&env.config, &[], &vars);
     let base = server.url("");
-    let token = sign_in(&base, &client()).await;
-    sign_in(&base, &client()).await;
+    let token = sign_in(&base, &integration_host_tests::fresh_client()).await;
+    sign_in(&base, &integration_host_tests::fresh_client()).await;
     let (status, view) = send_json(
-        client()
+        integration_host_tests::fresh_client()
             .get(format!("{base}/rest/V1/plugins"))
             .bearer_auth(&token),
     )

@@ -12,15 +12,6 @@ use serde_json::{Value, json};
 
 const CUSTOMER_TOKEN: &str = "/rest/V1/integration/customer/token";
 
-/// A client that keeps no idle connection: a plugin's slow calls may outlast the server's
-/// keep-alive between two requests.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
-}
-
 /// A request as the admin, on a fresh connection.
 fn as_admin(
     app: &TestApp,
@@ -28,13 +19,15 @@ fn as_admin(
     path: &str,
     admin: &str,
 ) -> reqwest::RequestBuilder {
-    client().request(method, app.url(path)).bearer_auth(admin)
+    integration_host_tests::fresh_client()
+        .request(method, app.url(path))
+        .bearer_auth(admin)
 }
 
 async fn admin_token(app: &TestApp) -> String {
     app.account(AccountKind::Admin, "jane", "secret123").await;
     let (status, token) = send_json(
-        client()
+        integration_host_tests::fresh_client()
             .post(app.url("/rest/V1/integration/admin/token"))
             .json(&json!({"username": "jane", "password": "secret123"})),
     )
@@ -63,7 +56,7 @@ async fn plugin_view(app: &TestApp, admin: &str, id: &str) -> Value {
 
 async fn sign_in(app: &TestApp, email: &str) -> (u16, Value) {
     send_json(
-        client()
+        integration_host_tests::fresh_client()
             .post(app.url(CUSTOMER_TOKEN))
             .json(&json!({"username": email, "password": "secret123"})),
     )
@@ -190,7 +183,11 @@ async fn javascript_and_python_plugins_that_throw_loop_or_hoard_are_contained() 
         started.elapsed()
     );
     let t = std::time::Instant::now();
-    let livez = client().get(app.url("/livez")).send().await.unwrap();
+    let livez = integration_host_tests::fresh_client()
+        .get(app.url("/livez"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(livez.status(), 200);
     assert!(t.elapsed() < Duration::from_millis(500));
 

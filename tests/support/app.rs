@@ -292,6 +292,17 @@ impl Caller {
 }
 
 /// Sends a request and returns the status with the body as JSON (or `null` when it is not).
+/// A client that keeps no idle connection and follows no redirect: for tests that run slow
+/// plugins or CLI commands between requests, where a kept connection may have been closed by
+/// the server's keep-alive in the meantime (and for the admin UI's sign-in).
+pub fn fresh_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
 pub async fn send_json(req: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
     let res = req.send().await.expect("request sent");
     let status = res.status().as_u16();

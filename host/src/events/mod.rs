@@ -492,15 +492,7 @@ impl Dispatcher {
     /// Runs the sync observers of the event in order; the first veto stops them and is
     /// returned.
     pub async fn dispatch_sync(&self, event: &Event) -> Result<(), Veto> {
-        let name = event.name();
-        let sync: Vec<Arc<dyn Observer>> = {
-            let subs = self.subscriptions.read().expect("subscriptions lock");
-            subs.iter()
-                .filter(|s| s.mode == Mode::Sync && s.wants(name))
-                .map(|s| s.observer.clone())
-                .collect()
-        };
-        for observer in sync {
+        for observer in self.observers(Mode::Sync, event.name()) {
             if let Some(reason) = run(observer.as_ref(), event).await {
                 return Err(Veto {
                     observer: observer.name().to_owned(),
@@ -511,17 +503,20 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// The observers of that mode subscribed to event `name`, in their order.
+    fn observers(&self, mode: Mode, name: &str) -> Vec<Arc<dyn Observer>> {
+        let subs = self.subscriptions.read().expect("subscriptions lock");
+        subs.iter()
+            .filter(|s| s.mode == mode && s.wants(name))
+            .map(|s| s.observer.clone())
+            .collect()
+    }
+
     /// Hands an event its sync observers accepted to the async ones: wakes the outbox's
     /// delivery (the event was written to it), or without an outbox, queues it in memory.
     pub fn after_written(&self, event: Event) {
         let name = event.name();
-        let later: Vec<Arc<dyn Observer>> = {
-            let subs = self.subscriptions.read().expect("subscriptions lock");
-            subs.iter()
-                .filter(|s| s.mode == Mode::Async && s.wants(name))
-                .map(|s| s.observer.clone())
-                .collect()
-        };
+        let later = self.observers(Mode::Async, name);
         if later.is_empty() {
             return;
         }
