@@ -126,7 +126,19 @@ impl Application {
         plugins.keep_state_in(crate::services::plugin_state::PluginState::new(
             store.clone(),
         ));
-        let loaded = plugins.reload().await;
+        // Strict: every plugin loads (compiled if need be) before the server listens. Otherwise
+        // it serves at once and a plugin not compiled yet shows `loading` meanwhile.
+        let loaded = if settings.plugins.strict {
+            plugins.reload().await
+        } else {
+            plugins
+                .start(resync_after_load(
+                    services.integrations.clone(),
+                    settings.integrations.directories.clone(),
+                    plugins.clone(),
+                ))
+                .await
+        };
         if settings.plugins.strict && !loaded.problems.is_empty() {
             let problems: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
             anyhow::bail!(
@@ -297,21 +309,14 @@ impl Application {
             tracing::info!("closing the listener; finishing in-flight requests");
             handle.stop(true).await;
         });
-        let reloader = {
-            let state = self.state.clone();
-            crate::plugins::spawn_reloader(self.state.plugins.clone(), move |report| {
-                let state = state.clone();
-                Box::pin(async move {
-                    let _ = declarative::sync_after_reload(
-                        &state.integrations,
-                        &state.settings.integrations.directories,
-                        &state.plugins,
-                        &report,
-                    )
-                    .await;
-                })
-            })
-        };
+        let reloader = crate::plugins::spawn_reloader(
+            self.state.plugins.clone(),
+            resync_after_load(
+                self.state.integrations.clone(),
+                self.state.settings.integrations.directories.clone(),
+                self.state.plugins.clone(),
+            ),
+        );
         let watcher = declarative::spawn_watcher(
             self.state.integrations.clone(),
             self.state.settings.integrations.directories.clone(),
@@ -379,5 +384,23 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// What runs after each plugin load past the first (a reload, a plugin compiled in the
+/// background): the declarative sync, when a config provider came, changed or went.
+fn resync_after_load(
+    integrations: crate::services::integration::IntegrationService,
+    dirs: Vec<std::path::PathBuf>,
+    plugins: PluginHost,
+) -> impl Fn(crate::plugins::ReloadReport) -> futures_util::future::BoxFuture<'static, ()>
++ Send
++ Sync
++ 'static {
+    move |report| {
+        let (integrations, dirs, plugins) = (integrations.clone(), dirs.clone(), plugins.clone());
+        Box::pin(async move {
+            let _ = declarative::sync_after_reload(&integrations, &dirs, &plugins, &report).await;
+        })
     }
 }

@@ -233,3 +233,114 @@ async fn javascript_and_python_plugins_that_throw_loop_or_hoard_are_contained() 
         401
     );
 }
+
+#[tokio::test]
+async fn a_server_serves_while_large_plugins_compile_and_their_roles_follow_their_error_policies() {
+    let folder = PluginFolder::new();
+    // Both fail closed: while one compiles, its role refuses (the resolver denies every
+    // request, the observer vetoes every sign-in).
+    folder.write(
+        "access-policy-py",
+        "access_policy_py",
+        "roles = [\"permission-resolver\"]\n[permission_resolver]\non_error = \"deny\"\n[limits]\nmemory_mib = 64\ntimeout_ms = 1000\n[config.integrations.\"Shop A\"]\naddresses = [\"10.9.0.0/16\"]\n",
+    );
+    folder.write(
+        "login-audit-js",
+        "login_audit_js",
+        "roles = [\"observer\"]\n[observer]\nevents = [\"customer_login\"]\nmode = \"sync\"\non_error = \"veto\"\n[limits]\nmemory_mib = 64\ntimeout_ms = 1000\n[config]\nblocked_domains = [\"blocked.example\"]\n",
+    );
+    // An empty compile cache: both components compile (seconds each, one after the other, in
+    // folder order) after the server listens.
+    let cache = tempfile::tempdir().unwrap();
+    let db = integration_host_tests::TestDb::new().await;
+    let mut settings = integration_host_tests::test_settings(&db);
+    with_plugins(&folder)(&mut settings);
+    settings.plugins.cache_dir = Some(cache.path().to_owned());
+    let app = integration_host_tests::spawn_unsettled(db, settings).await;
+    let view = |id: &str| {
+        serde_json::to_value(app.plugins.list())
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .unwrap_or_else(|| panic!("no {id}"))
+            .clone()
+    };
+    assert_eq!(
+        app.plugins.loading(),
+        ["access-policy-py", "login-audit-js"]
+    );
+    let js = view("login-audit-js");
+    assert_eq!(
+        (&js["status"], &js["compiled"], &js["roles"]),
+        (&json!("loading"), &Value::Null, &json!(["observer"])),
+        "{js:#}"
+    );
+    let (status, ready) =
+        send_json(integration_host_tests::fresh_client().get(app.url("/readyz"))).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(
+        ready,
+        json!({"status": "ready", "plugins_loading": ["access-policy-py", "login-audit-js"]})
+    );
+
+    // The resolver denies while it loads: even the sign-in's token request, which the ACL
+    // lets anyone make.
+    app.account(AccountKind::Customer, "jo@example.com", "secret123")
+        .await;
+    let (status, body) = sign_in(&app, "jo@example.com").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["parameters"]["resources"], "anonymous", "{body}");
+    assert_eq!(
+        app.plugins.loading().len(),
+        2,
+        "the Python component compiled before the test could see it loading"
+    );
+
+    // The Python resolver serves as soon as it is ready; the JavaScript observer, still
+    // compiling, vetoes the sign-in.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while app.plugins.loading() != ["login-audit-js"] {
+        assert!(
+            std::time::Instant::now() < deadline && !app.plugins.loading().is_empty(),
+            "{:?}",
+            app.plugins.loading()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(view("access-policy-py")["status"], "ready");
+    let (status, body) = sign_in(&app, "jo@example.com").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        body["message"],
+        "The request was refused because the plugin `login-audit-js` is still loading."
+    );
+    assert_eq!(
+        app.plugins.loading(),
+        ["login-audit-js"],
+        "the JavaScript component compiled before the test could see it loading"
+    );
+    // A call skipped while loading is no failure of the plugin.
+    assert_eq!(view("login-audit-js")["health"]["failures"], 0);
+
+    app.plugins.settled().await;
+    assert!(
+        app.plugins.problems().is_empty(),
+        "{:?}",
+        app.plugins.problems()
+    );
+    assert_eq!(sign_in(&app, "jo@example.com").await.0, 200);
+    let admin = admin_token(&app).await;
+    // Compiled in the background into the cache, and loaded from there.
+    let js = plugin_view(&app, &admin, "login-audit-js").await;
+    assert_eq!(
+        (&js["status"], &js["compiled"]),
+        (&json!("ready"), &json!("cached"))
+    );
+    let (_, ready) =
+        send_json(integration_host_tests::fresh_client().get(app.url("/readyz"))).await;
+    assert_eq!(ready, json!({"status": "ready"}));
+    // Compiled once, into the cache: the next start loads them before it listens.
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 2);
+}

@@ -54,8 +54,17 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_on(db, settings).await
 }
 
-/// Starts the server on an existing test database.
+/// Starts the server on an existing test database, and waits until no plugin is loading (a
+/// component not in the compile cache compiles in the background after the server listens).
 pub async fn spawn_on(db: TestDb, settings: Settings) -> TestApp {
+    let app = spawn_unsettled(db, settings).await;
+    app.plugins.settled().await;
+    app
+}
+
+/// Starts the server on an existing test database, returning as soon as it listens (plugins
+/// not compiled yet still loading).
+pub async fn spawn_unsettled(db: TestDb, settings: Settings) -> TestApp {
     let mut app = Application::build(settings.clone())
         .await
         .expect("the server builds");

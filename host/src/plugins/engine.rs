@@ -107,32 +107,42 @@ pub enum Origin {
 }
 
 /// Loads a component, from the cache when it holds this exact component for this engine.
-/// Blocking (compiling takes tens of milliseconds): call it off the async threads.
+/// Blocking (compiling takes from tens of milliseconds to tens of seconds): call it off the
+/// async threads.
 pub fn load_component(
     engine: &Engine,
     bytes: &[u8],
     cache: &Path,
 ) -> anyhow::Result<(Component, Origin)> {
-    let path = cache.join(cache_key(engine, bytes));
-    if path.is_file() {
-        // SAFETY: `Component::deserialize_file` trusts its input to be a component this
-        // engine serialized. The file is named by the SHA-256 of the source component and the
-        // engine's compatibility hash, lives in the server's own cache folder (created 0700),
-        // and is written only below by an atomic rename of what `serialize` produced.
-        #[allow(unsafe_code)]
-        let cached = unsafe { Component::deserialize_file(engine, &path) };
-        match cached {
-            Ok(c) => return Ok((c, Origin::Cached)),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable compiled plugin in the cache");
-            }
-        }
+    if let Some(c) = cached(engine, bytes, cache) {
+        return Ok((c, Origin::Cached));
     }
     let component = Component::new(engine, bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let path = cache.join(cache_key(engine, bytes));
     if let Err(e) = store_compiled(&component, cache, &path) {
         tracing::warn!(path = %path.display(), error = %e, "cannot cache a compiled plugin");
     }
     Ok((component, Origin::Compiled))
+}
+
+/// The component from the cache, when it holds this exact component compiled by this engine
+/// (reading it maps the file: milliseconds, whatever the component's size).
+pub fn cached(engine: &Engine, bytes: &[u8], cache: &Path) -> Option<Component> {
+    let path = cache.join(cache_key(engine, bytes));
+    if !path.is_file() {
+        return None;
+    }
+    // SAFETY: `Component::deserialize_file` trusts its input to be a component this
+    // engine serialized. The file is named by the SHA-256 of the source component and the
+    // engine's compatibility hash, lives in the server's own cache folder (created 0700),
+    // and is written only by `store_compiled` by an atomic rename of what `serialize` produced.
+    #[allow(unsafe_code)]
+    let cached = unsafe { Component::deserialize_file(engine, &path) };
+    cached
+        .inspect_err(|e| {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable compiled plugin in the cache");
+        })
+        .ok()
 }
 
 fn store_compiled(component: &Component, cache: &Path, path: &Path) -> anyhow::Result<()> {

@@ -46,6 +46,10 @@ pub enum CallError {
     /// Skipped: the plugin is quarantined after repeated failures.
     #[error("quarantined after repeated failures")]
     Quarantined,
+    /// Skipped: the plugin's component is still being compiled (at server start, in the
+    /// background); the call follows the plugin's error policy.
+    #[error("still loading (its component is being compiled)")]
+    Loading,
     /// The plugin does not play the role it was called in.
     #[error("does not play the {} role", .0.as_str())]
     NotInRole(Role),

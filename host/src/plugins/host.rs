@@ -29,6 +29,8 @@ struct Inner {
     any_resolver: AtomicBool,
     events: Dispatcher,
     reloading: tokio::sync::Mutex<()>,
+    /// Woken each time a registry is swapped in.
+    swapped: tokio::sync::Notify,
 }
 
 /// The plugin host; cheap to clone.
@@ -95,6 +97,7 @@ impl PluginHost {
                 any_resolver: AtomicBool::new(false),
                 events: events.clone(),
                 reloading: tokio::sync::Mutex::new(()),
+                swapped: tokio::sync::Notify::new(),
             }),
         };
         if !force_engine {
@@ -153,15 +156,77 @@ impl PluginHost {
         self.registry().plugins().find(|p| p.id() == id).cloned()
     }
 
-    /// Loads new and changed plugin folders, drops removed ones, and swaps the registry: calls
-    /// already running finish on the version they started with.
+    /// Loads new and changed plugin folders (and those still loading), drops removed ones, and
+    /// swaps the registry: calls already running finish on the version they started with.
     pub async fn reload(&self) -> ReloadReport {
+        self.reload_waiting(true).await
+    }
+
+    /// The first load of a server that serves at once: plugins whose components are compiled
+    /// already (in the cache) load now, the others show `loading` (each role they play follows
+    /// its error policy) and compile in the background, one after another, each serving as soon
+    /// as it is ready. `after` runs with the report of each of those later loads (the server
+    /// re-syncs integrations when a config provider came).
+    pub async fn start<F>(&self, after: F) -> ReloadReport
+    where
+        F: Fn(ReloadReport) -> BoxFuture<'static, ()> + Send + Sync + 'static,
+    {
+        let report = self.reload_waiting(false).await;
+        if !report.loading.is_empty() {
+            let (host, ids) = (self.clone(), report.loading.clone());
+            tokio::spawn(async move {
+                for id in ids {
+                    let Some(plugin) = host.get(&id).filter(|p| p.loading()) else {
+                        continue;
+                    };
+                    let started = std::time::Instant::now();
+                    // Into the compile cache; a component that does not compile is reported by
+                    // the load below.
+                    host.inner
+                        .loader
+                        .compile(plugin.manifest.component.clone())
+                        .await;
+                    tracing::info!(plugin = %id, seconds = started.elapsed().as_secs_f64(), "plugin compiled in the background");
+                    after(host.reload_waiting(false).await).await;
+                }
+                // What did not compile: loaded (and reported) as any reload does.
+                if host.registry().plugins().any(|p| p.loading()) {
+                    after(host.reload().await).await;
+                }
+            });
+        }
+        report
+    }
+
+    /// The ids of the plugins still loading.
+    pub fn loading(&self) -> Vec<String> {
+        self.registry()
+            .plugins()
+            .filter(|p| p.loading())
+            .map(|p| p.id().to_owned())
+            .collect()
+    }
+
+    /// Returns once no plugin is loading (at once when none is).
+    pub async fn settled(&self) {
+        loop {
+            let swapped = self.inner.swapped.notified();
+            tokio::pin!(swapped);
+            swapped.as_mut().enable();
+            if !self.registry().plugins().any(|p| p.loading()) {
+                return;
+            }
+            swapped.await;
+        }
+    }
+
+    async fn reload_waiting(&self, wait: bool) -> ReloadReport {
         if !self.enabled() {
             return ReloadReport::default();
         }
         let _one_at_a_time = self.inner.reloading.lock().await;
         let current = self.registry();
-        let (next, report) = current.reload(&self.inner.loader).await;
+        let (next, report) = current.reload(&self.inner.loader, wait).await;
         let next = Arc::new(next);
         subscribe_observers(&self.inner.events, &current, &next);
         self.inner
@@ -172,8 +237,12 @@ impl PluginHost {
             .registry
             .write()
             .unwrap_or_else(|p| p.into_inner()) = next;
+        self.inner.swapped.notify_waiters();
         for id in report.loaded.iter().chain(&report.reloaded) {
             tracing::info!(plugin = %id, "plugin loaded");
+        }
+        for id in &report.loading {
+            tracing::info!(plugin = %id, "plugin loading: its component is compiling in the background; until it is ready, each role it plays follows its error policy");
         }
         for id in &report.removed {
             tracing::info!(plugin = %id, "plugin removed");
@@ -187,19 +256,24 @@ impl PluginHost {
     /// Loads one plugin folder on its own (not registered, no observer subscribed): what
     /// `plugin check` and `plugin bench` use.
     pub async fn load_folder(&self, dir: &Path) -> Result<Arc<Plugin>, Problem> {
-        self.inner.loader.load(dir).await.map(Arc::new).map_err(
-            |(id, error): (Option<String>, LoadError)| Problem {
+        self.inner
+            .loader
+            .load(dir, true)
+            .await
+            .map(Arc::new)
+            .map_err(|(id, error): (Option<String>, LoadError)| Problem {
                 dir: dir.display().to_string(),
                 id,
                 error: error.to_string(),
                 still_serving: false,
-            },
-        )
+            })
     }
 
     /// Whether any config provider is loaded.
     pub fn has_providers(&self) -> bool {
-        self.registry().plugins().any(|p| p.provider.is_some())
+        self.registry()
+            .plugins()
+            .any(|p| p.manifest.has(super::manifest::Role::ConfigProvider))
     }
 
     /// Whether any permission resolver is loaded (the fast path skips them all otherwise).

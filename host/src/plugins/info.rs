@@ -33,11 +33,33 @@ pub struct PluginInfo {
     /// What the operator granted of them, in words (never a variable's value).
     pub granted: Vec<String>,
     pub loaded_at: i64,
-    pub compiled: engine::Origin,
+    /// `loading` while its component compiles in the background (at server start), then
+    /// `ready`.
+    pub status: Status,
+    /// Compiled at load or read from the cache; absent while loading.
+    pub compiled: Option<engine::Origin>,
     pub health: HealthReport,
     /// An async observer's events not yet delivered (filled in by [`with_backlogs`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backlog: Option<Backlog>,
+}
+
+/// Whether a plugin serves yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Its component is compiling: each role it plays follows its error policy meanwhile.
+    Loading,
+    Ready,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Loading => "loading",
+            Status::Ready => "ready",
+        }
+    }
 }
 
 /// Fills in each async observer's backlog from the outbox's, by observer name.
@@ -91,6 +113,11 @@ impl Plugin {
             asked: self.manifest.capabilities.describe(),
             granted: self.manifest.granted.describe(),
             loaded_at: self.loaded_at,
+            status: if self.loading() {
+                Status::Loading
+            } else {
+                Status::Ready
+            },
             compiled: self.origin,
             health: self.health().report(),
             backlog: None,

@@ -13,7 +13,7 @@ use wasmtime::Engine;
 use wasmtime::component::{InstancePre, Linker};
 
 use super::error::{CallError, LoadError};
-use super::manifest::{self, Exported, Role};
+use super::manifest::{self, Exported, Role, component_exports};
 use super::pool::{Plugin, Policy, Pool, Versioned, World};
 use super::state::{Health, Identity, State};
 use super::{engine, v1_0};
@@ -38,8 +38,10 @@ pub(super) struct Loader {
 pub(super) type Failed = (Option<String>, LoadError);
 
 impl Loader {
-    /// Loads the plugin in `dir`.
-    pub(super) async fn load(&self, dir: &Path) -> Result<Plugin, Failed> {
+    /// Loads the plugin in `dir`. With `wait` false, a component not in the compile cache is
+    /// not compiled here: the plugin comes back [`Plugin::loading`], its manifest checked
+    /// against the component's exports, to be loaded again (compiled) in the background.
+    pub(super) async fn load(&self, dir: &Path, wait: bool) -> Result<Plugin, Failed> {
         let Some((engine, linker)) = &self.wasm else {
             return Err((None, LoadError::NoEngine));
         };
@@ -60,11 +62,32 @@ impl Loader {
             })
         })?;
         let (engine2, cache) = (engine.clone(), self.cache.clone());
-        let (component, origin) =
-            tokio::task::spawn_blocking(move || engine::load_component(&engine2, &bytes, &cache))
-                .await
-                .map_err(|e| fail(LoadError::Invalid(format!("compiling panicked: {e}"))))?
-                .map_err(|e| fail(LoadError::Invalid(format!("{e:#}"))))?;
+        let compiled = tokio::task::spawn_blocking(move || {
+            if wait {
+                engine::load_component(&engine2, &bytes, &cache).map(Ok)
+            } else {
+                match engine::cached(&engine2, &bytes, &cache) {
+                    Some(c) => Ok(Ok((c, engine::Origin::Cached))),
+                    // Not compiled yet: what it exports, read without compiling.
+                    None => Ok(Err(component_exports(&bytes))),
+                }
+            }
+        })
+        .await
+        .map_err(|e| fail(LoadError::Invalid(format!("compiling panicked: {e}"))))?
+        .map_err(|e| fail(LoadError::Invalid(format!("{e:#}"))))?;
+        let (component, origin) = match compiled {
+            Ok(ready) => ready,
+            Err(names) => {
+                let names = names.map_err(|e| fail(LoadError::Invalid(e)))?;
+                let exported = Exported::read(names.iter().map(String::as_str))
+                    .map_err(|e| fail(LoadError::Exports(e)))?;
+                manifest
+                    .settle(&exported)
+                    .map_err(|e| fail(LoadError::Manifest(e.to_string())))?;
+                return Ok(self.plugin(dir, engine, manifest, None));
+            }
+        };
         let names: Vec<String> = component
             .component_type()
             .exports(engine)
@@ -78,51 +101,7 @@ impl Loader {
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| fail(LoadError::Imports(format!("{e:#}"))))?;
-        let health = {
-            let mut all = self.health.lock().unwrap_or_else(|p| p.into_inner());
-            all.entry(id.clone())
-                .or_insert_with(|| {
-                    Arc::new(Health::new(
-                        self.seq.clone(),
-                        self.settings.http.max_concurrent,
-                    ))
-                })
-                .clone()
-        };
-        health.clear_quarantine();
-        let s = &self.settings;
-        let mut plugin = Plugin {
-            identity: Arc::new(Identity {
-                id: id.clone(),
-                config_json: manifest.config_json.clone(),
-                granted: manifest.granted.clone(),
-                kv: self.kv.get().cloned(),
-                outbound: Arc::new(super::outbound::Outbound {
-                    id: id.clone(),
-                    grant: manifest.granted.http.clone(),
-                    limits: self.settings.http.clone(),
-                    stats: health.http.clone(),
-                }),
-                health,
-            }),
-            dir: dir.to_owned(),
-            engine: engine.clone(),
-            policy: Policy {
-                failures: s.quarantine_failures,
-                window: Duration::from_secs(s.quarantine_window_seconds),
-                quarantine: Duration::from_secs(s.quarantine_seconds),
-                warm: s.warm_instances,
-            },
-            origin,
-            loaded_at: crate::clock::now(),
-            observer: None,
-            resolver: None,
-            provider: None,
-            before: None,
-            after: None,
-            verifier: None,
-            manifest,
-        };
+        let mut plugin = self.plugin(dir, engine, manifest, Some(origin));
         for role in plugin.manifest.roles.clone() {
             let api = exported.api;
             let pre = pre.clone();
@@ -157,6 +136,77 @@ impl Loader {
             })?;
         }
         Ok(plugin)
+    }
+
+    /// Compiles a component into the compile cache, unless it is there already; a failure is
+    /// left for the load to report.
+    pub(super) async fn compile(&self, component: PathBuf) {
+        let Some((engine, _)) = &self.wasm else {
+            return;
+        };
+        let (engine, cache) = (engine.clone(), self.cache.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&component)?;
+            engine::load_component(&engine, &bytes, &cache).map(drop)
+        })
+        .await;
+    }
+
+    /// The plugin of a checked manifest, with no instances yet (none at all while `origin`
+    /// is `None`: its component is still compiling).
+    fn plugin(
+        &self,
+        dir: &Path,
+        engine: &Engine,
+        manifest: manifest::Manifest,
+        origin: Option<engine::Origin>,
+    ) -> Plugin {
+        let id = manifest.id.clone();
+        let health = {
+            let mut all = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            all.entry(id.clone())
+                .or_insert_with(|| {
+                    Arc::new(Health::new(
+                        self.seq.clone(),
+                        self.settings.http.max_concurrent,
+                    ))
+                })
+                .clone()
+        };
+        health.clear_quarantine();
+        let s = &self.settings;
+        Plugin {
+            identity: Arc::new(Identity {
+                id: id.clone(),
+                config_json: manifest.config_json.clone(),
+                granted: manifest.granted.clone(),
+                kv: self.kv.get().cloned(),
+                outbound: Arc::new(super::outbound::Outbound {
+                    id: id.clone(),
+                    grant: manifest.granted.http.clone(),
+                    limits: self.settings.http.clone(),
+                    stats: health.http.clone(),
+                }),
+                health,
+            }),
+            dir: dir.to_owned(),
+            engine: engine.clone(),
+            policy: Policy {
+                failures: s.quarantine_failures,
+                window: Duration::from_secs(s.quarantine_window_seconds),
+                quarantine: Duration::from_secs(s.quarantine_seconds),
+                warm: s.warm_instances,
+            },
+            origin,
+            loaded_at: crate::clock::now(),
+            observer: None,
+            resolver: None,
+            provider: None,
+            before: None,
+            after: None,
+            verifier: None,
+            manifest,
+        }
     }
 }
 

@@ -46,7 +46,7 @@ pub mod v1_1;
 
 pub use error::{CallError, GuestError, LoadError, ProvidersFailed, Trap};
 pub use host::{PluginHost, spawn_reloader};
-pub use info::{PluginInfo, with_backlogs};
+pub use info::{PluginInfo, Status, with_backlogs};
 pub use pool::{MAX_PROVIDED, MAX_REASON, Plugin};
 pub use registry::{Problem, ReloadReport};
 

@@ -133,7 +133,9 @@ pub struct Plugin {
     pub(super) identity: Arc<Identity>,
     pub(super) engine: Engine,
     pub(super) policy: Policy,
-    pub(super) origin: engine::Origin,
+    /// Compiled now or read from the cache; `None` while its component is still compiling
+    /// (at server start, in the background): it has no instances then.
+    pub(super) origin: Option<engine::Origin>,
     pub(super) loaded_at: i64,
     pub(super) observer: Option<ObserverPool>,
     pub(super) resolver: Option<ResolverPool>,
@@ -163,6 +165,21 @@ impl Plugin {
 
     pub fn health(&self) -> &Health {
         &self.identity.health
+    }
+
+    /// Whether its component is still compiling: until it is ready, each call in a role it
+    /// plays fails with [`CallError::Loading`] and follows the role's error policy.
+    pub fn loading(&self) -> bool {
+        self.origin.is_none()
+    }
+
+    /// Why it has no instances for `role`.
+    fn absent(&self, role: Role) -> CallError {
+        if self.loading() {
+            CallError::Loading
+        } else {
+            CallError::NotInRole(role)
+        }
     }
 
     fn timeout(&self) -> Duration {
@@ -291,7 +308,7 @@ impl Plugin {
 
     /// Records a failed call and logs it; returns the error for the caller's policy.
     pub(super) fn failed(&self, role: Role, error: CallError) -> CallError {
-        if error == CallError::Quarantined {
+        if matches!(error, CallError::Quarantined | CallError::Loading) {
             return error;
         }
         tracing::warn!(plugin = %self.id(), role = role.as_str(), error = %error, "plugin call failed");
@@ -323,7 +340,7 @@ impl Plugin {
         let ev = v1_1::event(event);
         let delivery = delivery.cloned();
         let out = match self.observer.as_ref() {
-            None => Err(CallError::NotInRole(Role::Observer)),
+            None => Err(self.absent(Role::Observer)),
             Some(Versioned::V1_0(pool)) => {
                 let ev = v1_0::event(&ev);
                 self.call(pool, move |w, store| {
@@ -370,7 +387,7 @@ impl Plugin {
         request: &Arc<v1_1::ResolverRequest>,
     ) -> Result<v1_1::Verdict, CallError> {
         let out = match self.resolver.as_ref() {
-            None => Err(CallError::NotInRole(Role::PermissionResolver)),
+            None => Err(self.absent(Role::PermissionResolver)),
             Some(Versioned::V1_0(pool)) => {
                 let request = v1_0::resolver_request(request);
                 self.call(pool, move |w, store| {
@@ -414,7 +431,7 @@ impl Plugin {
     /// Calls the config-provider export.
     pub async fn integrations(&self) -> Result<Vec<v1_1::IntegrationDefinition>, CallError> {
         let out = match self.provider.as_ref() {
-            None => Err(CallError::NotInRole(Role::ConfigProvider)),
+            None => Err(self.absent(Role::ConfigProvider)),
             Some(Versioned::V1_0(pool)) => {
                 self.call(pool, |w, store| {
                     Box::pin(async move {
@@ -459,7 +476,7 @@ impl Plugin {
     /// Calls the before-interceptor export.
     pub async fn before(&self, op: &v1_1::Operation) -> Result<v1_1::Answer, CallError> {
         let role = Role::BeforeInterceptor;
-        let pool = self.before.as_ref().ok_or(CallError::NotInRole(role))?;
+        let pool = self.before.as_ref().ok_or_else(|| self.absent(role))?;
         let op = op.clone();
         let out = self
             .call(pool, move |w, store| {
@@ -487,7 +504,7 @@ impl Plugin {
     /// Calls the after-interceptor export.
     pub async fn after(&self, produced: &v1_1::Produced) -> Result<v1_1::Additions, CallError> {
         let role = Role::AfterInterceptor;
-        let pool = self.after.as_ref().ok_or(CallError::NotInRole(role))?;
+        let pool = self.after.as_ref().ok_or_else(|| self.absent(role))?;
         let produced = produced.clone();
         let out = self
             .call(pool, move |w, store| {
@@ -520,7 +537,7 @@ impl Plugin {
         credentials: &v1_1::Credentials,
     ) -> Result<v1_1::Verification, CallError> {
         let role = Role::CredentialVerifier;
-        let pool = self.verifier.as_ref().ok_or(CallError::NotInRole(role))?;
+        let pool = self.verifier.as_ref().ok_or_else(|| self.absent(role))?;
         let credentials = credentials.clone();
         let out = self
             .call(pool, move |w, store| {

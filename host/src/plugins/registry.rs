@@ -78,6 +78,9 @@ impl Registry {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReloadReport {
     pub loaded: Vec<String>,
+    /// Plugins whose components are still compiling in the background (at server start): they
+    /// show `loading`, and each role they play follows its error policy until they are ready.
+    pub loading: Vec<String>,
     pub reloaded: Vec<String>,
     pub removed: Vec<String>,
     pub problems: Vec<Problem>,
@@ -93,8 +96,10 @@ impl ReloadReport {
 
 impl Registry {
     /// The next registry: folders unchanged since `self` keep their plugin, new and changed
-    /// ones are loaded (a failed one keeps its previous version serving), removed ones go.
-    pub(super) async fn reload(&self, loader: &Loader) -> (Registry, ReloadReport) {
+    /// ones are loaded (a failed one keeps its previous version serving), removed ones go, and
+    /// plugins still loading are loaded now. With `wait` false, a new plugin whose component
+    /// is not compiled yet is left [`Plugin::loading`] (see [`Loader::load`]).
+    pub(super) async fn reload(&self, loader: &Loader, wait: bool) -> (Registry, ReloadReport) {
         let current = self;
         let mut report = ReloadReport::default();
         let (dirs, dir_problems) = manifest::plugin_dirs(&loader.settings.directories);
@@ -112,15 +117,20 @@ impl Registry {
             let old = current.entries.get(&dir);
             if let Some(old) = old
                 && old.fingerprint == fingerprint
+                && !old.plugin.as_ref().is_some_and(|p| p.loading())
             {
                 next.entries.insert(dir, old.clone());
                 continue;
             }
-            let old_plugin = old.and_then(|o| o.plugin.clone());
-            match loader.load(&dir).await {
+            // A version that served (not one still loading) keeps serving until the new one
+            // is ready.
+            let old_plugin = old.and_then(|o| o.plugin.clone()).filter(|p| !p.loading());
+            match loader.load(&dir, wait || old_plugin.is_some()).await {
                 Ok(plugin) => {
                     let plugin = Arc::new(plugin);
-                    if let Some(old) = &old_plugin {
+                    if plugin.loading() {
+                        report.loading.push(plugin.id().to_owned());
+                    } else if let Some(old) = &old_plugin {
                         report.reloaded.push(plugin.id().to_owned());
                         if old.manifest.has(Role::ConfigProvider) {
                             report.providers_changed = true;
@@ -174,13 +184,19 @@ impl Registry {
                 report
                     .loaded
                     .retain(|i| i != plugin.id() || seen.contains_key(i));
+                report
+                    .loading
+                    .retain(|i| i != plugin.id() || seen.contains_key(i));
                 entry.plugin = None;
             } else {
                 seen.insert(plugin.id().to_owned(), dir.clone());
             }
         }
         for (dir, entry) in &current.entries {
-            let Some(old) = &entry.plugin else { continue };
+            // One that never finished loading was never announced.
+            let Some(old) = entry.plugin.as_ref().filter(|p| !p.loading()) else {
+                continue;
+            };
             let still = next
                 .entries
                 .get(dir)
@@ -195,7 +211,7 @@ impl Registry {
         }
         // One credential verifier: the first by sort order and id plays it; another is a load
         // error naming both.
-        let mut verifiers = next.in_order(|p| p.verifier.is_some());
+        let mut verifiers = next.in_order(|p| p.manifest.has(Role::CredentialVerifier));
         if verifiers.len() > 1 {
             let first = verifiers.remove(0);
             for entry in next.entries.values_mut() {
@@ -206,6 +222,7 @@ impl Registry {
                     continue;
                 }
                 report.loaded.retain(|i| i != plugin.id());
+                report.loading.retain(|i| i != plugin.id());
                 report.reloaded.retain(|i| i != plugin.id());
                 entry.problem = Some(Problem {
                     dir: plugin.dir.display().to_string(),
@@ -224,9 +241,11 @@ impl Registry {
         next.verifier = verifiers.pop();
         next.problems
             .extend(next.entries.values().filter_map(|e| e.problem.clone()));
-        next.resolvers = next.in_order(|p| p.resolver.is_some());
-        next.befores = next.in_order(|p| p.before.is_some());
-        next.afters = next.in_order(|p| p.after.is_some());
+        // A plugin still loading is in its roles' call order already (each call follows the
+        // role's error policy until it is ready).
+        next.resolvers = next.in_order(|p| p.manifest.has(Role::PermissionResolver));
+        next.befores = next.in_order(|p| p.manifest.has(Role::BeforeInterceptor));
+        next.afters = next.in_order(|p| p.manifest.has(Role::AfterInterceptor));
         report.problems = next.problems.clone();
         (next, report)
     }

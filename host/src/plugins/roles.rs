@@ -49,6 +49,9 @@ impl Registry {
             let verdict = match plugin.resolve(&request).await {
                 Ok(v) => v,
                 Err(e) => match plugin.manifest.resolver.as_ref().map(|r| r.on_error) {
+                    Some(ResolverOnError::Deny) if e == CallError::Loading => {
+                        v1_1::Verdict::Deny(e.to_string())
+                    }
                     Some(ResolverOnError::Deny) => v1_1::Verdict::Deny(format!("failed: {e}")),
                     _ => v1_1::Verdict::Abstain,
                 },
@@ -81,7 +84,7 @@ impl Registry {
     ) -> Result<Vec<(String, Vec<IntegrationForm>)>, ProvidersFailed> {
         let mut providers: Vec<Arc<Plugin>> = self
             .plugins()
-            .filter(|p| p.provider.is_some())
+            .filter(|p| p.manifest.has(Role::ConfigProvider))
             .cloned()
             .collect();
         providers
@@ -114,12 +117,17 @@ impl Registry {
     }
 }
 
-/// The refusal of an operation because a fail-closed plugin failed.
-fn failed_closed(plugin: &Plugin) -> Refusal {
+/// The refusal of an operation because a fail-closed plugin failed (or is still loading).
+fn failed_closed(plugin: &Plugin, error: &CallError) -> Refusal {
+    let what = if *error == CallError::Loading {
+        "is still loading"
+    } else {
+        "failed"
+    };
     Refusal {
         plugin: plugin.id().to_owned(),
         message: format!(
-            "The request was refused because the plugin `{}` failed.",
+            "The request was refused because the plugin `{}` {what}.",
             plugin.id()
         ),
     }
@@ -164,7 +172,7 @@ impl Registry {
                 Step::Failed(e) => {
                     if section.on_error == InterceptorOnError::Refuse {
                         tracing::warn!(plugin = %plugin.id(), error = %e, "a fail-closed before-interceptor failed: refusing");
-                        return Err(failed_closed(plugin));
+                        return Err(failed_closed(plugin, &e));
                     }
                 }
             }
@@ -209,7 +217,7 @@ impl Registry {
                 }
                 Err(e) if section.on_error == InterceptorOnError::Refuse => {
                     tracing::warn!(plugin = %plugin.id(), error = %e, "a fail-closed after-interceptor failed: refusing");
-                    return Err(failed_closed(plugin));
+                    return Err(failed_closed(plugin, &e));
                 }
                 Err(_) => {}
             }
@@ -233,10 +241,11 @@ impl Registry {
                     .on_error;
                 if on_error == VerifierOnError::Refuse {
                     tracing::warn!(plugin = %plugin.id(), error = %e, "a fail-closed credential verifier failed: refusing the sign-in");
-                    Ok(Verification::Refuse(format!(
-                        "the plugin `{}` failed",
-                        plugin.id()
-                    )))
+                    Ok(Verification::Refuse(if e == CallError::Loading {
+                        format!("the plugin `{}` is still loading", plugin.id())
+                    } else {
+                        format!("the plugin `{}` failed", plugin.id())
+                    }))
                 } else {
                     Ok(Verification::Abstain)
                 }
@@ -280,11 +289,9 @@ fn usable(produced: &Produced, added: v1_1::Additions) -> Result<Additions, Stri
 /// Subscribes the observers of `next` that `current` did not have (new or reloaded plugins)
 /// and unsubscribes those gone.
 pub(super) fn subscribe_observers(events: &Dispatcher, current: &Registry, next: &Registry) {
-    for old in current.plugins().filter(|p| p.observer.is_some()) {
-        if !next
-            .plugins()
-            .any(|p| p.id() == old.id() && p.observer.is_some())
-        {
+    let observes = |p: &Plugin| p.manifest.has(Role::Observer);
+    for old in current.plugins().filter(|p| observes(p)) {
+        if !next.plugins().any(|p| p.id() == old.id() && observes(p)) {
             events.unsubscribe(&observer_name(old.id()));
         }
     }
@@ -353,15 +360,15 @@ impl PluginObserver {
                 .unwrap_or_default();
             match self.plugin.on_event(event, delivery).await {
                 Ok(v1_1::Outcome::Proceed) => Ok(()),
-                // Not run: a durable delivery waits for the quarantine to end.
-                Err(CallError::Quarantined) if delivery.is_some() => Err(ObserveError::Skipped(
-                    CallError::Quarantined.to_string(),
-                )),
+                // Not run: a durable delivery waits for the quarantine to end, or for the
+                // plugin to finish loading.
+                Err(e @ (CallError::Quarantined | CallError::Loading)) if delivery.is_some() => {
+                    Err(ObserveError::Skipped(e.to_string()))
+                }
                 Ok(v1_1::Outcome::Veto(reason)) => Err(ObserveError::Veto(reason)),
-                Err(e) if on_error == ObserverOnError::Veto => Err(ObserveError::Veto(format!(
-                    "The request was refused because the plugin `{}` failed.",
-                    self.plugin.id()
-                )))
+                Err(e) if on_error == ObserverOnError::Veto => Err(ObserveError::Veto(
+                    failed_closed(&self.plugin, &e).message,
+                ))
                 .inspect_err(|_| {
                     tracing::warn!(plugin = %self.plugin.id(), error = %e, "a fail-closed observer failed: vetoing");
                 }),

@@ -15,7 +15,8 @@ pub async fn livez() -> HttpResponse {
         .body(r#"{"status":"ok"}"#)
 }
 
-/// `GET /readyz`: ready for traffic: not draining and the database answers.
+/// `GET /readyz`: ready for traffic: not draining and the database answers (plugins whose
+/// components are still compiling are listed, and do not hold traffic back).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.draining.load(Ordering::Relaxed) {
         return HttpResponse::ServiceUnavailable().json(json!({"status": "draining"}));
@@ -26,7 +27,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Err(e) => Err(e),
     };
     match checked {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready"})),
+        Ok(()) => {
+            // Ready: plugins still compiling follow their error policies meanwhile; say which.
+            let loading = state.plugins.loading();
+            if loading.is_empty() {
+                HttpResponse::Ok().json(json!({"status": "ready"}))
+            } else {
+                HttpResponse::Ok().json(json!({"status": "ready", "plugins_loading": loading}))
+            }
+        }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed: database");
             HttpResponse::ServiceUnavailable()

@@ -23,6 +23,34 @@ pub fn parse_api(text: &str) -> Option<(u32, u32)> {
     parts.next().is_none().then_some((major, minor))
 }
 
+/// The names a component exports at its top level, read without compiling it (milliseconds,
+/// whatever its size; compiling a JavaScript or Python component takes seconds).
+pub fn component_exports(bytes: &[u8]) -> Result<Vec<String>, String> {
+    use wasmparser::{Parser, Payload};
+    let mut names = Vec::new();
+    // Nested modules and components come inline, each closed by its own `End`.
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| format!("not a WebAssembly component: {e}"))? {
+            Payload::Version { encoding, .. } => {
+                if depth == 0 && encoding != wasmparser::Encoding::Component {
+                    return Err("not a WebAssembly component (a core module)".into());
+                }
+                depth += 1;
+            }
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentExportSection(exports) if depth == 1 => {
+                for export in exports {
+                    let export = export.map_err(|e| format!("not a WebAssembly component: {e}"))?;
+                    names.push(export.name.name.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(names)
+}
+
 /// What a component's exports say about it: the API version it was built against and the roles
 /// it plays (sorted), with the exports they were read from.
 #[derive(Debug, Clone, PartialEq, Eq)]

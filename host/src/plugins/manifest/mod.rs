@@ -17,7 +17,7 @@ mod exports;
 mod tables;
 
 use exports::supported;
-pub use exports::{Exported, PACKAGE, SUPPORTED_API, parse_api};
+pub use exports::{Exported, PACKAGE, SUPPORTED_API, component_exports, parse_api};
 pub use tables::{
     AfterSection, BeforeSection, InterceptorOnError, Limits, ObserverMode, ObserverOnError,
     ObserverSection, ResolverOnError, ResolverSection, Role, VerifierOnError, VerifierSection,

@@ -21,6 +21,8 @@ pub(super) struct PluginRow {
     calls: u64,
     failures: u64,
     quarantined: Option<u64>,
+    /// Its component is still compiling.
+    loading: bool,
     /// An async observer's events not delivered yet: pending, given up, the oldest's time.
     backlog: Option<(i64, i64, Option<String>)>,
     dir: String,
@@ -65,6 +67,7 @@ pub(super) async fn plugins_page(req: HttpRequest, state: web::Data<AppState>) -
             calls: p.health.calls,
             failures: p.health.failures,
             quarantined: p.health.quarantined_for_seconds,
+            loading: p.status == crate::plugins::Status::Loading,
             backlog: p.backlog.map(|b| {
                 (
                     b.pending,
