@@ -22,6 +22,7 @@ mod plugin_http;
 mod plugin_new;
 mod plugin_state;
 mod plugins;
+mod plugins_doc;
 mod plugins_js_py;
 mod race;
 mod rest;

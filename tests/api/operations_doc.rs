@@ -10,27 +10,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use integration_host_tests::{PrivatePostgres, binary, run_binary, show};
+use integration_host_tests::{PrivatePostgres, binary, code_blocks, free_port, run_binary, show};
 use sqlx::Connection as _;
-
-/// The code blocks of a Markdown text: (language, text).
-fn code_blocks(doc: &str) -> Vec<(String, String)> {
-    let mut blocks = Vec::new();
-    let mut open: Option<(String, String)> = None;
-    for line in doc.lines() {
-        match (&mut open, line.strip_prefix("```")) {
-            (None, Some(lang)) => open = Some((lang.trim().to_owned(), String::new())),
-            (Some(_), Some("")) => blocks.push(open.take().unwrap()),
-            (Some((_, text)), _) => {
-                text.push_str(line);
-                text.push('\n');
-            }
-            (None, None) => {}
-        }
-    }
-    assert!(open.is_none(), "a code block is not closed");
-    blocks
-}
 
 /// Moves absolute paths under /etc, /var and /usr/local below `root`, wherever a path starts
 /// (after a space, a quote, `=`, or at the start of a line).
@@ -58,14 +39,6 @@ fn rooted(text: &str, root: &str) -> String {
         i += c.len_utf8();
     }
     out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The stand-ins for what a real machine has: systemd and its journal.
@@ -256,7 +229,7 @@ async fn every_command_of_the_operations_guide_runs_as_written() {
 fn every_command_the_guides_name_exists() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let mut checked = std::collections::BTreeSet::new();
-    for doc in ["docs/operations.md", "README.md"] {
+    for doc in ["docs/operations.md", "docs/plugins.md", "README.md"] {
         let text = std::fs::read_to_string(workspace.join(doc)).unwrap();
         for span in text.split('`').skip(1).step_by(2) {
             let Some(rest) = span.strip_prefix("integration-host ") else {

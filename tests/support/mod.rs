@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod db;
+pub mod docs;
 pub mod oauth;
 pub mod plugins;
 pub mod process;
@@ -9,6 +10,7 @@ pub mod servers;
 
 pub use app::*;
 pub use db::*;
+pub use docs::*;
 pub use oauth::*;
 pub use plugins::*;
 pub use process::*;

@@ -25,11 +25,19 @@ pub(super) struct Toolchains {
 const INSTALL: &str = "install them with scripts/plugin-toolchains (from the integration-host checkout), or set plugins.toolchains_dir to where they are";
 
 impl Toolchains {
+    /// The configured folder; a relative one not found from the working folder is looked for
+    /// in the checkout the binary was built in (so the commands work from anywhere there).
     pub(super) fn of(settings: &Settings) -> Self {
         let dir = &settings.plugins.toolchains_dir;
+        let dir = match super::plugin_new::checkout_of_binary() {
+            Some(root) if dir.is_relative() && !dir.is_dir() && root.join(dir).is_dir() => {
+                root.join(dir)
+            }
+            _ => dir.clone(),
+        };
         Self {
             // Absolute: commands run in the plugin's folder.
-            dir: std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
+            dir: std::path::absolute(&dir).unwrap_or(dir),
         }
     }
 

@@ -103,12 +103,7 @@ pub(super) fn find_sdk(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         };
     }
     let mut candidates = vec![PathBuf::from("plugins/sdk")];
-    if let Ok(exe) = std::env::current_exe() {
-        // target/<profile>/integration-host in a checkout.
-        if let Some(root) = exe.ancestors().nth(3) {
-            candidates.push(root.join("plugins/sdk"));
-        }
-    }
+    candidates.extend(checkout_of_binary().map(|root| root.join("plugins/sdk")));
     candidates
         .into_iter()
         .find(|c| c.join("Cargo.toml").is_file())
@@ -118,6 +113,14 @@ pub(super) fn find_sdk(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
                 "a Rust plugin depends on the SDK in plugins/sdk of the integration-host checkout: run this from the checkout, or pass --sdk PATH"
             )
         })
+}
+
+/// The checkout this binary was built in, when it runs from there
+/// (`<checkout>/target/<profile>/integration-host`).
+pub(super) fn checkout_of_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let root = exe.ancestors().nth(3)?;
+    root.join("Cargo.toml").is_file().then(|| root.to_owned())
 }
 
 /// Writes the plugin folder; answers the files written.
@@ -162,9 +165,10 @@ pub(super) fn write(new: &NewPlugin, tools: &Toolchains) -> anyhow::Result<Vec<P
         64
     };
     let manifest = format!(
-        "# The manifest of plugin {name} (see README.md and docs/plugins.md).\nid = \"{name}\"\nversion = \"0.1.0\"\ndescription = \"A {role} in {lang}\"\n# What `integration-host plugin build` writes.\ncomponent = \"{component}\"\nroles = [\"{role}\"]\n\n# How it is built: `integration-host plugin build` runs this in this folder.\n[build]\ncommand = \"{command}\"\n\n[limits]\n# Linear memory and time per call.\nmemory_mib = {memory}\ntimeout_ms = 100\n\n{sections}",
+        "# The manifest of plugin {name} (see README.md and docs/plugins.md).\nid = \"{name}\"\nversion = \"0.1.0\"\ndescription = \"{Role} plugin in {lang}\"\n# What `integration-host plugin build` writes.\ncomponent = \"{component}\"\nroles = [\"{role}\"]\n\n# How it is built: `integration-host plugin build` runs this in this folder.\n[build]\ncommand = \"{command}\"\n\n[limits]\n# Linear memory and time per call.\nmemory_mib = {memory}\ntimeout_ms = 100\n\n{sections}",
         name = new.name,
         role = new.role.role(),
+        Role = capitalized(new.role.role()),
         lang = language_name(new.language),
         sections = new.role.sections(),
     );
@@ -279,9 +283,9 @@ fn readme(new: &NewPlugin, command: &str) -> String {
         }
     };
     format!(
-        "# {name}\n\nA {role} plugin in {lang} for integration-host. Its code is in `{source}`; what it is and\nhow it is built is in `plugin.toml`.\n{editor}\n## Build, check, load\n\n```sh\nintegration-host plugin build {dir}   # runs `{command}`, then checks it\n```\n\nThe server loads it when its parent folder is in `plugins.directories`; a changed folder is\nreloaded within a second. See docs/plugins.md in the integration-host checkout.\n",
+        "# {name}\n\n{Role} plugin in {lang} for integration-host. Its code is in `{source}`; what it is and\nhow it is built is in `plugin.toml`.\n{editor}\n## Build, check, load\n\n```sh\nintegration-host plugin build {dir}   # runs `{command}`, then checks it\n```\n\nThe server loads it when its parent folder is in `plugins.directories`; a changed folder is\nreloaded within a second. See docs/plugins.md in the integration-host checkout.\n",
         name = new.name,
-        role = new.role.role(),
+        Role = capitalized(new.role.role()),
         lang = language_name(new.language),
         dir = new.dir.display(),
     )
@@ -319,8 +323,8 @@ fn rust_source(role: NewRole) -> String {
         ),
     };
     format!(
-        "//! A {role} plugin. The host builds `MyPlugin` once per instance from the manifest's\n//! `[config]` (`Plugin::new`), then calls the role's method.\n\nuse integration_host_sdk::prelude::*;\n\n/// The manifest's `[config]` table.\n#[derive(Debug, serde::Deserialize)]\nstruct Config {{\n{config}\n}}\n\n/// What the plugin keeps between calls.\nstruct MyPlugin {{\n{state}\n}}\n\nimpl Plugin for MyPlugin {{\n    type Config = Config;\n\n    /// Built from the configuration before the first call; an error here fails every call.\n    fn new(config: Config) -> Result<Self, PluginError> {{\n        {new_body}\n    }}\n}}\n\n{impl_block}\n\n// Exports the role's interface to the host.\nregister!(MyPlugin: {register});\n",
-        role = role.role(),
+        "//! {Role} plugin. The host builds `MyPlugin` once per instance from the manifest's\n//! `[config]` (`Plugin::new`), then calls the role's method.\n\nuse integration_host_sdk::prelude::*;\n\n/// The manifest's `[config]` table.\n#[derive(Debug, serde::Deserialize)]\nstruct Config {{\n{config}\n}}\n\n/// What the plugin keeps between calls.\nstruct MyPlugin {{\n{state}\n}}\n\nimpl Plugin for MyPlugin {{\n    type Config = Config;\n\n    /// Built from the configuration before the first call; an error here fails every call.\n    fn new(config: Config) -> Result<Self, PluginError> {{\n        {new_body}\n    }}\n}}\n\n{impl_block}\n\n// Exports the role's interface to the host.\nregister!(MyPlugin: {register});\n",
+        Role = capitalized(role.role()),
     )
 }
 
@@ -340,8 +344,8 @@ fn js_source(role: NewRole) -> String {
         }
     };
     format!(
-        "// A {role} plugin in JavaScript, built into a component by componentize-js (build.mjs).\n// The host's functions: log(level, message, fields) and config() (the manifest's [config] as JSON).\nimport {{ log, config }} from 'integration-host:plugin/host@1.1.0';\n\n// The configuration, read at the first call (the module's top level runs when the component\n// is built, without the host).\nlet cached = null;\nfunction settings() {{\n  cached ??= JSON.parse(config() || '{{}}');\n  return cached;\n}}\n\n{body}",
-        role = role.role()
+        "// {Role} plugin in JavaScript, built into a component by componentize-js (build.mjs).\n// The host's functions: log(level, message, fields) and config() (the manifest's [config] as JSON).\nimport {{ log, config }} from 'integration-host:plugin/host@1.1.0';\n\n// The configuration, read at the first call (the module's top level runs when the component\n// is built, without the host).\nlet cached = null;\nfunction settings() {{\n  cached ??= JSON.parse(config() || '{{}}');\n  return cached;\n}}\n\n{body}",
+        Role = capitalized(role.role())
     )
 }
 
@@ -371,8 +375,8 @@ fn python_source(role: NewRole) -> String {
         NewRole::Interceptor => "before_interceptor",
     };
     format!(
-        "\"\"\"A {role} plugin in Python, built into a component by componentize-py.\n\nThe host's functions: host.log(level, message, fields) and host.config() (the manifest's\n[config] as JSON). bindings/ holds the types for your editor.\n\"\"\"\n\nimport json\nfrom typing import List\n\nfrom wit_world import exports\nfrom wit_world.exports import {module}\nfrom wit_world.imports import host, types\n\n_settings = None\n\n\ndef settings():\n    \"\"\"The configuration, read at the first call (the module runs at build time, without the host).\"\"\"\n    global _settings\n    if _settings is None:\n        _settings = json.loads(host.config() or \"{{}}\")\n    return _settings\n\n\nclass {class}(exports.{class}):\n{body}",
-        role = role.role()
+        "\"\"\"{Role} plugin in Python, built into a component by componentize-py.\n\nThe host's functions: host.log(level, message, fields) and host.config() (the manifest's\n[config] as JSON). bindings/ holds the types for your editor.\n\"\"\"\n\nimport json\nfrom typing import List\n\nfrom wit_world import exports\nfrom wit_world.exports import {module}\nfrom wit_world.imports import host, types\n\n_settings = None\n\n\ndef settings():\n    \"\"\"The configuration, read at the first call (the module runs at build time, without the host).\"\"\"\n    global _settings\n    if _settings is None:\n        _settings = json.loads(host.config() or \"{{}}\")\n    return _settings\n\n\nclass {class}(exports.{class}):\n{body}",
+        Role = capitalized(role.role())
     )
 }
 
@@ -382,4 +386,13 @@ pub(super) fn parent_dir(given: Option<PathBuf>, directories: &[PathBuf]) -> Pat
     given
         .or_else(|| directories.first().cloned())
         .unwrap_or_else(|| Path::new("plugins").to_path_buf())
+}
+
+/// `observer` as `Observer`: a role's name opening a sentence.
+fn capitalized(role: &str) -> String {
+    let mut chars = role.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
 }
