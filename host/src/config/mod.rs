@@ -277,7 +277,9 @@ pub struct PluginSettings {
     pub quarantine_window_seconds: u64,
     /// How long a quarantined plugin is skipped.
     pub quarantine_seconds: u64,
-    /// Upper bounds over what manifests ask for.
+    /// Upper bounds over what manifests ask for. Each plugin's instances are capped at its own
+    /// `[limits] memory_mib`; every pooling-allocator slot reserves (address space, not memory)
+    /// `max_memory_mib`, so any manifest up to it fits.
     pub max_memory_mib: u32,
     pub max_timeout_ms: u64,
     /// Warm instances kept per plugin and role.
@@ -327,7 +329,7 @@ impl Default for PluginSettings {
             quarantine_failures: 5,
             quarantine_window_seconds: 60,
             quarantine_seconds: 60,
-            max_memory_mib: 64,
+            max_memory_mib: 256,
             max_timeout_ms: 2000,
             warm_instances: 8,
             http: PluginHttpSettings::default(),
