@@ -13,10 +13,6 @@ function blockedDomains() {
   return blocked;
 }
 
-function fields(object) {
-  return Object.entries(object).map(([k, v]) => [k, String(v ?? '')]);
-}
-
 export const observer = {
   onEvent(event) {
     if (event.tag !== 'customer-login') {
@@ -27,19 +23,23 @@ export const observer = {
     const at = login.email.lastIndexOf('@');
     const domain = at >= 0 ? login.email.slice(at + 1).toLowerCase() : '';
     if (blockedDomains().includes(domain)) {
-      log('warn', 'customer sign-in refused: blocked email domain', fields({
-        customer_id: login.customerId, email: login.email, client_address: address,
-      }));
+      log('warn', 'customer sign-in refused: blocked email domain', [
+        ['customer_id', String(login.customerId)],
+        ['email', login.email],
+        ['client_address', address],
+      ]);
       return { tag: 'veto', val: 'Sign-in for customers of this email domain is disabled.' };
     }
-    log('info', 'customer signed in', fields({
-      customer_id: login.customerId,
-      email: login.email,
-      name: `${login.firstname} ${login.lastname}`,
-      client_address: address,
-      user_agent: login.userAgent ?? '',
-      at: login.at,
-    }));
+    // Fields written out as pairs: each value crossing into the host costs a few microseconds
+    // of interpreted glue, and building them through Object.entries costs more.
+    log('info', 'customer signed in', [
+      ['customer_id', String(login.customerId)],
+      ['email', login.email],
+      ['name', `${login.firstname} ${login.lastname}`],
+      ['client_address', address],
+      ['user_agent', login.userAgent ?? ''],
+      ['at', String(login.at)],
+    ]);
     return { tag: 'proceed' };
   },
 };

@@ -277,9 +277,8 @@ pub struct PluginSettings {
     pub quarantine_window_seconds: u64,
     /// How long a quarantined plugin is skipped.
     pub quarantine_seconds: u64,
-    /// Upper bounds over what manifests ask for. Each plugin's instances are capped at its own
-    /// `[limits] memory_mib`; every pooling-allocator slot reserves (address space, not memory)
-    /// `max_memory_mib`, so any manifest up to it fits.
+    /// Upper bounds over what manifests ask for; each plugin's instances are capped at its own
+    /// `[limits] memory_mib`.
     pub max_memory_mib: u32,
     pub max_timeout_ms: u64,
     /// Warm instances kept per plugin and role.
