@@ -103,7 +103,8 @@ pub(super) fn find_sdk(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         };
     }
     let mut candidates = vec![PathBuf::from("plugins/sdk")];
-    candidates.extend(checkout_of_binary().map(|root| root.join("plugins/sdk")));
+    candidates
+        .extend(super::plugin_build::checkout_of_binary().map(|root| root.join("plugins/sdk")));
     candidates
         .into_iter()
         .find(|c| c.join("Cargo.toml").is_file())
@@ -113,14 +114,6 @@ pub(super) fn find_sdk(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
                 "a Rust plugin depends on the SDK in plugins/sdk of the integration-host checkout: run this from the checkout, or pass --sdk PATH"
             )
         })
-}
-
-/// The checkout this binary was built in, when it runs from there
-/// (`<checkout>/target/<profile>/integration-host`).
-pub(super) fn checkout_of_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let root = exe.ancestors().nth(3)?;
-    root.join("Cargo.toml").is_file().then(|| root.to_owned())
 }
 
 /// Writes the plugin folder; answers the files written.
