@@ -146,12 +146,17 @@ async fn javascript_and_python_plugins_that_throw_loop_or_hoard_are_contained() 
     for behaviour in py {
         // Each plugin's memory cap is its manifest's: 128 MiB for the one that hoards, above
         // the 64 the others ask for (the pooling allocator's slots fit plugins.max_memory_mib).
-        let memory = if behaviour == "memory" { 128 } else { 64 };
+        // (Time enough to fill it on a loaded machine.)
+        let (memory, timeout) = if behaviour == "memory" {
+            (128, 2000)
+        } else {
+            (64, 300)
+        };
         folder.write(
             &format!("py-{behaviour}"),
             "misbehave_py",
             &format!(
-                "roles = [\"permission-resolver\"]\n[limits]\nmemory_mib = {memory}\ntimeout_ms = 300\n[config]\nbehaviour = \"{behaviour}\"\n"
+                "roles = [\"permission-resolver\"]\n[limits]\nmemory_mib = {memory}\ntimeout_ms = {timeout}\n[config]\nbehaviour = \"{behaviour}\"\n"
             ),
         );
     }
