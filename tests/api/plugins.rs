@@ -889,3 +889,59 @@ async fn the_sandbox_hides_files_environment_and_clock_unless_granted() {
         "{problem}"
     );
 }
+
+#[tokio::test]
+async fn an_instance_is_replaced_after_ten_thousand_calls_by_one_started_in_the_background() {
+    use integration_host::services::authorization::{
+        Decision, PermissionResolvers as _, Principal, RequestFacts,
+    };
+    let folder = PluginFolder::new();
+    folder.write(
+        "counter",
+        "misbehave",
+        "roles = [\"permission-resolver\"]\n[config]\nbehaviour = \"count\"\n",
+    );
+    let app = spawn_app_with(with_plugins(&folder)).await;
+    assert!(
+        app.plugins.problems().is_empty(),
+        "{:?}",
+        app.plugins.problems()
+    );
+    // One call after another: each finds the same warm instance, which counts its calls.
+    let mut seen = Vec::new();
+    for _ in 0..12_000 {
+        let decision = app
+            .plugins
+            .decide(
+                &Principal::Guest,
+                &["anonymous".to_owned()],
+                true,
+                RequestFacts {
+                    method: "GET",
+                    path: "/rest/V1/anything",
+                    client_address: None,
+                },
+            )
+            .await;
+        let Decision::Deny { reason, .. } = decision else {
+            panic!("{decision:?}");
+        };
+        let n: u32 = reason
+            .strip_prefix("call ")
+            .and_then(|r| r.strip_suffix(" of this instance"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{reason}"));
+        seen.push(n);
+        if seen.len() == 10_000 {
+            // The replacement starts off the request path; the old instance serves meanwhile.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+    assert_eq!(seen[..10_000], (1..=10_000).collect::<Vec<u32>>()[..]);
+    // After its 10,000th call the instance is replaced by a fresh one (its first call is 1),
+    // with no call failing in between.
+    assert_eq!(seen[10_000], 1, "{:?}", &seen[9_995..10_005]);
+    assert_eq!(seen[11_999], 2_000);
+    let health = app.plugins.get("counter").unwrap().health().report();
+    assert_eq!(health.failures, 0, "{health:?}");
+}

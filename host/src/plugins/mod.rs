@@ -14,9 +14,11 @@
 //! microseconds, a call on a warm one about one); a call takes one, runs with the plugin's
 //! memory cap and an epoch deadline (the plugin yields to the server's scheduler every
 //! millisecond, so a busy plugin never stalls other requests) inside a wall-clock bound, and
-//! gives it back. Any trap or timeout discards the instance. Failures are counted per plugin:
-//! `plugins.quarantine_failures` within the window quarantine it for `quarantine_seconds`, during
-//! which its calls are skipped and count as failures under its error policy.
+//! gives it back. Any trap or timeout discards the instance; one that served 10,000 calls is
+//! replaced by a fresh one started on a blocking thread (it serves until that is ready).
+//! Failures are counted per plugin: `plugins.quarantine_failures` within the window quarantine
+//! it for `quarantine_seconds`, during which its calls are skipped and count as failures under
+//! its error policy.
 //!
 //! Roles: observers are subscribed to the event dispatcher (sync or async, ordered by sort
 //! order then id, vetoes by their policy); permission resolvers answer in the authorization path

@@ -17,8 +17,11 @@ use super::state::{self, Health, Identity, State};
 use super::{engine, v1_0, v1_1};
 use crate::events::Event;
 
-/// Calls on one instance before it is replaced by a fresh one.
+/// Calls on one instance before it is replaced by a fresh one (started in the background, off
+/// the request path: starting a CPython or SpiderMonkey instance takes milliseconds).
 const RECYCLE_AFTER: u32 = 10_000;
+/// Calls an instance due for replacement may still serve while its replacement starts.
+const RECYCLE_GRACE: u32 = 1_000;
 /// Longest reason a plugin may give for a deny or a veto.
 pub const MAX_REASON: usize = 1024;
 /// Most integrations one provider may declare.
@@ -113,8 +116,8 @@ pub(super) struct Warm<W> {
 }
 
 pub(super) struct Pool<W: World> {
-    pre: W::Pre,
-    idle: Mutex<Vec<Warm<W>>>,
+    pre: Arc<W::Pre>,
+    idle: Arc<Mutex<Vec<Warm<W>>>>,
 }
 
 /// How failures add up to a quarantine.
@@ -222,7 +225,7 @@ impl Plugin {
         store.set_epoch_deadline(1);
         let started = tokio::time::timeout(
             budget * 2 + Duration::from_millis(50),
-            W::instantiate(&pool.pre, &mut store),
+            W::instantiate(&*pool.pre, &mut store),
         )
         .await;
         match started {
@@ -240,13 +243,48 @@ impl Plugin {
 
     fn give_back<W: World>(&self, pool: &Pool<W>, mut warm: Warm<W>) {
         warm.calls += 1;
-        if warm.calls >= RECYCLE_AFTER {
+        let due = warm.calls == RECYCLE_AFTER;
+        if warm.calls < RECYCLE_AFTER + RECYCLE_GRACE {
+            let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < self.policy.warm {
+                idle.push(warm);
+            }
+        }
+        // Once it is back in the pool, where the replacement finds and retires it.
+        if due {
+            self.replace_in_background(pool);
+        }
+    }
+
+    /// Starts a fresh instance on a blocking thread and puts it in the pool in place of those
+    /// due for replacement; until it is there they keep serving (within the grace).
+    fn replace_in_background<W: World>(&self, pool: &Pool<W>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
-        }
-        let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < self.policy.warm {
-            idle.push(warm);
-        }
+        };
+        let (pre, idle, mut store) = (pool.pre.clone(), pool.idle.clone(), self.new_store());
+        let (keep, budget) = (self.policy.warm, self.timeout().max(START_BUDGET));
+        runtime.clone().spawn_blocking(move || {
+            store.data_mut().deadline = Instant::now() + budget;
+            store.set_epoch_deadline(1);
+            let world = match runtime.block_on(W::instantiate(&*pre, &mut store)) {
+                Ok(world) => world,
+                Err(e) => {
+                    // Those due stay until their grace runs out; a lease starts one then.
+                    tracing::warn!(plugin = %store.data().plugin.id, error = %e, "cannot start a replacement instance");
+                    return;
+                }
+            };
+            let mut idle = idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.retain(|w| w.calls < RECYCLE_AFTER);
+            if idle.len() < keep {
+                idle.push(Warm {
+                    store,
+                    world,
+                    calls: 0,
+                });
+            }
+        });
     }
 
     /// The bound on a whole call from the server's side, on top of the epoch deadline.
@@ -571,8 +609,8 @@ impl Plugin {
     /// A pool for one role, with its first instance started.
     pub(super) async fn warm_up<W: World>(&self, pre: W::Pre) -> Result<Pool<W>, CallError> {
         let pool = Pool {
-            pre,
-            idle: Mutex::new(Vec::new()),
+            pre: Arc::new(pre),
+            idle: Arc::new(Mutex::new(Vec::new())),
         };
         let warm = self.lease(&pool).await?;
         pool.idle

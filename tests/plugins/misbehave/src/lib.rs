@@ -180,9 +180,16 @@ impl Observer for Misbehave {
     }
 }
 
+/// Calls this instance has answered (the behaviour `count`).
+static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 impl PermissionResolver for Misbehave {
     fn resolve(&self, request: Request) -> Result<Verdict, PluginError> {
         misbehave(&self.behaviour)?;
+        if self.behaviour == "count" {
+            let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            return Ok(Verdict::Deny(format!("call {n} of this instance")));
+        }
         Ok(match self.behaviour.as_str() {
             "allow" => Verdict::Allow,
             "deny" => Verdict::Deny(format!("denied {} by {}", request.path, self.label)),
