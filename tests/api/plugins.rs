@@ -442,7 +442,7 @@ async fn misbehaving_plugins_are_contained_reported_and_the_server_keeps_answeri
             &format!("bad-{behaviour}"),
             "misbehave",
             &format!(
-                "roles = [\"permission-resolver\"]\n[limits]\nmemory_mib = 16\ntimeout_ms = 100\n[config]\nbehaviour = \"{behaviour}\"\n"
+                "roles = [\"permission-resolver\"]\n[permission_resolver]\non_error = \"abstain\"\n[limits]\nmemory_mib = 16\ntimeout_ms = 100\n[config]\nbehaviour = \"{behaviour}\"\n"
             ),
         );
     }
@@ -454,8 +454,8 @@ async fn misbehaving_plugins_are_contained_reported_and_the_server_keeps_answeri
         app.plugins.problems()
     );
 
-    // Every request runs every resolver; all fail, abstaining by their policy, so the ACL
-    // answers. Meanwhile /livez keeps answering quickly.
+    // Every request runs every resolver; all fail, abstaining by their policy (they fail open
+    // by choice: a resolver fails closed unless its manifest says), so the ACL answers. Meanwhile /livez keeps answering quickly.
     let (statuses, slowest) = slowest_livez_during(&app, async {
         let mut statuses = Vec::new();
         for _ in 0..3 {
@@ -944,4 +944,83 @@ async fn an_instance_is_replaced_after_ten_thousand_calls_by_one_started_in_the_
     assert_eq!(seen[11_999], 2_000);
     let health = app.plugins.get("counter").unwrap().health().report();
     assert_eq!(health.failures, 0, "{health:?}");
+}
+
+#[tokio::test]
+async fn a_failing_resolver_denies_by_default_and_recent_denials_are_listed() {
+    let folder = PluginFolder::new();
+    // No on_error: a permission resolver fails closed.
+    folder.write(
+        "looping",
+        "misbehave",
+        "roles = [\"permission-resolver\"]\n[limits]\ntimeout_ms = 100\n[config]\nbehaviour = \"loop\"\n",
+    );
+    let app = spawn_app_with(with_plugins(&folder)).await;
+    let admin = admin_token(&app).await;
+    // The ACL allows the admin everything; the resolver fails, so the request is denied.
+    let (status, body) = send_json(app.bearer(
+        "GET",
+        "/rest/V1/integrations?searchCriteria[pageSize]=5",
+        &admin,
+    ))
+    .await;
+    assert_eq!(status, 401, "{body}");
+
+    // The effective policy and the denial, as `GET /rest/V1/plugins` shows them (that route
+    // is denied too while the resolver fails: read from the host).
+    let view = serde_json::to_value(app.plugins.list()).unwrap();
+    let looping = &view[0];
+    assert_eq!(
+        looping["on_error"],
+        json!({"permission-resolver": "deny"}),
+        "{looping:#}"
+    );
+    let denials = looping["health"]["recent_denials"].as_array().unwrap();
+    assert_eq!(denials.len(), 1, "{looping:#}");
+    assert_eq!(denials[0]["method"], "GET");
+    // The path without its query; who asked, by name, never a credential.
+    assert_eq!(denials[0]["path"], "/rest/V1/integrations");
+    let principal = denials[0]["principal"].as_str().unwrap();
+    assert!(
+        principal.starts_with("admin ") && principal.ends_with(" (jane)"),
+        "{principal}"
+    );
+    assert_eq!(denials[0]["reason"], "failed: timed out after 100 ms");
+    assert!(!view.to_string().contains(&admin));
+
+    // `plugin list` shows the policy too.
+    let config = folder.dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[plugins]\ndirectories = [{:?}]\ncache_dir = {:?}\n",
+            folder.dir.path().join("data").display().to_string(),
+            folder.path().display().to_string(),
+            cache_dir().display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = run_binary(&config, &["plugin", "list"], "", &[]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("  on error: permission-resolver deny"),
+        "{}",
+        show(&out)
+    );
+
+    // A plugin that denies on purpose is listed with its reason as well, through the API.
+    folder.write(
+        "looping",
+        "misbehave",
+        "roles = [\"permission-resolver\"]\n[config]\nbehaviour = \"deny\"\nlabel = \"the policy\"\n",
+    );
+    app.plugins.reload().await;
+    let (status, _) = send_json(app.bearer("GET", "/rest/V1/integrations", &admin)).await;
+    assert_eq!(status, 401);
+    let view = serde_json::to_value(app.plugins.list()).unwrap();
+    let denials = view[0]["health"]["recent_denials"].as_array().unwrap();
+    assert_eq!(
+        denials.last().unwrap()["reason"],
+        "denied /rest/V1/integrations by the policy"
+    );
 }

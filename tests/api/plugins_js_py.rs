@@ -156,7 +156,7 @@ async fn javascript_and_python_plugins_that_throw_loop_or_hoard_are_contained() 
             &format!("py-{behaviour}"),
             "misbehave_py",
             &format!(
-                "roles = [\"permission-resolver\"]\n[limits]\nmemory_mib = {memory}\ntimeout_ms = {timeout}\n[config]\nbehaviour = \"{behaviour}\"\n"
+                "roles = [\"permission-resolver\"]\n[permission_resolver]\non_error = \"abstain\"\n[limits]\nmemory_mib = {memory}\ntimeout_ms = {timeout}\n[config]\nbehaviour = \"{behaviour}\"\n"
             ),
         );
     }
@@ -170,8 +170,8 @@ async fn javascript_and_python_plugins_that_throw_loop_or_hoard_are_contained() 
     app.account(AccountKind::Customer, "jo@example.com", "secret123")
         .await;
 
-    // Failing observers let the sign-in through (fail open); failing resolvers abstain, so
-    // the ACL answers. The server answers meanwhile.
+    // Failing observers let the sign-in through (fail open); failing resolvers abstain (their
+    // manifests say so), so the ACL answers. The server answers meanwhile.
     let started = std::time::Instant::now();
     assert_eq!(sign_in(&app, "jo@example.com").await.0, 200);
     assert_eq!(

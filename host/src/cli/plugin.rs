@@ -155,6 +155,14 @@ pub(super) async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Re
         if !p.results.is_empty() {
             println!("  adds after: {}", p.results.join(", "));
         }
+        if !p.on_error.is_empty() {
+            let policies: Vec<String> = p
+                .on_error
+                .iter()
+                .map(|(role, policy)| format!("{} {policy}", role.as_str()))
+                .collect();
+            println!("  on error: {}", policies.join(", "));
+        }
         if !p.asked.is_empty() {
             println!("  asks for: {}", p.asked.join("; "));
             println!("  granted:  {}", p.granted.join("; "));

@@ -248,7 +248,15 @@ impl PluginHost {
             tracing::info!(plugin = %id, "plugin removed");
         }
         for p in &report.problems {
-            tracing::error!(plugin = p.id.as_deref().unwrap_or(""), dir = %p.dir, error = %p.error, still_serving = p.still_serving, "plugin not loaded");
+            match &p.id {
+                Some(id) => {
+                    tracing::error!(plugin = %id, dir = %p.dir, error = %p.error, still_serving = p.still_serving, "plugin not loaded")
+                }
+                // Its manifest could not be read: the folder names it.
+                None => {
+                    tracing::error!(dir = %p.dir, error = %p.error, "plugin folder not loaded")
+                }
+            }
         }
         report
     }

@@ -28,6 +28,9 @@ pub struct PluginInfo {
     /// What an after-interceptor adds to.
     pub results: Vec<String>,
     pub mode: Option<ObserverMode>,
+    /// What a failed call means, per role (the manifest's `on_error`, or the role's default:
+    /// resolvers deny and credential verifiers refuse, the others go on).
+    pub on_error: BTreeMap<Role, &'static str>,
     /// The capabilities its manifest asks for, in words.
     pub asked: Vec<String>,
     /// What the operator granted of them, in words (never a variable's value).
@@ -98,6 +101,7 @@ impl Plugin {
                 .map(|o| o.events.clone())
                 .unwrap_or_default(),
             mode: self.manifest.observer.as_ref().map(|o| o.mode),
+            on_error: self.manifest.on_error().into_iter().collect(),
             operations: self
                 .manifest
                 .before

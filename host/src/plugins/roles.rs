@@ -48,17 +48,31 @@ impl Registry {
         for plugin in &self.resolvers {
             let verdict = match plugin.resolve(&request).await {
                 Ok(v) => v,
-                Err(e) => match plugin.manifest.resolver.as_ref().map(|r| r.on_error) {
-                    Some(ResolverOnError::Deny) if e == CallError::Loading => {
-                        v1_1::Verdict::Deny(e.to_string())
+                Err(e) => match plugin.manifest.resolver_on_error() {
+                    ResolverOnError::Deny => {
+                        tracing::warn!(plugin = %plugin.id(), error = %e, path = facts.path, "a permission resolver failed: the request is denied (on_error = \"deny\")");
+                        v1_1::Verdict::Deny(if e == CallError::Loading {
+                            e.to_string()
+                        } else {
+                            format!("failed: {e}")
+                        })
                     }
-                    Some(ResolverOnError::Deny) => v1_1::Verdict::Deny(format!("failed: {e}")),
-                    _ => v1_1::Verdict::Abstain,
+                    ResolverOnError::Abstain => {
+                        tracing::warn!(plugin = %plugin.id(), error = %e, path = facts.path, "a permission resolver failed: it abstains, the others and the ACL decide (on_error = \"abstain\")");
+                        v1_1::Verdict::Abstain
+                    }
                 },
             };
             match verdict {
                 v1_1::Verdict::Deny(reason) => {
                     tracing::info!(plugin = %plugin.id(), reason = %reason, path = facts.path, "a permission resolver denied the request");
+                    plugin.health().denied(super::state::Denial {
+                        at: request.now,
+                        method: facts.method.to_owned(),
+                        path: facts.path.to_owned(),
+                        principal: described(principal),
+                        reason: reason.clone(),
+                    });
                     return Decision::Deny {
                         plugin: plugin.id().to_owned(),
                         reason,
@@ -117,6 +131,14 @@ impl Registry {
     }
 }
 
+/// Who asked, in words: `integration 3 (Shop A)`, `guest`.
+fn described(principal: &Principal) -> String {
+    match (principal.user_id(), principal.user_name()) {
+        (Some(id), Some(name)) => format!("{} {id} ({name})", principal.type_name()),
+        _ => principal.type_name().to_owned(),
+    }
+}
+
 /// The refusal of an operation because a fail-closed plugin failed (or is still loading).
 fn failed_closed(plugin: &Plugin, error: &CallError) -> Refusal {
     let what = if *error == CallError::Loading {
@@ -171,9 +193,10 @@ impl Registry {
                 }
                 Step::Failed(e) => {
                     if section.on_error == InterceptorOnError::Refuse {
-                        tracing::warn!(plugin = %plugin.id(), error = %e, "a fail-closed before-interceptor failed: refusing");
+                        tracing::warn!(plugin = %plugin.id(), operation = op.name(), error = %e, "a before-interceptor failed: the operation is refused (on_error = \"refuse\")");
                         return Err(failed_closed(plugin, &e));
                     }
+                    tracing::warn!(plugin = %plugin.id(), operation = op.name(), error = %e, "a before-interceptor failed: the operation goes on as passed (on_error = \"continue\")");
                 }
             }
         }
@@ -216,10 +239,12 @@ impl Registry {
                     }
                 }
                 Err(e) if section.on_error == InterceptorOnError::Refuse => {
-                    tracing::warn!(plugin = %plugin.id(), error = %e, "a fail-closed after-interceptor failed: refusing");
+                    tracing::warn!(plugin = %plugin.id(), result = produced.name(), error = %e, "an after-interceptor failed: the operation is refused (on_error = \"refuse\")");
                     return Err(failed_closed(plugin, &e));
                 }
-                Err(_) => {}
+                Err(e) => {
+                    tracing::warn!(plugin = %plugin.id(), result = produced.name(), error = %e, "an after-interceptor failed: it adds nothing (on_error = \"continue\")");
+                }
             }
         }
         Ok(out)
@@ -233,20 +258,15 @@ impl Registry {
         match plugin.verify(&v1_1::credentials(credentials)).await {
             Ok(v) => Ok(v1_1::verification(v)),
             Err(e) => {
-                let on_error = plugin
-                    .manifest
-                    .verifier
-                    .clone()
-                    .unwrap_or_default()
-                    .on_error;
-                if on_error == VerifierOnError::Refuse {
-                    tracing::warn!(plugin = %plugin.id(), error = %e, "a fail-closed credential verifier failed: refusing the sign-in");
+                if plugin.manifest.verifier_on_error() == VerifierOnError::Refuse {
+                    tracing::warn!(plugin = %plugin.id(), error = %e, "the credential verifier failed: the sign-in is refused (on_error = \"refuse\")");
                     Ok(Verification::Refuse(if e == CallError::Loading {
                         format!("the plugin `{}` is still loading", plugin.id())
                     } else {
                         format!("the plugin `{}` failed", plugin.id())
                     }))
                 } else {
+                    tracing::warn!(plugin = %plugin.id(), error = %e, "the credential verifier failed: the server's password check decides (on_error = \"abstain\")");
                     Ok(Verification::Abstain)
                 }
             }

@@ -22,6 +22,8 @@ use super::v1_1;
 pub const MAX_LOG_MESSAGE: usize = 4096;
 /// Log records and failures kept per plugin.
 const KEEP: usize = 50;
+/// Denials kept per permission resolver.
+const DENIALS_KEPT: usize = 20;
 /// Standard error kept per instance (a panic message).
 const STDERR_BYTES: usize = 8192;
 
@@ -261,6 +263,18 @@ pub struct LogRecord {
     pub fields: Vec<(String, String)>,
 }
 
+/// One request a permission resolver denied (the path without its query; no credentials).
+#[derive(Debug, Clone, Serialize)]
+pub struct Denial {
+    pub at: i64,
+    pub method: String,
+    pub path: String,
+    /// Who asked: `integration 3 (Shop A)`, `admin 1 (jane)`, `customer 2 (jo@example.com)`,
+    /// `guest`.
+    pub principal: String,
+    pub reason: String,
+}
+
 /// One failed call.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
@@ -284,6 +298,7 @@ pub struct Health {
 struct HealthInner {
     logs: VecDeque<LogRecord>,
     recent: VecDeque<Failure>,
+    denials: VecDeque<Denial>,
     window: VecDeque<Instant>,
     quarantined_until: Option<Instant>,
 }
@@ -297,6 +312,9 @@ pub struct HealthReport {
     pub quarantined_for_seconds: Option<u64>,
     pub recent_failures: Vec<Failure>,
     pub recent_logs: Vec<LogRecord>,
+    /// A permission resolver's last denials, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recent_denials: Vec<Denial>,
 }
 
 impl Health {
@@ -322,6 +340,15 @@ impl Health {
             inner.logs.pop_front();
         }
         inner.logs.push_back(record);
+    }
+
+    /// Keeps a denial among the last few.
+    pub fn denied(&self, denial: Denial) {
+        let mut inner = self.lock();
+        if inner.denials.len() == DENIALS_KEPT {
+            inner.denials.pop_front();
+        }
+        inner.denials.push_back(denial);
     }
 
     /// Whether calls are being skipped now.
@@ -391,6 +418,7 @@ impl Health {
                 .map(|d| d.as_secs().max(1)),
             recent_failures: inner.recent.iter().cloned().collect(),
             recent_logs: inner.logs.iter().cloned().collect(),
+            recent_denials: inner.denials.iter().cloned().collect(),
         }
     }
 }

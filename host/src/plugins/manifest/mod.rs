@@ -126,6 +126,42 @@ impl Manifest {
         self.roles.contains(&role)
     }
 
+    /// What a failed call of its permission resolver means (deny unless the manifest says).
+    pub fn resolver_on_error(&self) -> ResolverOnError {
+        self.resolver
+            .as_ref()
+            .map(|r| r.on_error)
+            .unwrap_or_default()
+    }
+
+    /// What a failed call of its credential verifier means (refuse unless the manifest says).
+    pub fn verifier_on_error(&self) -> VerifierOnError {
+        self.verifier
+            .as_ref()
+            .map(|v| v.on_error)
+            .unwrap_or_default()
+    }
+
+    /// What a failed call means, per role it plays, as the manifest sets it or by default (in
+    /// its own words: `continue`, `veto`, `abstain`, `deny`, `refuse`). A config provider has
+    /// no policy: its failure stops the sync.
+    pub fn on_error(&self) -> Vec<(Role, &'static str)> {
+        self.roles
+            .iter()
+            .filter_map(|&role| {
+                let policy = match role {
+                    Role::Observer => self.observer.as_ref()?.on_error.as_str(),
+                    Role::PermissionResolver => self.resolver_on_error().as_str(),
+                    Role::BeforeInterceptor => self.before.as_ref()?.on_error.as_str(),
+                    Role::AfterInterceptor => self.after.as_ref()?.on_error.as_str(),
+                    Role::CredentialVerifier => self.verifier_on_error().as_str(),
+                    Role::ConfigProvider => return None,
+                };
+                Some((role, policy))
+            })
+            .collect()
+    }
+
     /// The API version as `1.0`, once settled.
     pub fn api_text(&self) -> String {
         self.api

@@ -83,15 +83,37 @@ pub enum ObserverOnError {
     Veto,
 }
 
-/// What a failure of a permission resolver means.
+impl ObserverOnError {
+    /// The manifest's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObserverOnError::Continue => "continue",
+            ObserverOnError::Veto => "veto",
+        }
+    }
+}
+
+/// What a failure of a permission resolver means. A security role fails closed unless its
+/// manifest says otherwise: a deny-only plugin that breaks must not open the door (as Envoy's
+/// external authorization fails closed by default).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResolverOnError {
     /// Counted as no opinion.
-    #[default]
     Abstain,
-    /// Counted as a deny (fail closed).
+    /// Counted as a deny (fail closed): the default.
+    #[default]
     Deny,
+}
+
+impl ResolverOnError {
+    /// The manifest's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolverOnError::Abstain => "abstain",
+            ResolverOnError::Deny => "deny",
+        }
+    }
 }
 
 /// What a failure of an interceptor (error, trap, timeout, quarantine, an answer the host
@@ -104,6 +126,16 @@ pub enum InterceptorOnError {
     Continue,
     /// The operation is refused (fail closed).
     Refuse,
+}
+
+impl InterceptorOnError {
+    /// The manifest's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InterceptorOnError::Continue => "continue",
+            InterceptorOnError::Refuse => "refuse",
+        }
+    }
 }
 
 /// The `[before_interceptor]` table.
@@ -131,10 +163,20 @@ pub struct AfterSection {
 #[serde(rename_all = "lowercase")]
 pub enum VerifierOnError {
     /// The built-in password check decides, as if the plugin had abstained.
-    #[default]
     Abstain,
-    /// The sign-in is refused (fail closed).
+    /// The sign-in is refused (fail closed): the default, as for resolvers.
+    #[default]
     Refuse,
+}
+
+impl VerifierOnError {
+    /// The manifest's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifierOnError::Abstain => "abstain",
+            VerifierOnError::Refuse => "refuse",
+        }
+    }
 }
 
 /// The `[credential_verifier]` table.

@@ -15,6 +15,8 @@ pub(super) struct PluginRow {
     events: String,
     operations: String,
     results: String,
+    /// What a failed call means, per role.
+    on_error: String,
     asked: String,
     granted: String,
     sort_order: i32,
@@ -27,6 +29,14 @@ pub(super) struct PluginRow {
     backlog: Option<(i64, i64, Option<String>)>,
     dir: String,
     recent_failures: Vec<FailureRow>,
+    recent_denials: Vec<DenialRow>,
+}
+
+pub(super) struct DenialRow {
+    at: String,
+    principal: String,
+    request: String,
+    reason: String,
 }
 
 pub(super) struct FailureRow {
@@ -62,6 +72,12 @@ pub(super) async fn plugins_page(req: HttpRequest, state: web::Data<AppState>) -
             events: p.events.join(", "),
             operations: p.operations.join(", "),
             results: p.results.join(", "),
+            on_error: p
+                .on_error
+                .iter()
+                .map(|(role, policy)| format!("{}: {policy}", role.as_str()))
+                .collect::<Vec<_>>()
+                .join(", "),
             asked: p.asked.join("; "),
             granted: p.granted.join("; "),
             calls: p.health.calls,
@@ -85,6 +101,19 @@ pub(super) async fn plugins_page(req: HttpRequest, state: web::Data<AppState>) -
                     at: crate::clock::iso8601(f.at),
                     role: f.role.to_owned(),
                     error: f.error.clone(),
+                })
+                .collect(),
+            recent_denials: p
+                .health
+                .recent_denials
+                .iter()
+                .rev()
+                .take(10)
+                .map(|d| DenialRow {
+                    at: crate::clock::iso8601(d.at),
+                    principal: d.principal.clone(),
+                    request: format!("{} {}", d.method, d.path),
+                    reason: d.reason.clone(),
                 })
                 .collect(),
             id: p.id,
