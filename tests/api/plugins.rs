@@ -1024,3 +1024,50 @@ async fn a_failing_resolver_denies_by_default_and_recent_denials_are_listed() {
         "denied /rest/V1/integrations by the policy"
     );
 }
+
+#[tokio::test]
+async fn a_configuration_that_breaks_the_plugins_schema_is_named_by_its_key() {
+    let folder = PluginFolder::new();
+    // The sample ships config.schema.json: blocked_domains is a list of names.
+    let text = sample_manifest("login-audit").replace(
+        "blocked_domains = [\"blocked.example\"]",
+        "blocked_domains = \"blocked.example\"",
+    );
+    assert!(text.contains("config_schema = "), "{text}");
+    let dir = folder.write_raw("login-audit", &text);
+    let config = folder.dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[plugins]\ndirectories = [{:?}]\ncache_dir = {:?}\n",
+            folder.dir.path().join("data").display().to_string(),
+            folder.path().display().to_string(),
+            cache_dir().display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = run_binary(
+        &config,
+        &["plugin", "check", dir.to_str().unwrap()],
+        "",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // (The test's copy of the manifest names the sample's schema by its full path.)
+    assert!(
+        stderr.contains(
+            "key `config.blocked_domains`: \"blocked.example\" is not of type \"array\" (config_schema "
+        ) && stderr.contains("plugins/login-audit/config.schema.json)"),
+        "{stderr}"
+    );
+    // The server leaves it out, saying the same.
+    let app = spawn_app_with(with_plugins(&folder)).await;
+    let problems = app.plugins.problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].error.contains("key `config.blocked_domains`"),
+        "{problems:?}"
+    );
+    assert!(app.plugins.list().is_empty());
+}

@@ -202,6 +202,10 @@ pub fn sample_manifest_at(name: &str, api: Api) -> String {
         .map(|l| {
             if l.starts_with("component = ") {
                 format!("component = {:?}", component.display().to_string())
+            } else if let Some(file) = l.strip_prefix("config_schema = ") {
+                // Read where the sample keeps it.
+                let file = folder.join(name).join(file.trim_matches('"'));
+                format!("config_schema = {:?}", file.display().to_string())
             } else {
                 l.to_owned()
             }

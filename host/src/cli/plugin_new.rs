@@ -54,6 +54,49 @@ impl NewRole {
         format!("{}-plugin", self.role())
     }
 
+    /// The JSON Schema of the `[config]` of [`NewRole::sections`]: what `plugin check`, `plugin
+    /// list` and loading hold the configuration to.
+    fn config_schema(self) -> String {
+        let properties = match self {
+            NewRole::Observer => serde_json::json!({
+                "blocked_domains": {
+                    "description": "Customers of these email domains may not sign in for a token.",
+                    "type": "array", "items": {"type": "string", "minLength": 1}
+                }
+            }),
+            NewRole::Resolver => serde_json::json!({
+                "denied_integrations": {
+                    "description": "Integrations (by name) whose requests are denied.",
+                    "type": "array", "items": {"type": "string", "minLength": 1}
+                }
+            }),
+            NewRole::Provider => serde_json::json!({
+                "integration_name": {
+                    "description": "The integration it declares.",
+                    "type": "string", "minLength": 1
+                },
+                "resources": {
+                    "description": "What that integration may use.",
+                    "type": "array", "items": {"type": "string", "minLength": 1}
+                }
+            }),
+            NewRole::Interceptor => serde_json::json!({
+                "refused_prefix": {
+                    "description": "New integrations whose name starts with this are refused.",
+                    "type": "string"
+                }
+            }),
+        };
+        let schema = serde_json::json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "[config] of the plugin",
+            "type": "object",
+            "properties": properties,
+            "additionalProperties": false
+        });
+        serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+    }
+
     /// The manifest's role section and `[config]`.
     fn sections(self) -> &'static str {
         match self {
@@ -158,7 +201,7 @@ pub(super) fn write(new: &NewPlugin, tools: &Toolchains) -> anyhow::Result<Vec<P
         64
     };
     let manifest = format!(
-        "# The manifest of plugin {name} (see README.md and docs/plugins.md).\nid = \"{name}\"\nversion = \"0.1.0\"\ndescription = \"{Role} plugin in {lang}\"\n# What `integration-host plugin build` writes.\ncomponent = \"{component}\"\nroles = [\"{role}\"]\n\n# How it is built: `integration-host plugin build` runs this in this folder.\n[build]\ncommand = \"{command}\"\n\n[limits]\n# Linear memory and time per call.\nmemory_mib = {memory}\ntimeout_ms = 100\n\n{sections}",
+        "# The manifest of plugin {name} (see README.md and docs/plugins.md).\nid = \"{name}\"\nversion = \"0.1.0\"\ndescription = \"{Role} plugin in {lang}\"\n# What `integration-host plugin build` writes.\ncomponent = \"{component}\"\n# What [config] may hold: checked by `plugin check`, `plugin list` and at load.\nconfig_schema = \"config.schema.json\"\nroles = [\"{role}\"]\n\n# How it is built: `integration-host plugin build` runs this in this folder.\n[build]\ncommand = \"{command}\"\n\n[limits]\n# Linear memory and time per call.\nmemory_mib = {memory}\ntimeout_ms = 100\n\n{sections}",
         name = new.name,
         role = new.role.role(),
         Role = capitalized(new.role.role()),
@@ -167,6 +210,7 @@ pub(super) fn write(new: &NewPlugin, tools: &Toolchains) -> anyhow::Result<Vec<P
     );
     let mut files: Vec<(PathBuf, String)> = vec![
         ("plugin.toml".into(), manifest),
+        ("config.schema.json".into(), new.role.config_schema()),
         ("README.md".into(), readme(new, &command)),
     ];
     match new.language {

@@ -264,8 +264,8 @@ impl Registry {
     }
 }
 
-/// A digest of what a plugin folder holds: the manifest's text and the component's size and
-/// modification time.
+/// A digest of what a plugin folder holds: the manifest's text, the component's size and
+/// modification time, and the config schema's text.
 fn fingerprint(dir: &Path) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     let text = std::fs::read(dir.join(manifest::FILE)).unwrap_or_default();
@@ -283,6 +283,12 @@ fn fingerprint(dir: &Path) -> u64 {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_nanos())
             .hash(&mut h);
+        // The schema `[config]` is checked against: a change to it is a change of the plugin.
+        if let Some(schema) = doc.get("config_schema").and_then(|c| c.as_str()) {
+            std::fs::read(dir.join(schema))
+                .unwrap_or_default()
+                .hash(&mut h);
+        }
     }
     h.finish()
 }

@@ -14,6 +14,7 @@ use crate::config::PluginSettings;
 use crate::events::{Event, Operation, Produced};
 
 mod exports;
+mod schema;
 mod tables;
 
 use exports::supported;
@@ -37,6 +38,9 @@ struct Raw {
     #[serde(default)]
     description: String,
     component: PathBuf,
+    /// A JSON Schema file in the plugin folder that `[config]` must satisfy.
+    #[serde(default)]
+    config_schema: Option<String>,
     #[serde(default)]
     roles: Option<Vec<Role>>,
     #[serde(default = "default_sort_order")]
@@ -358,8 +362,11 @@ pub fn parse(dir: &Path, text: &str, settings: &PluginSettings) -> Result<Manife
         .capabilities
         .granted(&raw.id, settings.grants.get(&raw.id))
         .map_err(|m| err("capabilities", m))?;
-    let config_json = serde_json::to_string(&toml_to_json(toml::Value::Table(raw.config)))
-        .map_err(|e| err("config", e.to_string()))?;
+    let config = toml_to_json(toml::Value::Table(raw.config));
+    if let Some(file) = &raw.config_schema {
+        schema::check(dir, file, &config).map_err(|(k, m)| err(&k, m))?;
+    }
+    let config_json = serde_json::to_string(&config).map_err(|e| err("config", e.to_string()))?;
     Ok(Manifest {
         id: raw.id,
         version: raw.version,
