@@ -10,7 +10,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use integration_host_tests::{PrivatePostgres, binary, code_blocks, free_port, run_binary, show};
+use integration_host_tests::{
+    PrivatePostgres, binary, code_blocks, free_port, run_binary, run_guide, show,
+};
 use sqlx::Connection as _;
 
 /// Moves absolute paths under /etc, /var and /usr/local below `root`, wherever a path starts
@@ -154,24 +156,16 @@ async fn every_command_of_the_operations_guide_runs_as_written() {
         pg_bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let run = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("bash")
-            .arg("-euo")
-            .arg("pipefail")
-            .arg("-x")
-            .arg(&script_path)
-            .env("PATH", path)
-            .env("DATABASE_URL", &url)
-            .env("RESTORE_URL", &restore_url)
-            .env_remove("INTEGRATION_HOST_CONFIG")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap()
-    });
-    let out = tokio::time::timeout(Duration::from_secs(300), run)
-        .await
-        .expect("the guide ran within 5 minutes")
-        .unwrap();
+    let out = run_guide(
+        &script_path,
+        move |cmd| {
+            cmd.env("PATH", path)
+                .env("DATABASE_URL", &url)
+                .env("RESTORE_URL", &restore_url);
+        },
+        Duration::from_secs(300),
+    )
+    .await;
     let journal = std::fs::read_to_string(scratch.path().join("journal.log")).unwrap_or_default();
     assert!(out.status.success(), "{}\njournal:\n{journal}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -362,20 +362,35 @@ async fn provided_integrations(api: Api) {
         "the full tier grants everything"
     );
 
-    // A broken provider (unknown tier) applies nothing.
+    // A broken provider (unknown tier) applies nothing. The sample of API 1.1 ships a config
+    // schema, which refuses the tier before the plugin loads (the previous version keeps
+    // serving); the one released with 1.0 has none, and fails when it is called.
     folder.write_raw(
         "partner-catalog",
         &text.replace("tier = \"full\"", "tier = \"gold\""),
     );
     let (status, body) = send_json(app.bearer("POST", "/rest/V1/plugins/reload", &admin)).await;
     assert_eq!(status, 200);
-    let sync = body["sync"].as_str().unwrap();
-    assert!(
-        sync.contains("not synced")
-            && sync.contains("plugin:partner-catalog")
-            && sync.contains("unknown tier `gold`"),
-        "{sync}"
-    );
+    if text.contains("config_schema = ") {
+        let problem = &body["reload"]["problems"][0];
+        assert!(
+            problem["error"]
+                .as_str()
+                .unwrap()
+                .contains("key `config.partners[0].tier`: \"gold\" is not one of"),
+            "{body:#}"
+        );
+        assert_eq!(problem["still_serving"], true, "{body:#}");
+        assert_eq!(body["sync"], Value::Null, "{body:#}");
+    } else {
+        let sync = body["sync"].as_str().unwrap();
+        assert!(
+            sync.contains("not synced")
+                && sync.contains("plugin:partner-catalog")
+                && sync.contains("unknown tier `gold`"),
+            "{sync}"
+        );
+    }
     assert!(app.integrations.get(found.id).await.is_ok());
 
     // Gone from the list: removed.
@@ -395,6 +410,22 @@ async fn provided_integrations(api: Api) {
             .unwrap()
             .is_none()
     );
+}
+
+/// A configuration file for the command line: the folder's plugins, the tests' compile cache.
+fn cli_config(folder: &PluginFolder) -> std::path::PathBuf {
+    let config = folder.dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[plugins]\ndirectories = [{:?}]\ncache_dir = {:?}\n",
+            folder.dir.path().join("data").display().to_string(),
+            folder.path().display().to_string(),
+            cache_dir().display().to_string()
+        ),
+    )
+    .unwrap();
+    config
 }
 
 /// Sends requests to /livez while `during` runs and answers the slowest one.
@@ -758,17 +789,7 @@ async fn plugin_check_and_list_from_the_command_line() {
         "partner_catalog",
         "roles = [\"permission-resolver\"]\n",
     );
-    let config = folder.dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\n[plugins]\ndirectories = [{:?}]\ncache_dir = {:?}\n",
-            folder.dir.path().join("data").display().to_string(),
-            folder.path().display().to_string(),
-            cache_dir().display().to_string()
-        ),
-    )
-    .unwrap();
+    let config = cli_config(&folder);
     let out = run_binary(
         &config,
         &["plugin", "check", good.to_str().unwrap()],
@@ -989,17 +1010,7 @@ async fn a_failing_resolver_denies_by_default_and_recent_denials_are_listed() {
     assert!(!view.to_string().contains(&admin));
 
     // `plugin list` shows the policy too.
-    let config = folder.dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\n[plugins]\ndirectories = [{:?}]\ncache_dir = {:?}\n",
-            folder.dir.path().join("data").display().to_string(),
-            folder.path().display().to_string(),
-            cache_dir().display().to_string()
-        ),
-    )
-    .unwrap();
+    let config = cli_config(&folder);
     let out = run_binary(&config, &["plugin", "list"], "", &[]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(
@@ -1035,17 +1046,7 @@ async fn a_configuration_that_breaks_the_plugins_schema_is_named_by_its_key() {
     );
     assert!(text.contains("config_schema = "), "{text}");
     let dir = folder.write_raw("login-audit", &text);
-    let config = folder.dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\n[plugins]\ndirectories = [{:?}]\ncache_dir = {:?}\n",
-            folder.dir.path().join("data").display().to_string(),
-            folder.path().display().to_string(),
-            cache_dir().display().to_string()
-        ),
-    )
-    .unwrap();
+    let config = cli_config(&folder);
     let out = run_binary(
         &config,
         &["plugin", "check", dir.to_str().unwrap()],

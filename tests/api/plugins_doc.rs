@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use integration_host_tests::{binary, code_blocks, free_port, show};
+use integration_host_tests::{binary, code_blocks, free_port, run_guide, show};
 
 #[tokio::test]
 async fn the_plugin_guide_takes_each_language_from_nothing_to_a_loaded_plugin() {
@@ -71,23 +71,14 @@ async fn the_plugin_guide_takes_each_language_from_nothing_to_a_loaded_plugin() 
 
     let script_path = scratch.path().join("guide.sh");
     std::fs::write(&script_path, &script).unwrap();
-    let run = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("bash")
-            .arg("-euo")
-            .arg("pipefail")
-            .arg("-x")
-            .arg(&script_path)
-            .current_dir(workspace)
-            .env_remove("INTEGRATION_HOST_CONFIG")
-            .env_remove("CARGO_TARGET_DIR")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap()
-    });
-    let out = tokio::time::timeout(Duration::from_secs(600), run)
-        .await
-        .expect("the guide ran within 10 minutes")
-        .unwrap();
+    let out = run_guide(
+        &script_path,
+        move |cmd| {
+            cmd.current_dir(workspace).env_remove("CARGO_TARGET_DIR");
+        },
+        Duration::from_secs(600),
+    )
+    .await;
     let log = std::fs::read_to_string(scratch.path().join("my-server.log")).unwrap_or_default();
     assert!(out.status.success(), "{}\nserver log:\n{log}", show(&out));
 

@@ -35,3 +35,29 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Runs a guide's commands, gathered in `script`, in one `bash -euo pipefail -x` (no standard
+/// input, no configuration file from the test's environment), with what `adjust` adds (the
+/// folder, the environment); panics when it takes longer than `limit`.
+pub async fn run_guide(
+    script: &std::path::Path,
+    adjust: impl FnOnce(&mut std::process::Command) + Send + 'static,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    let script = script.to_owned();
+    let run = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg("-euo")
+            .arg("pipefail")
+            .arg("-x")
+            .arg(&script)
+            .env_remove("INTEGRATION_HOST_CONFIG")
+            .stdin(std::process::Stdio::null());
+        adjust(&mut cmd);
+        cmd.output().expect("run bash")
+    });
+    tokio::time::timeout(limit, run)
+        .await
+        .unwrap_or_else(|_| panic!("the guide did not run within {limit:?}"))
+        .expect("the guide's thread")
+}
