@@ -209,7 +209,13 @@ async fn access_policy(api: Api) {
         &component,
         &manifest("addresses = [\"10.9.0.0/16\"]"),
     );
-    let app = spawn_app_with(with_plugins(&folder)).await;
+    // Reloaded by the requests below only (the poller could take a change first).
+    let plugins = with_plugins(&folder);
+    let app = spawn_app_with(|s| {
+        plugins(s);
+        s.plugins.reload_poll_ms = 0;
+    })
+    .await;
     let admin = admin_token(&app).await;
     let shop_a = app
         .minted_integration("Shop A", &["Magento_Integration::integrations"])

@@ -78,7 +78,7 @@ impl Registry {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReloadReport {
     pub loaded: Vec<String>,
-    /// Plugins whose components are still compiling in the background (at server start): they
+    /// Plugins whose components began compiling in the background (at server start): they
     /// show `loading`, and each role they play follows its error policy until they are ready.
     pub loading: Vec<String>,
     pub reloaded: Vec<String>,
@@ -122,6 +122,9 @@ impl Registry {
                 next.entries.insert(dir, old.clone());
                 continue;
             }
+            let was_loading = old
+                .and_then(|o| o.plugin.as_ref())
+                .is_some_and(|p| p.loading());
             // A version that served (not one still loading) keeps serving until the new one
             // is ready.
             let old_plugin = old.and_then(|o| o.plugin.clone()).filter(|p| !p.loading());
@@ -129,7 +132,10 @@ impl Registry {
                 Ok(plugin) => {
                     let plugin = Arc::new(plugin);
                     if plugin.loading() {
-                        report.loading.push(plugin.id().to_owned());
+                        // Reported once, when it starts loading.
+                        if !was_loading {
+                            report.loading.push(plugin.id().to_owned());
+                        }
                     } else if let Some(old) = &old_plugin {
                         report.reloaded.push(plugin.id().to_owned());
                         if old.manifest.has(Role::ConfigProvider) {
