@@ -62,42 +62,35 @@ impl Loader {
             })
         })?;
         let (engine2, cache) = (engine.clone(), self.cache.clone());
-        let compiled = tokio::task::spawn_blocking(move || {
-            if wait {
-                engine::load_component(&engine2, &bytes, &cache).map(Ok)
+        // The component compiled (or from the cache), unless it is not compiled yet and need
+        // not be; and what it exports, read without compiling when it is not.
+        let (ready, names) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let ready = if wait {
+                Some(engine::load_component(&engine2, &bytes, &cache)?)
             } else {
-                match engine::cached(&engine2, &bytes, &cache) {
-                    Some(c) => Ok(Ok((c, engine::Origin::Cached))),
-                    // Not compiled yet: what it exports, read without compiling.
-                    None => Ok(Err(component_exports(&bytes))),
-                }
-            }
+                engine::cached(&engine2, &bytes, &cache).map(|c| (c, engine::Origin::Cached))
+            };
+            let names: Vec<String> = match &ready {
+                Some((component, _)) => component
+                    .component_type()
+                    .exports(&engine2)
+                    .map(|(name, _)| name.to_owned())
+                    .collect(),
+                None => component_exports(&bytes).map_err(anyhow::Error::msg)?,
+            };
+            Ok((ready, names))
         })
         .await
         .map_err(|e| fail(LoadError::Invalid(format!("compiling panicked: {e}"))))?
         .map_err(|e| fail(LoadError::Invalid(format!("{e:#}"))))?;
-        let (component, origin) = match compiled {
-            Ok(ready) => ready,
-            Err(names) => {
-                let names = names.map_err(|e| fail(LoadError::Invalid(e)))?;
-                let exported = Exported::read(names.iter().map(String::as_str))
-                    .map_err(|e| fail(LoadError::Exports(e)))?;
-                manifest
-                    .settle(&exported)
-                    .map_err(|e| fail(LoadError::Manifest(e.to_string())))?;
-                return Ok(self.plugin(dir, engine, manifest, None));
-            }
-        };
-        let names: Vec<String> = component
-            .component_type()
-            .exports(engine)
-            .map(|(name, _)| name.to_owned())
-            .collect();
         let exported = Exported::read(names.iter().map(String::as_str))
             .map_err(|e| fail(LoadError::Exports(e)))?;
         manifest
             .settle(&exported)
             .map_err(|e| fail(LoadError::Manifest(e.to_string())))?;
+        let Some((component, origin)) = ready else {
+            return Ok(self.plugin(dir, engine, manifest, None));
+        };
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| fail(LoadError::Imports(format!("{e:#}"))))?;
