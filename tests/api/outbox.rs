@@ -227,11 +227,12 @@ async fn a_slow_async_observer_never_holds_up_a_request_and_its_backlog_shows() 
     folder.write(
         "slow",
         "misbehave",
-        "roles = [\"observer\"]\n[observer]\nevents = [\"*\"]\nmode = \"async\"\n[limits]\ntimeout_ms = 1000\n[config]\nbehaviour = \"loop\"\n",
+        "roles = [\"observer\"]\n[observer]\nevents = [\"*\"]\nmode = \"async\"\n[limits]\ntimeout_ms = 3000\n[config]\nbehaviour = \"loop\"\n",
     );
     let app = spawn_app_with(|s| {
         with_plugins(&folder)(s);
         s.plugins.quarantine_failures = 0;
+        s.plugins.max_timeout_ms = 3000;
         s.events.retry_initial_ms = 60_000;
     })
     .await;
@@ -243,10 +244,11 @@ async fn a_slow_async_observer_never_holds_up_a_request_and_its_backlog_shows() 
         )
         .await;
     let admin = admin.as_str().unwrap().to_owned();
-    // Each call of the observer loops for its full second: had the changes waited for it,
-    // twenty would take twenty seconds.
+    // Each call of the observer loops for its full three seconds: had the changes waited for
+    // it, ten would take thirty seconds. (The loop holds one of the machine's cores, so the
+    // bound leaves room for a busy machine.)
     let t = Instant::now();
-    for i in 0..20 {
+    for i in 0..10 {
         let (status, body) = send_json(
             app.bearer("POST", "/rest/V1/integrations", &admin)
                 .json(&json!({"name": format!("Busy {i}")})),
@@ -255,13 +257,13 @@ async fn a_slow_async_observer_never_holds_up_a_request_and_its_backlog_shows() 
         assert_eq!(status, 200, "{body}");
     }
     assert!(
-        t.elapsed() < Duration::from_secs(8),
+        t.elapsed() < Duration::from_secs(15),
         "the changes waited for the observer: {:?}",
         t.elapsed()
     );
     let view = wait_for("a backlog", async || {
         let v = plugin_view(&app, "slow").await;
-        (v["backlog"]["pending"].as_i64().unwrap_or(0) >= 10).then_some(v)
+        (v["backlog"]["pending"].as_i64().unwrap_or(0) >= 5).then_some(v)
     })
     .await;
     assert!(
@@ -270,7 +272,7 @@ async fn a_slow_async_observer_never_holds_up_a_request_and_its_backlog_shows() 
     );
     let t = Instant::now();
     assert_eq!(app.get("/livez").await.status(), 200);
-    assert!(t.elapsed() < Duration::from_millis(500));
+    assert!(t.elapsed() < Duration::from_millis(1500));
 }
 
 fn signature(secret: &str, body: &[u8]) -> String {
