@@ -356,8 +356,18 @@ fn spawn_writer(
 /// Installs the global subscriber writing to standard error, and returns the guard of its writer
 /// thread: hold it until the process is done. A second call installs nothing.
 pub fn init(settings: &LogSettings) -> LogGuard {
+    init_except(settings, &[])
+}
+
+/// As [`init`], without the records of the `silenced` targets (a command that shows them its
+/// own way).
+pub fn init_except(settings: &LogSettings, silenced: &[&str]) -> LogGuard {
+    let mut directives = settings.level.as_str().to_owned();
+    for target in silenced {
+        directives.push_str(&format!(",{target}=off"));
+    }
     let filter = EnvFilter::builder()
-        .parse(settings.level.as_str())
+        .parse(&directives)
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match settings.format {
         LogFormat::Json => true,

@@ -14,6 +14,7 @@ mod crypto;
 mod integration;
 mod plugin;
 mod plugin_build;
+mod plugin_call;
 mod plugin_new;
 mod server;
 
@@ -129,7 +130,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         _ => {}
     }
     let settings = config::load(cli.config.as_deref(), flags)?;
-    let _log = crate::telemetry::init(&settings.log);
+    // `plugin call` prints the plugin's log lines itself.
+    let silenced: &[&str] = match &cli.command {
+        Command::Plugin(plugin::PluginCommand::Call { .. }) => &["integration_host::plugin"],
+        _ => &[],
+    };
+    let _log = crate::telemetry::init_except(&settings.log, silenced);
     match cli.command {
         Command::Serve(_) => runtime()?.block_on(server::serve(settings)),
         Command::Migrate => runtime()?.block_on(server::migrate(settings)),

@@ -48,6 +48,21 @@ pub enum PluginCommand {
         #[arg(long)]
         if_changed: bool,
     },
+    /// Call a plugin once, as the server would, and print its log lines, its answer (checked
+    /// as the server checks it) and the time taken. The input is JSON in the shape of the plugin
+    /// API's types (docs/plugins.md has one per role): an event for an observer, a request for
+    /// a permission resolver, an operation for a before-interceptor, what was produced for an
+    /// after-interceptor, credentials for a credential verifier, nothing for a config provider.
+    /// Exit status 1 when the call fails, saying what the server would then do.
+    Call {
+        /// The plugin folder (holding plugin.toml), or its plugin.toml.
+        path: PathBuf,
+        /// The input: JSON, `@FILE` to read it from a file, or `-` from standard input.
+        input: Option<String>,
+        /// The role to call, for a plugin that plays several (e.g. permission-resolver).
+        #[arg(long)]
+        role: Option<String>,
+    },
     /// Read or clear plugins' key-value state (the key_value capability).
     #[command(subcommand)]
     Kv(KvCommand),
@@ -173,6 +188,10 @@ pub(super) async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Re
     }
     match cmd {
         PluginCommand::Kv(cmd) => kv(&settings, cmd).await?,
+        PluginCommand::Call { path, input, role } => {
+            let dir = super::plugin_build::folder_of(path);
+            super::plugin_call::call(&settings, dir, role, input).await?;
+        }
         PluginCommand::List => {
             if settings.plugins.directories.is_empty() {
                 anyhow::bail!(

@@ -24,20 +24,12 @@ pub(super) struct Toolchains {
 /// How to install the toolchains.
 const INSTALL: &str = "install them with scripts/plugin-toolchains (from the integration-host checkout), or set plugins.toolchains_dir to where they are";
 
-/// The checkout this binary was built in, when it runs from there
-/// (`<checkout>/target/<profile>/integration-host`).
-pub(super) fn checkout_of_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let root = exe.ancestors().nth(3)?;
-    root.join("Cargo.toml").is_file().then(|| root.to_owned())
-}
-
 impl Toolchains {
     /// The configured folder; a relative one not found from the working folder is looked for
     /// in the checkout the binary was built in (so the commands work from anywhere there).
     pub(super) fn of(settings: &Settings) -> Self {
         let dir = &settings.plugins.toolchains_dir;
-        let dir = match checkout_of_binary() {
+        let dir = match crate::config::checkout_of_binary() {
             Some(root) if dir.is_relative() && !dir.is_dir() && root.join(dir).is_dir() => {
                 root.join(dir)
             }

@@ -146,8 +146,7 @@ pub(super) fn find_sdk(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         };
     }
     let mut candidates = vec![PathBuf::from("plugins/sdk")];
-    candidates
-        .extend(super::plugin_build::checkout_of_binary().map(|root| root.join("plugins/sdk")));
+    candidates.extend(crate::config::checkout_of_binary().map(|root| root.join("plugins/sdk")));
     candidates
         .into_iter()
         .find(|c| c.join("Cargo.toml").is_file())

@@ -138,12 +138,78 @@ fn file_reference(value: &toml::Value) -> Option<&str> {
     }
 }
 
+/// Settings that name files or folders: a relative one written in a configuration file is
+/// relative to that file's folder (as it is from the environment or a flag to the working
+/// folder), so the server, and a `plugin` command run from a plugin's folder, find the same ones.
+const PATH_KEYS: &[&str] = &[
+    "data_dir",
+    "acl.resources_file",
+    "integrations.directories",
+    "webapi.routes_files",
+    "plugins.directories",
+    "plugins.cache_dir",
+    "plugins.toolchains_dir",
+    "bootstrap.password_file",
+];
+
+/// `path` against `base` when it is relative.
+fn against(base: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_relative() {
+        base.join(path)
+    } else {
+        path.to_owned()
+    }
+}
+
+/// Makes the relative paths of a configuration file's [`PATH_KEYS`] (and of a `sqlite:` database
+/// URL) relative to `base`, the file's folder.
+fn resolve_relative_paths(table: &mut toml::Table, base: &Path) {
+    let fix = |v: &mut toml::Value| {
+        if let toml::Value::String(s) = v {
+            *s = against(base, s).display().to_string();
+        }
+    };
+    for key in PATH_KEYS {
+        let (section, name) = match key.split_once('.') {
+            Some((section, name)) => (Some(section), name),
+            None => (None, *key),
+        };
+        let holder = match section {
+            Some(section) => match table.get_mut(section) {
+                Some(toml::Value::Table(t)) => t,
+                _ => continue,
+            },
+            None => &mut *table,
+        };
+        match holder.get_mut(name) {
+            Some(toml::Value::Array(items)) => items.iter_mut().for_each(fix),
+            Some(v) => fix(v),
+            None => {}
+        }
+    }
+    if let Some(toml::Value::Table(db)) = table.get_mut("database")
+        && let Some(toml::Value::String(url)) = db.get_mut("url")
+        && let Some(rest) = url.strip_prefix("sqlite:")
+    {
+        let (slashes, path) = match rest.strip_prefix("//") {
+            Some(path) => ("//", path),
+            None => ("", rest),
+        };
+        if Path::new(path).is_relative() && !path.starts_with(":memory:") {
+            *url = format!("sqlite:{slashes}{}", against(base, path).display());
+        }
+    }
+}
+
 /// Replaces every `{ file = "PATH" }` value in `table` (and in its lists) by the file's
-/// contents; the first unreadable file is an error naming its key.
+/// contents, a relative `PATH` being relative to `base`; the first unreadable file is an error
+/// naming its key.
 fn resolve_file_references(
     table: &mut toml::Table,
     prefix: &str,
     origin: &Origin,
+    base: &Path,
 ) -> Result<(), ConfigError> {
     for (k, v) in table.iter_mut() {
         let key = if prefix.is_empty() {
@@ -157,16 +223,20 @@ fn resolve_file_references(
             message,
         };
         if let Some(path) = file_reference(v) {
-            *v = value_from_file(&key, Path::new(path)).map_err(error)?;
+            *v = value_from_file(&key, &against(base, path)).map_err(error)?;
             continue;
         }
         match v {
-            toml::Value::Table(t) => resolve_file_references(t, &key, origin)?,
+            toml::Value::Table(t) => resolve_file_references(t, &key, origin, base)?,
             toml::Value::Array(items) => {
                 for item in items.iter_mut() {
                     if let Some(path) = file_reference(item) {
-                        let text = std::fs::read_to_string(path).map_err(|e| {
-                            error(format!("cannot read the value file {path}: {e}"))
+                        let path = against(base, path);
+                        let text = std::fs::read_to_string(&path).map_err(|e| {
+                            error(format!(
+                                "cannot read the value file {}: {e}",
+                                path.display()
+                            ))
                         })?;
                         *item = toml::Value::String(text.trim_end_matches(['\n', '\r']).to_owned());
                     }
@@ -193,7 +263,12 @@ impl Loader {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        resolve_file_references(&mut table, "", &Origin::File(path.to_owned()))?;
+        let base = std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_owned))
+            .unwrap_or_default();
+        resolve_relative_paths(&mut table, &base);
+        resolve_file_references(&mut table, "", &Origin::File(path.to_owned()), &base)?;
         let mut leaves = Vec::new();
         collect_leaves(&table, "", &mut leaves);
         for key in leaves {
@@ -316,6 +391,16 @@ pub fn load(
     );
     for (key, flag, value) in flags {
         loader = loader.flag(key, flag, value);
+    }
+    // Unset, the data folder of a binary run from its checkout is the checkout's `data`,
+    // whatever the working folder (where `scripts/run` keeps it).
+    if !loader.origins.contains_key("data_dir")
+        && let Some(root) = super::checkout_of_binary()
+    {
+        loader.table.insert(
+            "data_dir".into(),
+            toml::Value::String(root.join("data").display().to_string()),
+        );
     }
     loader.load()
 }
@@ -607,6 +692,38 @@ mod tests {
         );
         assert_eq!(key, "metrics.bearer_token");
         assert!(message.contains("at least 16"), "{message}");
+    }
+
+    #[test]
+    fn relative_paths_in_a_file_are_relative_to_its_folder() {
+        let dir = tempdir();
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::write(dir.join("etc/token"), "0123456789abcdef0123\n").unwrap();
+        let config = dir.join("etc/server.toml");
+        std::fs::write(
+            &config,
+            "data_dir = \"state\"\n[database]\nurl = \"sqlite:state/db.sqlite\"\n[plugins]\ndirectories = [\"plugins\", \"/opt/plugins\"]\n[metrics]\nbearer_token = { file = \"token\" }\n",
+        )
+        .unwrap();
+        let s = Loader::new()
+            .file(&config)
+            .unwrap()
+            .env(env(&[("APP_PLUGINS__CACHE_DIR", "cache")]))
+            .load()
+            .unwrap();
+        let etc = dir.join("etc");
+        assert_eq!(s.data_dir, etc.join("state"));
+        assert_eq!(
+            s.database.url,
+            Some(DatabaseUrl::Sqlite(etc.join("state/db.sqlite")))
+        );
+        assert_eq!(
+            s.plugins.directories,
+            vec![etc.join("plugins"), PathBuf::from("/opt/plugins")]
+        );
+        assert!(s.metrics.bearer_token.is_some());
+        // From the environment (or a flag), relative to the working folder as a shell has it.
+        assert_eq!(s.plugins.cache_dir, Some(PathBuf::from("cache")));
     }
 
     fn tempdir() -> PathBuf {

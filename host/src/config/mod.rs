@@ -432,6 +432,14 @@ pub struct LogSettings {
     pub level: LogLevel,
 }
 
+/// The checkout this binary was built in, when it runs from there
+/// (`<checkout>/target/<profile>/integration-host`).
+pub fn checkout_of_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let root = exe.ancestors().nth(3)?;
+    root.join("Cargo.toml").is_file().then(|| root.to_owned())
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {

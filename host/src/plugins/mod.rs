@@ -29,7 +29,8 @@
 //! reload), `loader` (one folder loaded), `pool` (one plugin and its calls), `roles` (the roles
 //! at work), `error` (what fails), `engine`, `state`, `manifest`, `capabilities` (asked, granted, and
 //! the host's key-value and variables), and `v1_1` (the newest bindings, which the host works
-//! in) and `v1_0` (1.0's, converting to and from the newest).
+//! in) and `v1_0` (1.0's, converting to and from the newest), `wit_json` (the newest types as
+//! JSON, for `plugin call`).
 
 pub mod capabilities;
 mod engine;
@@ -45,12 +46,14 @@ mod roles;
 pub mod state;
 pub mod v1_0;
 pub mod v1_1;
+pub mod wit_json;
 
 pub use error::{CallError, GuestError, LoadError, ProvidersFailed, Trap};
 pub use host::{PluginHost, spawn_reloader};
 pub use info::{PluginInfo, Status, with_backlogs};
 pub use pool::{MAX_PROVIDED, MAX_REASON, Plugin};
 pub use registry::{Problem, ReloadReport};
+pub use roles::BeforeStep;
 
 /// WIT packages released to plugin authors (the plugin API by version, and the capabilities
 /// plugins import), with the SHA-256 of their one `.wit` file: a released version is frozen,

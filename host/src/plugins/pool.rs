@@ -375,7 +375,16 @@ impl Plugin {
         event: &Event,
         delivery: Option<&crate::events::Delivery>,
     ) -> Result<v1_1::Outcome, CallError> {
-        let ev = v1_1::event(event);
+        self.observe(v1_1::event(event), delivery).await
+    }
+
+    /// Calls the observer export with an event in the plugin API's own shape (which has cases
+    /// the server does not emit yet, as `other`).
+    pub async fn observe(
+        &self,
+        ev: v1_1::wit::Event,
+        delivery: Option<&crate::events::Delivery>,
+    ) -> Result<v1_1::Outcome, CallError> {
         let delivery = delivery.cloned();
         let out = match self.observer.as_ref() {
             None => Err(self.absent(Role::Observer)),

@@ -166,32 +166,17 @@ impl Registry {
             if !section.wants(op.name()) {
                 continue;
             }
-            let step = match plugin.before(&v1_1::operation(&op)).await {
-                Ok(v1_1::Answer::Pass) => Step::Pass,
-                Ok(v1_1::Answer::Refuse(message)) => Step::Refuse(message),
-                Ok(v1_1::Answer::Rewrite(new)) => match v1_1::operation_back(new) {
-                    Some(new) if op.same_subject(&new) => Step::Rewrite(new),
-                    _ => Step::Failed(plugin.failed(
-                        Role::BeforeInterceptor,
-                        CallError::Unusable(format!(
-                            "a rewrite of `{}` into another operation or subject",
-                            op.name()
-                        )),
-                    )),
-                },
-                Err(e) => Step::Failed(e),
-            };
-            match step {
-                Step::Pass => {}
-                Step::Rewrite(new) => op = new,
-                Step::Refuse(message) => {
+            match plugin.intercept_before(&op).await {
+                Ok(BeforeStep::Pass) => {}
+                Ok(BeforeStep::Rewrite(new)) => op = new,
+                Ok(BeforeStep::Refuse(message)) => {
                     tracing::info!(plugin = %plugin.id(), operation = op.name(), message = %message, "a before-interceptor refused the operation");
                     return Err(Refusal {
                         plugin: plugin.id().to_owned(),
                         message,
                     });
                 }
-                Step::Failed(e) => {
+                Err(e) => {
                     if section.on_error == InterceptorOnError::Refuse {
                         tracing::warn!(plugin = %plugin.id(), operation = op.name(), error = %e, "a before-interceptor failed: the operation is refused (on_error = \"refuse\")");
                         return Err(failed_closed(plugin, &e));
@@ -216,12 +201,7 @@ impl Registry {
                 continue;
             }
             let wit = wit.get_or_insert_with(|| v1_1::produced(produced));
-            let checked = match plugin.after(wit).await {
-                Ok(a) => usable(produced, a)
-                    .map_err(|why| plugin.failed(Role::AfterInterceptor, CallError::Unusable(why))),
-                Err(e) => Err(e),
-            };
-            match checked {
+            match plugin.intercept_after(produced, wit).await {
                 Ok(added) => {
                     for (name, value) in added.claims {
                         if !out.claims.iter().any(|(n, _)| *n == name) {
@@ -275,11 +255,49 @@ impl Registry {
 }
 
 /// One before-interceptor's answer, as the host takes it.
-enum Step {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeforeStep {
+    /// Go on with the operation as it is.
     Pass,
+    /// Go on with this instead (the same operation and subject).
     Rewrite(Operation),
+    /// Refused, with a message for the caller.
     Refuse(String),
-    Failed(CallError),
+}
+
+impl Plugin {
+    /// Calls the before-interceptor on `op` and checks its answer as the server uses it: a
+    /// rewrite must be of the same operation and subject, or the call counts as failed.
+    pub async fn intercept_before(&self, op: &Operation) -> Result<BeforeStep, CallError> {
+        Ok(match self.before(&v1_1::operation(op)).await? {
+            v1_1::Answer::Pass => BeforeStep::Pass,
+            v1_1::Answer::Refuse(message) => BeforeStep::Refuse(message),
+            v1_1::Answer::Rewrite(new) => match v1_1::operation_back(new) {
+                Some(new) if op.same_subject(&new) => BeforeStep::Rewrite(new),
+                _ => {
+                    return Err(self.failed(
+                        Role::BeforeInterceptor,
+                        CallError::Unusable(format!(
+                            "a rewrite of `{}` into another operation or subject",
+                            op.name()
+                        )),
+                    ));
+                }
+            },
+        })
+    }
+
+    /// Calls the after-interceptor on `produced` (`wit`, the same in the plugin's types) and
+    /// checks what it adds as the server uses it, or the call counts as failed.
+    pub async fn intercept_after(
+        &self,
+        produced: &Produced,
+        wit: &v1_1::Produced,
+    ) -> Result<Additions, CallError> {
+        let added = self.after(wit).await?;
+        usable(produced, added)
+            .map_err(|why| self.failed(Role::AfterInterceptor, CallError::Unusable(why)))
+    }
 }
 
 /// An after-interceptor's additions, checked: claims only for tokens and never reserved, their

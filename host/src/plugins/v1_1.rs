@@ -117,6 +117,20 @@ pub fn event(e: &Event) -> wit::Event {
     }
 }
 
+/// An event's name, as observers subscribe to it (`other` events by their own name).
+pub fn event_name(e: &wit::Event) -> &str {
+    match e {
+        wit::Event::CustomerLogin(_) => "customer_login",
+        wit::Event::AdminLogin(_) => "admin_login",
+        wit::Event::IntegrationSaved(_) => "integration_saved",
+        wit::Event::IntegrationActivated(_) => "integration_activated",
+        wit::Event::IntegrationReset(_) => "integration_reset",
+        wit::Event::IntegrationDeleted(_) => "integration_deleted",
+        wit::Event::TokensRevoked(_) => "tokens_revoked",
+        wit::Event::Other(o) => &o.name,
+    }
+}
+
 /// The caller in this version's shape.
 pub fn principal(p: &Principal) -> wit::Principal {
     match p {
@@ -233,6 +247,40 @@ pub fn operation_back(op: Operation) -> Option<events::Operation> {
         Operation::IntegrationActivate(i) => Some(O::IntegrationActivate(iref_back(i))),
         Operation::AdminSignIn(s) => sign_in(s, AccountKind::Admin),
         Operation::CustomerSignIn(s) => sign_in(s, AccountKind::Customer),
+    }
+}
+
+/// A result in the server's shape.
+pub fn produced_back(p: Produced) -> events::Produced {
+    let token = |kind, a: wit::Account| events::Produced::Token {
+        kind,
+        id: a.id,
+        name: a.name,
+    };
+    match p {
+        Produced::AdminToken(a) => token(AccountKind::Admin, a),
+        Produced::CustomerToken(a) => token(AccountKind::Customer, a),
+        Produced::RequestAllowed(r) => events::Produced::RequestAllowed(events::AllowedRequest {
+            caller: match r.principal {
+                wit::Principal::Guest => events::Caller::Guest,
+                wit::Principal::Integration(i) => events::Caller::Integration {
+                    id: i.id,
+                    name: i.name,
+                },
+                wit::Principal::Admin(a) => events::Caller::Admin {
+                    id: a.id,
+                    name: a.name,
+                },
+                wit::Principal::Customer(a) => events::Caller::Customer {
+                    id: a.id,
+                    name: a.name,
+                },
+            },
+            method: r.method,
+            path: r.path,
+            resources: r.resources,
+            client_address: r.client_address,
+        }),
     }
 }
 

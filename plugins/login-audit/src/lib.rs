@@ -109,3 +109,79 @@ impl Observer for LoginAudit {
 }
 
 register!(LoginAudit: observer);
+
+/// The logic, tested natively (`cargo test -p login-audit` in plugins/) with the SDK's test
+/// double for the host.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use integration_host_sdk::testing;
+
+    fn audit() -> LoginAudit {
+        testing::plugin(r#"{"blocked_domains": ["Blocked.example"]}"#).unwrap()
+    }
+
+    #[test]
+    fn a_blocked_domain_is_refused_and_logged() {
+        let outcome = audit()
+            .on_event(testing::customer_login("jo@blocked.EXAMPLE"))
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Veto(ref m) if m.contains("disabled")));
+        let logs = testing::logs();
+        assert_eq!(logs.len(), 1);
+        assert_eq!(
+            logs[0].message,
+            "customer sign-in refused: blocked email domain"
+        );
+        assert_eq!(logs[0].field("email"), Some("jo@blocked.EXAMPLE"));
+    }
+
+    #[test]
+    fn other_sign_ins_and_events_proceed() {
+        let audit = audit();
+        let outcome = audit
+            .on_event(testing::customer_login("jo@example.com"))
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Proceed));
+        assert_eq!(testing::logs()[0].message, "customer signed in");
+        let other = Event::IntegrationDeleted(IntegrationRef {
+            id: 1,
+            name: "Shop".into(),
+        });
+        assert!(matches!(audit.on_event(other).unwrap(), Outcome::Proceed));
+    }
+
+    #[test]
+    fn a_configuration_that_does_not_fit_is_refused() {
+        let e = testing::plugin::<LoginAudit>(r#"{"blocked_domain": ["x"]}"#)
+            .err()
+            .unwrap();
+        assert!(matches!(e, PluginError::BadConfig(ref m) if m.contains("blocked_domain")));
+    }
+
+    #[test]
+    fn the_collector_gets_each_sign_in_and_its_failure_is_only_logged() {
+        testing::set_variable("collector_url", "https://siem.example/ingest");
+        let sent = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let seen = sent.clone();
+        testing::answer_http(move |request| {
+            seen.borrow_mut()
+                .push(String::from_utf8_lossy(request.body_bytes()).into_owned());
+            Ok(http::Response {
+                status: 503,
+                headers: Vec::new(),
+                body: Vec::new(),
+            })
+        });
+        let outcome = audit()
+            .on_event(testing::customer_login("jo@example.com"))
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Proceed));
+        let sent: serde_json::Value = serde_json::from_str(&sent.borrow()[0]).unwrap();
+        assert_eq!(sent["outcome"], "accepted");
+        assert_eq!(sent["email"], "jo@example.com");
+        let logs = testing::logs();
+        assert_eq!(logs[1].message, "the collector refused a sign-in record");
+        assert_eq!(logs[1].field("status"), Some("503"));
+    }
+}

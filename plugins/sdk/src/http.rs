@@ -123,6 +123,37 @@ impl Request {
     /// Sends it and reads the whole answer, blocking this call until then (the host bounds the
     /// time by its limits and the call's timeout).
     pub fn send(self) -> Result<Response, HttpError> {
+        #[cfg(not(target_family = "wasm"))]
+        return crate::testing::host::http(&self);
+        #[cfg(target_family = "wasm")]
+        return self.send_wasi();
+    }
+
+    /// The method, upper-case as sent.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body.
+    pub fn body_bytes(&self) -> &[u8] {
+        &self.body
+    }
+
+    #[cfg_attr(not(target_family = "wasm"), allow(dead_code))]
+    fn send_wasi(self) -> Result<Response, HttpError> {
         let (https, authority, path) = split_url(&self.url)?;
         let mut headers: Vec<(String, Vec<u8>)> = self
             .headers

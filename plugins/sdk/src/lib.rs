@@ -63,8 +63,8 @@ pub mod capabilities_bindings {
 /// the server's database, across calls, reloads and restarts, shared by every server process
 /// and seen by no other plugin.
 pub mod kv {
-    use crate::capabilities_bindings::integration_host::capabilities::key_value as raw;
     pub use crate::capabilities_bindings::integration_host::capabilities::key_value::KvError;
+    use crate::hostcalls::kv as raw;
 
     /// The value of `key`, if it is set.
     pub fn get(key: &str) -> Result<Option<Vec<u8>>, KvError> {
@@ -117,6 +117,46 @@ pub mod kv {
 #[cfg(feature = "http")]
 pub mod http;
 
+pub mod testing;
+
+/// The host's functions: the host's own in a component, the [`testing`] stand-ins in a native
+/// build (a plugin's unit tests).
+mod hostcalls {
+    #[cfg(target_family = "wasm")]
+    pub use wasm::*;
+
+    #[cfg(not(target_family = "wasm"))]
+    pub use crate::testing::host::*;
+
+    #[cfg(target_family = "wasm")]
+    mod wasm {
+        use crate::base::integration_host::plugin::host;
+        use crate::capabilities_bindings::integration_host::capabilities as caps;
+
+        pub fn log(level: host::Level, message: &str, fields: &[(String, String)]) {
+            host::log(level, message, fields);
+        }
+
+        pub fn config() -> String {
+            host::config()
+        }
+
+        pub fn variable(name: &str) -> Option<String> {
+            caps::variables::get(name)
+        }
+
+        pub fn delivery() -> Option<crate::Delivery> {
+            caps::delivery::current().map(|d| crate::Delivery {
+                event_id: d.event_id,
+                attempt: d.attempt,
+                recorded_at: d.recorded_at,
+            })
+        }
+
+        pub use caps::key_value as kv;
+    }
+}
+
 /// One delivery of an event to an async observer, from the server's durable outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -132,18 +172,14 @@ pub struct Delivery {
 /// The delivery the current call handles: in an async observer's `on_event`; `None` in a
 /// sync observer's call and in any other role's. Needs no grant.
 pub fn delivery() -> Option<Delivery> {
-    capabilities_bindings::integration_host::capabilities::delivery::current().map(|d| Delivery {
-        event_id: d.event_id,
-        attempt: d.attempt,
-        recorded_at: d.recorded_at,
-    })
+    hostcalls::delivery()
 }
 
 /// The value of variable `name` that the operator set for this plugin
 /// (`[plugins.grants.<id>.variables]`), when the manifest asks for it
 /// (`[capabilities] variables = ["name"]`); `None` otherwise.
 pub fn variable(name: &str) -> Option<String> {
-    capabilities_bindings::integration_host::capabilities::variables::get(name)
+    hostcalls::variable(name)
 }
 
 #[cfg(feature = "observer")]
@@ -311,7 +347,7 @@ pub mod log {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
-        crate::base::integration_host::plugin::host::log(level, message, &fields);
+        crate::hostcalls::log(level, message, &fields);
     }
 }
 
@@ -415,7 +451,7 @@ pub trait Plugin: Sized + 'static {
 
 #[doc(hidden)]
 pub fn __new<P: Plugin>() -> Result<P, PluginError> {
-    let raw = base::integration_host::plugin::host::config();
+    let raw = hostcalls::config();
     let config: P::Config = serde_json::from_str(&raw)
         .or_else(|e| {
             // A plugin without configuration may take `()` from an empty table.
