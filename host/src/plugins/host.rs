@@ -303,6 +303,12 @@ impl PluginHost {
         self.registry()
             .folders_changed(&self.inner.loader.settings.directories)
     }
+
+    /// A digest of every plugin folder as it is now (what [`PluginHost::folders_changed`]
+    /// compares), to see whether a change is still under way.
+    fn folders_now(&self) -> u64 {
+        super::registry::folders_digest(&self.inner.loader.settings.directories)
+    }
 }
 
 /// Runs the reload poller: checks the plugin folders every `plugins.reload_poll_ms` and
@@ -320,10 +326,23 @@ where
         let mut tick = tokio::time::interval(Duration::from_millis(every));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
+        // A change still being written (a component mid-copy, a build still linking) changes
+        // again within moments: reload once the folders stayed the same for a short while, so
+        // a half-written component is never compiled (at most 50 waits, then reload anyway).
+        let settle = Duration::from_millis(every.min(200));
         loop {
             tick.tick().await;
             if !host.folders_changed() {
                 continue;
+            }
+            let mut seen = host.folders_now();
+            for _ in 0..50 {
+                tokio::time::sleep(settle).await;
+                let now = host.folders_now();
+                if now == seen {
+                    break;
+                }
+                seen = now;
             }
             let report = host.reload().await;
             after(report).await;

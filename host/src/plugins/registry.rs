@@ -270,6 +270,17 @@ impl Registry {
     }
 }
 
+/// A digest of every plugin folder of `directories`: their paths and fingerprints.
+pub(super) fn folders_digest(directories: &[PathBuf]) -> u64 {
+    let (dirs, _) = manifest::plugin_dirs(directories);
+    let mut h = std::hash::DefaultHasher::new();
+    for d in &dirs {
+        d.hash(&mut h);
+        fingerprint(d).hash(&mut h);
+    }
+    h.finish()
+}
+
 /// A digest of what a plugin folder holds: the manifest's text, the component's size and
 /// modification time, and the config schema's text.
 fn fingerprint(dir: &Path) -> u64 {
