@@ -9,6 +9,7 @@ use std::path::Path;
 use integration_host_tests::{
     CliEnv, PluginFolder, command, plugin_cache_dir, run_binary, sample_manifest, show,
 };
+use serde_json::json;
 
 /// `plugin call` with the configuration `config`; stdout, stderr and the exit status.
 fn call(config: &Path, args: &[&str], stdin: &str) -> (String, String, bool) {
@@ -20,6 +21,23 @@ fn call(config: &Path, args: &[&str], stdin: &str) -> (String, String, bool) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
         out.status.success(),
     )
+}
+
+/// A call that succeeds: the answer it printed, as JSON, and everything it printed.
+fn answer(config: &Path, dir: &str, input: &str) -> (serde_json::Value, String) {
+    let args: Vec<&str> = if input.is_empty() {
+        vec![dir]
+    } else {
+        vec![dir, input]
+    };
+    let (out, err, ok) = call(config, &args, "");
+    assert!(ok, "{out}{err}");
+    let text = out
+        .split("answer: ")
+        .nth(1)
+        .and_then(|a| a.split("\ntime: ").next())
+        .unwrap_or_else(|| panic!("no answer: {out}"));
+    (serde_json::from_str(text).unwrap(), out)
 }
 
 /// A configuration with the shared compile cache.
@@ -112,19 +130,9 @@ async fn each_role_is_called_once_with_its_input_as_json() {
     assert!(out.contains("answer: \"abstain\""), "{out}");
 
     // A config provider takes no input and answers its integrations.
-    let (out, err, ok) = call(config, &[&dir("partner-catalog")], "");
-    assert!(ok, "{out}{err}");
-    let answer: serde_json::Value = serde_json::from_str(
-        out.split("answer: ")
-            .nth(1)
-            .unwrap()
-            .split("\ntime:")
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(answer[0]["name"], "Partner: Acme Feeds");
-    assert_eq!(answer[0]["email"], "feeds@acme.example");
+    let (declared, _) = answer(config, &dir("partner-catalog"), "");
+    assert_eq!(declared[0]["name"], "Partner: Acme Feeds");
+    assert_eq!(declared[0]["email"], "feeds@acme.example");
     let (_, err, ok) = call(config, &[&dir("partner-catalog"), "{}"], "");
     assert!(!ok);
     assert!(err.contains("a config provider takes no input"), "{err}");
@@ -135,49 +143,28 @@ async fn each_role_is_called_once_with_its_input_as_json() {
             r#"{{"integration-create": {{"name": "Shop", "endpoint-url": "{url}", "all-resources": false}}}}"#
         )
     };
-    let (out, _, ok) = call(
+    let (refused, _) = answer(
         config,
-        &[&dir("endpoint-policy"), &create("http://shop.example/hook")],
-        "",
+        &dir("endpoint-policy"),
+        &create("http://shop.example/hook"),
     );
-    assert!(ok, "{out}");
-    assert!(
-        out.contains("answer: {\n  \"refuse\": \"The endpoint must use https\"\n}"),
-        "{out}"
-    );
-    let (out, _, ok) = call(
+    assert_eq!(refused, json!({"refuse": "The endpoint must use https"}));
+    let (passed, _) = answer(
         config,
-        &[
-            &dir("endpoint-policy"),
-            &create("https://shop.example/hook"),
-        ],
-        "",
+        &dir("endpoint-policy"),
+        &create("https://shop.example/hook"),
     );
-    assert!(ok, "{out}");
-    assert!(out.contains("answer: \"pass\""), "{out}");
+    assert_eq!(passed, json!("pass"));
 
     // An after-interceptor adds its claim to an admin token.
-    let (out, _, ok) = call(
+    let (added, _) = answer(
         config,
-        &[
-            &dir("tenant-claims"),
-            r#"{"admin-token": {"id": 1, "name": "jane"}}"#,
-        ],
-        "",
+        &dir("tenant-claims"),
+        r#"{"admin-token": {"id": 1, "name": "jane"}}"#,
     );
-    assert!(ok, "{out}");
-    let answer: serde_json::Value = serde_json::from_str(
-        out.split("answer: ")
-            .nth(1)
-            .unwrap()
-            .split("\ntime:")
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
     assert_eq!(
-        answer,
-        serde_json::json!({"claims": [["tenant", "\"main-store\""]], "headers": []})
+        added,
+        json!({"claims": [["tenant", "\"main-store\""]], "headers": []})
     );
 
     // A credential verifier accepts the listed customer's old password, refuses a wrong one.
@@ -186,23 +173,18 @@ async fn each_role_is_called_once_with_its_input_as_json() {
             r#"{{"user-type": "customer", "username": "legacy@example.com", "password": "{password}"}}"#
         )
     };
-    let (out, _, ok) = call(
+    let (accepted, _) = answer(
         config,
-        &[&dir("legacy-passwords"), &credentials("old-secret-1")],
-        "",
+        &dir("legacy-passwords"),
+        &credentials("old-secret-1"),
     );
-    assert!(ok, "{out}");
-    assert!(
-        out.contains("answer: {\n  \"accept\": \"legacy@example.com\"\n}"),
-        "{out}"
-    );
-    let (out, _, ok) = call(
+    assert_eq!(accepted, json!({"accept": "legacy@example.com"}));
+    let (refused, out) = answer(
         config,
-        &[&dir("legacy-passwords"), &credentials("not-the-1-password")],
-        "",
+        &dir("legacy-passwords"),
+        &credentials("not-the-1-password"),
     );
-    assert!(ok, "{out}");
-    assert!(out.contains("\"refuse\""), "{out}");
+    assert!(refused["refuse"].is_string(), "{out}");
     // The password is the plugin's input; it is never printed back.
     assert!(!out.contains("not-the-1-password"), "{out}");
 }
