@@ -9,6 +9,7 @@ mod config;
 mod declarative;
 mod forward_auth;
 mod handshake;
+mod hardened;
 mod health;
 mod interceptors;
 mod jobs;

@@ -152,9 +152,24 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-fn form_pairs(s: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(s)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+/// The pairs of a query string or form body (`+` is a space), each name and value
+/// percent-decoded; one that is not UTF-8 is an error rather than a lossy guess (which would
+/// sign other bytes than the client did).
+fn form_pairs(s: &[u8]) -> Result<Vec<(String, String)>, ParseError> {
+    let text = std::str::from_utf8(s).map_err(|_| ParseError::InvalidUtf8)?;
+    let part = |p: &str| {
+        if p.contains('+') {
+            decode(&p.replace('+', " "))
+        } else {
+            decode(p)
+        }
+    };
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((part(k)?, part(v)?))
+        })
         .collect()
 }
 
@@ -234,7 +249,7 @@ pub fn collect(
         Some(v) if matches!(Scheme::of(v), Scheme::OAuth(_)) => parse_authorization(v)?,
         _ => Vec::new(),
     };
-    let query = url.query().map(|q| form_pairs(q.as_bytes()));
+    let query = url.query().map(|q| form_pairs(q.as_bytes())).transpose()?;
     let is_form = content_type.is_some_and(|ct| {
         ct.split(';').next().is_some_and(|m| {
             m.trim()
@@ -242,7 +257,7 @@ pub fn collect(
         })
     });
     let form = if is_form {
-        Some(form_pairs(body))
+        Some(form_pairs(body)?)
     } else {
         None
     };

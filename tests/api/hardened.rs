@@ -1,0 +1,308 @@
+//! Requests built to confuse: deciding headers sent twice are refused (a proxy in front may have
+//! acted on the other copy), and every way a request fails to decode (its Content-Encoding, its
+//! UTF-8, its JSON, its form, its size) is answered in the protocol's own shape, the REST error
+//! shape under `/rest` and `/forward-auth`, OAuth's `oauth_problem` under `/oauth`, with a
+//! message a client developer understands. Nothing changes.
+
+use std::io::Write as _;
+
+use integration_host::domain::AccountKind;
+use integration_host_tests::{TestApp, send_json, spawn_app, spawn_app_with};
+use serde_json::json;
+
+/// Sends `raw` (a whole request) on a fresh connection; the status and body of the answer.
+async fn raw(app: &TestApp, raw: Vec<u8>) -> (u16, String) {
+    let address = app.address.trim_start_matches("http://").to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        let mut s = std::net::TcpStream::connect(address).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s.write_all(&raw).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+        (status, body)
+    })
+    .await
+    .unwrap()
+}
+
+/// A REST answer: its status, its body as JSON, its content type.
+async fn rest(req: reqwest::RequestBuilder) -> (u16, serde_json::Value, String) {
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        ct,
+    )
+}
+
+/// An OAuth endpoint's answer: its status and its `oauth_problem`.
+async fn oauth(req: reqwest::RequestBuilder) -> (u16, String) {
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        ct.starts_with("application/x-www-form-urlencoded"),
+        "{status} {ct}"
+    );
+    let text = res.text().await.unwrap();
+    let problem = form_urlencoded::parse(text.as_bytes())
+        .find(|(k, _)| k == "oauth_problem")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no oauth_problem: {text}"));
+    (status, problem)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[tokio::test]
+async fn deciding_headers_sent_twice_are_refused() {
+    let app = spawn_app().await;
+    app.account(AccountKind::Admin, "jane", "secret123").await;
+    let (_, token) = app
+        .post_json(
+            "/rest/V1/integration/admin/token",
+            &json!({"username": "jane", "password": "secret123"}),
+        )
+        .await;
+    let token = token.as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let client = reqwest::Client::new();
+    // The same valid token twice is still ambiguous: a proxy may have checked another copy.
+    for path in ["/rest/V1/integrations", "/forward-auth"] {
+        let (status, body, ct) = rest(
+            client
+                .get(app.url(path))
+                .header("Authorization", &bearer)
+                .header("Authorization", "Bearer someone-else")
+                .header("X-Original-URI", "/rest/V1/integrations")
+                .header("X-Original-Method", "GET"),
+        )
+        .await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(ct.starts_with("application/json"), "{ct}");
+        assert_eq!(
+            body,
+            json!({"message": "The request has more than one %header header.",
+                "parameters": {"header": "Authorization"}})
+        );
+    }
+    let (status, problem) = oauth(
+        client
+            .post(app.url("/oauth/token/request"))
+            .header("Authorization", "OAuth oauth_consumer_key=\"a\"")
+            .header("Authorization", "OAuth oauth_consumer_key=\"b\""),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        problem,
+        "The request has more than one Authorization header."
+    );
+    // forward-auth's description of the original request.
+    let (status, body, _) = rest(
+        client
+            .get(app.url("/forward-auth"))
+            .header("Authorization", &bearer)
+            .header("X-Original-URI", "/rest/V1/integrations")
+            .header("X-Original-URI", "/rest/V1/other")
+            .header("X-Original-Method", "GET"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["parameters"]["header"], "X-Original-URI");
+    // Two bodies' types.
+    let (status, body, _) = rest(
+        client
+            .post(app.url("/rest/V1/integrations"))
+            .header("Authorization", &bearer)
+            .header("Content-Type", "application/json")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(r#"{"integration": {"name": "Twice"}}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["parameters"]["header"], "Content-Type");
+    // Two Host headers: refused by the HTTP parser itself, before any route.
+    let (status, _) = raw(
+        &app,
+        b"GET /rest/V1/integrations HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    // Forwarding headers are ignored here (not trusted), so a second copy decides nothing.
+    let (status, _, _) = rest(
+        client
+            .get(app.url("/rest/V1/integrations"))
+            .header("Authorization", &bearer)
+            .header("X-Forwarded-For", "10.0.0.1")
+            .header("X-Forwarded-For", "10.0.0.2"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Nothing was created by any of them.
+    let (_, list) = send_json(app.bearer("GET", "/rest/V1/integrations", &token)).await;
+    assert_eq!(list["total_count"], 0, "{list}");
+}
+
+#[tokio::test]
+async fn trusted_forwarding_headers_sent_twice_are_refused() {
+    let app = spawn_app_with(|s| s.oauth.trust_forwarded_headers = true).await;
+    let client = reqwest::Client::new();
+    for name in ["X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"] {
+        let (status, body, _) = rest(
+            client
+                .get(app.url("/rest/V1/directory/countries"))
+                .header(name, "a")
+                .header(name, "b"),
+        )
+        .await;
+        assert_eq!(status, 400, "{name}: {body}");
+        assert_eq!(body["parameters"]["header"], name);
+    }
+}
+
+#[tokio::test]
+async fn every_decoding_failure_answers_in_the_protocols_shape() {
+    let app = spawn_app().await;
+    app.account(AccountKind::Admin, "jane", "secret123").await;
+    let client = reqwest::Client::new();
+    let token_url = app.url("/rest/V1/integration/admin/token");
+    let json_post = || {
+        client
+            .post(&token_url)
+            .header("Content-Type", "application/json")
+    };
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, serde_json::Value)> = vec![
+        (
+            "a body that is not the gzip it says",
+            json_post()
+                .header("Content-Encoding", "gzip")
+                .body("not gzip at all"),
+            400,
+            json!({"message": "The request body is not valid %encoding data.",
+                "parameters": {"encoding": "gzip"}}),
+        ),
+        (
+            "an encoding the server does not decode",
+            json_post().header("Content-Encoding", "br").body("{}"),
+            415,
+            json!({"message": "The request's Content-Encoding %encoding is not supported: send gzip, deflate or none.",
+                "parameters": {"encoding": "br"}}),
+        ),
+        (
+            "JSON that is not UTF-8",
+            json_post().body(b"{\"username\": \"\xff\xfe\", \"password\": \"x\"}".to_vec()),
+            400,
+            json!({"message": "The request body could not be read: %reason",
+                "parameters": {"reason": "invalid unicode code point at line 1 column 15"}}),
+        ),
+        (
+            "JSON cut short",
+            json_post().body("{\"username\": "),
+            400,
+            json!({"message": "The request body could not be read: %reason",
+                "parameters": {"reason": "EOF while parsing a value at line 1 column 13"}}),
+        ),
+        (
+            "a gzip body that inflates past the limit",
+            json_post()
+                .header("Content-Encoding", "gzip")
+                .body(gzip(&vec![b' '; 2 * 1024 * 1024])),
+            413,
+            json!({"message": "The request body is larger than %limit bytes.",
+                "parameters": {"limit": "1048576"}}),
+        ),
+        (
+            "a query that is not UTF-8",
+            client.get(app.url("/rest/V1/integrations?searchCriteria=%FF%FE")),
+            400,
+            json!({"message": "The query string is not valid UTF-8 once percent-decoded."}),
+        ),
+        (
+            "a body that is not JSON (the Web API reads every body as JSON)",
+            client
+                .post(&token_url)
+                .header("Content-Type", "text/csv")
+                .body("jane,secret123"),
+            400,
+            json!({"message": "The request body could not be read: %reason",
+                "parameters": {"reason": "expected value at line 1 column 1"}}),
+        ),
+    ];
+    for (what, req, status, expected) in cases {
+        let (got, body, ct) = rest(req).await;
+        assert_eq!((got, &body), (status, &expected), "{what}");
+        assert!(ct.starts_with("application/json"), "{what}: {ct}");
+    }
+    // A gzip body that is what it says is read.
+    let (status, body, _) = rest(
+        json_post()
+            .header("Content-Encoding", "gzip")
+            .body(gzip(br#"{"username": "jane", "password": "secret123"}"#)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The OAuth endpoints answer in OAuth's shape.
+    let oauth_url = app.url("/oauth/token/request");
+    let form_post = || {
+        client
+            .post(&oauth_url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+    };
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            "a body that is not the gzip it says",
+            form_post().header("Content-Encoding", "gzip").body("xx"),
+            400,
+            "The request body is not valid gzip data.",
+        ),
+        (
+            "a query that is not UTF-8",
+            client.post(app.url("/oauth/token/request?oauth_nonce=%FF")),
+            400,
+            "The query string is not valid UTF-8 once percent-decoded.",
+        ),
+        (
+            "a form that is not UTF-8",
+            form_post().body("oauth_consumer_key=%FF%FE&oauth_nonce=1"),
+            400,
+            "a parameter is not valid UTF-8 once decoded",
+        ),
+        (
+            "an encoding the server does not decode",
+            form_post().header("Content-Encoding", "zstd").body("a=b"),
+            415,
+            "The request's Content-Encoding zstd is not supported: send gzip, deflate or none.",
+        ),
+    ];
+    for (what, req, status, expected) in cases {
+        let (got, problem) = oauth(req).await;
+        assert_eq!((got, problem.as_str()), (status, expected), "{what}");
+    }
+}
