@@ -169,6 +169,7 @@ impl Application {
             keys.clone(),
             settings.admin_ui.session_minutes,
         );
+        let connections = web::connections::Connections::new(settings.server.max_connections);
         let nonce_stats = oauth.nonce_stats();
         let sign_in_attempts = tokens.sign_in_attempts();
         let state = Data::new(AppState {
@@ -192,21 +193,31 @@ impl Application {
                 sign_in_attempts,
                 plugins,
                 outbox.counts(),
+                connections.clone(),
             ),
             draining: Arc::new(AtomicBool::new(false)),
         });
         let app_state = state.clone();
-        let mut server = HttpServer::new(move || {
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let per_worker = connections.per_worker(workers);
+        let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(web::observe))
                 .configure(web::configure(app_state.clone()))
         })
+        .on_connect(move |_, extensions| {
+            extensions.insert(connections.opened());
+        })
+        .client_request_timeout(Duration::from_millis(settings.server.header_timeout_ms))
+        .keep_alive(Duration::from_secs(settings.server.keep_alive_seconds))
+        .max_connections(per_worker)
+        .workers(workers)
         .disable_signals()
         .shutdown_timeout(settings.server.shutdown_timeout_seconds)
         .listen(listener)?;
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
         let server = server.run();
         tracing::info!(address = %addr, port, "listening on http://{addr}");
         let metrics = match metrics_listener {

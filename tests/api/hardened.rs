@@ -5,9 +5,10 @@
 //! message a client developer understands. Nothing changes.
 
 use std::io::Write as _;
+use std::time::{Duration, Instant};
 
 use integration_host::domain::AccountKind;
-use integration_host_tests::{TestApp, send_json, spawn_app, spawn_app_with};
+use integration_host_tests::{ServerProcess, TestApp, send_json, spawn_app, spawn_app_with};
 use serde_json::json;
 
 /// Sends `raw` (a whole request) on a fresh connection; the status and body of the answer.
@@ -305,4 +306,180 @@ async fn every_decoding_failure_answers_in_the_protocols_shape() {
         let (got, problem) = oauth(req).await;
         assert_eq!((got, problem.as_str()), (status, expected), "{what}");
     }
+}
+
+/// A server process with a header timeout of `header_ms`, short other timeouts for slow
+/// clients, and a connection cap of `cap`.
+async fn timed_server(
+    cap: usize,
+    header_ms: u64,
+) -> (integration_host_tests::CliEnv, ServerProcess) {
+    let env = integration_host_tests::CliEnv::new().await;
+    let mut text = std::fs::read_to_string(&env.config).unwrap();
+    text = text.replace(
+        "[server]\n",
+        &format!(
+            "[server]\nheader_timeout_ms = {header_ms}\nbody_timeout_ms = 800\nkeep_alive_seconds = 1\nmax_connections = {cap}\n"
+        ),
+    );
+    std::fs::write(&env.config, text).unwrap();
+    let server = ServerProcess::start(&env.config, &[], &[]);
+    (env, server)
+}
+
+/// Opens a connection and writes `bytes` on it, one every `every`, until the server answers
+/// or closes it; what it answered and when, from the first byte.
+fn trickle(port: u16, bytes: &[u8], every: Duration) -> (String, Duration) {
+    use std::io::Read as _;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_nonblocking(true).unwrap();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    for b in bytes.iter().cycle() {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "never cut off");
+        std::thread::sleep(every);
+    }
+    // Whatever else arrives before the server closes.
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.read_to_end(&mut out);
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off() {
+    let (_env, server) = timed_server(10_000, 800).await;
+    let port = server.port;
+    // A head trickled a byte every 100 ms: cut off with 408 after the header timeout.
+    let (answer, took) = tokio::task::spawn_blocking(move || {
+        trickle(
+            port,
+            b"GET /rest/V1/directory/countries HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            Duration::from_millis(100),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    // A body trickled forever: 408 in the REST shape after the body timeout.
+    let (answer, took) = tokio::task::spawn_blocking(move || {
+        let mut request = b"POST /rest/V1/integration/admin/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n".to_vec();
+        request.extend_from_slice(&[b' '; 512]);
+        trickle(port, &request, Duration::from_millis(2))
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.ends_with(r#"{"message":"The request body did not arrive in time."}"#),
+        "{answer}"
+    );
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    // The same at the OAuth endpoints, in OAuth's shape.
+    let (answer, _) = tokio::task::spawn_blocking(move || {
+        let mut request = b"POST /oauth/token/request HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n".to_vec();
+        request.extend_from_slice(&[b'a'; 512]);
+        trickle(port, &request, Duration::from_millis(2))
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.ends_with("oauth_problem=The+request+body+did+not+arrive+in+time."),
+        "{answer}"
+    );
+}
+
+/// Opens `n` connections that send half a request head and then nothing.
+fn idle_connections(port: u16, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"GET /livez HTTP/1.1\r\n").unwrap();
+            s
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn thousands_of_idle_connections_do_not_starve_active_ones() {
+    // Idle connections kept as long as the test needs them.
+    let (_env, server) = timed_server(10_000, 60_000).await;
+    let port = server.port;
+    let idle = tokio::task::spawn_blocking(move || idle_connections(port, 2000))
+        .await
+        .unwrap();
+    let client = integration_host_tests::fresh_client();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..50 {
+        let t = Instant::now();
+        let res = client
+            .get(server.url("/rest/V1/integrations"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(slowest < Duration::from_millis(700), "{slowest:?}");
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let open: i64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("integration_host_open_connections "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no open connections gauge:\n{metrics}"));
+    assert!(open >= 2000, "{open} open");
+    drop(idle);
+}
+
+#[tokio::test]
+async fn the_connection_cap_holds_new_connections_until_idle_ones_time_out() {
+    let (_env, server) = timed_server(40, 800).await;
+    let port = server.port;
+    let idle = tokio::task::spawn_blocking(move || idle_connections(port, 120))
+        .await
+        .unwrap();
+    // An active client waits behind them, and is served once the idle ones were cut off.
+    let t = Instant::now();
+    let res = integration_host_tests::fresh_client()
+        .get(server.url("/livez"))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let log = server.stderr();
+    assert!(
+        log.contains(
+            "connection cap reached: new connections wait to be accepted until open ones close"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("\"max_connections\":40"), "{log}");
+    drop(idle);
 }

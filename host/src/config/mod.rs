@@ -167,6 +167,17 @@ pub struct ServerSettings {
     pub drain_seconds: u64,
     /// Seconds in-flight requests get to finish once the listener closed.
     pub shutdown_timeout_seconds: u64,
+    /// Milliseconds a client has to send a request's head (its line and headers) from the
+    /// moment it connected or its previous answer went out; a slower one gets 408 and is cut off.
+    pub header_timeout_ms: u64,
+    /// Milliseconds a client has to send a request's whole body once its head arrived; a slower
+    /// one gets 408 in the protocol's shape.
+    pub body_timeout_ms: u64,
+    /// Seconds an idle connection is kept open between requests.
+    pub keep_alive_seconds: u64,
+    /// Open connections at most, over all workers; further ones wait to be accepted until some
+    /// close (the log says when the cap is reached).
+    pub max_connections: usize,
 }
 
 /// Where the data lives.
@@ -475,6 +486,10 @@ impl Default for ServerSettings {
             max_header_bytes: 16 * 1024,
             drain_seconds: 0,
             shutdown_timeout_seconds: 30,
+            header_timeout_ms: 5000,
+            body_timeout_ms: 30_000,
+            keep_alive_seconds: 5,
+            max_connections: 10_000,
         }
     }
 }

@@ -141,8 +141,37 @@ pub fn unavailable_response() -> HttpResponse {
         })
 }
 
+/// Whether a body extractor failed because the body did not arrive within
+/// `server.body_timeout_ms` (the request observer ends a trickled body with this error).
+pub fn body_timed_out(err: &actix_web::Error) -> bool {
+    use actix_web::error::{JsonPayloadError, PayloadError, UrlencodedError};
+    let payload = err.as_error::<PayloadError>().or_else(|| {
+        match (
+            err.as_error::<JsonPayloadError>(),
+            err.as_error::<UrlencodedError>(),
+        ) {
+            (Some(JsonPayloadError::Payload(p)), _) | (_, Some(UrlencodedError::Payload(p))) => {
+                Some(p)
+            }
+            _ => None,
+        }
+    });
+    matches!(payload, Some(PayloadError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut)
+}
+
+/// The answer to a body that did not arrive in time.
+pub fn body_timeout() -> RestError {
+    RestError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "The request body did not arrive in time.",
+    )
+}
+
 /// Maps body-extractor failures (JSON, form, raw payload) to the REST shape with clear 4xx codes.
 pub fn payload_error(err: actix_web::error::Error, limit: usize) -> actix_web::Error {
+    if body_timed_out(&err) {
+        return body_timeout().into();
+    }
     let status = err.as_response_error().status_code();
     let rest = match status {
         StatusCode::PAYLOAD_TOO_LARGE => RestError::with_parameters(

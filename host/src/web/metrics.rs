@@ -172,14 +172,32 @@ impl Collector for DeliveryCollector {
     }
 }
 
+/// Open connections, read at each scrape.
+#[derive(Debug)]
+struct ConnectionCollector(Arc<super::connections::Connections>);
+
+impl Collector for ConnectionCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let gauge = prometheus_client::metrics::gauge::ConstGauge::new(self.0.open() as i64);
+        gauge.encode(encoder.encode_descriptor(
+            "open_connections",
+            "Client connections open now (server.max_connections caps them)",
+            None,
+            gauge.metric_type(),
+        )?)
+    }
+}
+
 impl Metrics {
     pub fn new(
         nonces: Arc<NonceStats>,
         attempts: Arc<SignInAttempts>,
         plugins: PluginHost,
         deliveries: Arc<DeliveryCounts>,
+        connections: Arc<super::connections::Connections>,
     ) -> Self {
         let mut registry = Registry::with_prefix("integration_host");
+        registry.register_collector(Box::new(ConnectionCollector(connections)));
         registry.register_collector(Box::new(NonceCollector(nonces)));
         registry.register_collector(Box::new(SignInCollector(attempts)));
         registry.register_collector(Box::new(PluginHttpCollector(plugins)));

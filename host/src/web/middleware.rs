@@ -81,6 +81,43 @@ fn query_is_utf8(query: &str) -> bool {
     std::str::from_utf8(&decoded).is_ok()
 }
 
+/// Whether the request announces a body (a length above zero, or chunks).
+fn has_body(req: &ServiceRequest) -> bool {
+    let headers = req.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
+/// The body, ended with a timeout error when it has not all arrived within `limit` of now: a
+/// client trickling it never holds a worker's request for longer.
+fn timed_payload(
+    payload: actix_web::dev::Payload,
+    limit: std::time::Duration,
+) -> actix_web::dev::Payload {
+    use futures_util::StreamExt as _;
+    let deadline = tokio::time::Instant::now() + limit;
+    let stream = futures_util::stream::unfold(Some(payload), move |payload| async move {
+        let mut payload = payload?;
+        match tokio::time::timeout_at(deadline, payload.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(payload))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(actix_web::error::PayloadError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the body did not arrive in time",
+                ))),
+                None,
+            )),
+        }
+    });
+    actix_web::dev::Payload::Stream {
+        payload: Box::pin(stream),
+    }
+}
+
 /// An error answer in the shape of the path's protocol: OAuth's form-encoded `oauth_problem`
 /// under `/oauth/`, the REST error shape everywhere else.
 fn in_protocol_shape(path: &str, err: RestError) -> actix_web::HttpResponse {
@@ -145,6 +182,7 @@ fn reshaped(
         .map(|e| e.trim().to_ascii_lowercase())
         .filter(|e| !e.is_empty() && e != "identity");
     let err = match (error.as_error::<actix_web::error::PayloadError>(), encoding) {
+        _ if super::error::body_timed_out(error) => super::error::body_timeout(),
         (Some(actix_web::error::PayloadError::Overflow), _) => RestError::with_parameters(
             StatusCode::PAYLOAD_TOO_LARGE,
             "The request body is larger than %limit bytes.",
@@ -193,15 +231,16 @@ pub async fn observe(
     let method = req.method().clone();
     let path = req.path().to_owned();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let (max_head, max_body) = state
+    let (max_head, max_body, body_timeout) = state
         .as_ref()
         .map(|s| {
             (
                 s.settings.server.max_header_bytes,
                 s.settings.server.max_body_bytes,
+                s.settings.server.body_timeout_ms,
             )
         })
-        .unwrap_or((usize::MAX, usize::MAX));
+        .unwrap_or((usize::MAX, usize::MAX, 0));
 
     let declared_body = req
         .headers()
@@ -250,6 +289,14 @@ pub async fn observe(
             req.into_response(response).map_into_right_body()
         }
         None => {
+            let mut req = req;
+            if body_timeout > 0 && has_body(&req) {
+                let payload = req.take_payload();
+                req.set_payload(timed_payload(
+                    payload,
+                    std::time::Duration::from_millis(body_timeout),
+                ));
+            }
             let res = crate::telemetry::with_request_id(id.clone(), next.call(req)).await?;
             match reshaped(&res, &path, max_body) {
                 Some(response) => res.into_response(response).map_into_right_body(),

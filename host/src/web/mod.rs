@@ -10,6 +10,7 @@
 
 mod admin;
 pub mod auth;
+pub mod connections;
 pub mod error;
 mod forward_auth;
 mod health;
