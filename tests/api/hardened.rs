@@ -142,7 +142,7 @@ async fn deciding_headers_sent_twice_are_refused() {
             .header("Authorization", &bearer)
             .header("Content-Type", "application/json")
             .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(r#"{"integration": {"name": "Twice"}}"#),
+            .body(r#"{"name": "Twice"}"#),
     )
     .await;
     assert_eq!(status, 400, "{body}");
@@ -482,4 +482,191 @@ async fn the_connection_cap_holds_new_connections_until_idle_ones_time_out() {
     );
     assert!(log.contains("\"max_connections\":40"), "{log}");
     drop(idle);
+}
+
+/// A tmpfs of `mib` MiB mounted on a new folder (the test suite runs as root), unmounted when
+/// dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(mib: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "a small filesystem for the full-disk test (mount -t tmpfs, as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { dir }
+    }
+
+    /// Fills what is left with a file; answers its path.
+    fn fill(&self) -> std::path::PathBuf {
+        let path = self.dir.path().join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
+    let disk = SmallDisk::mount(8);
+    let conf = tempfile::tempdir().unwrap();
+    let config = conf.path().join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\n[cron]\nenabled = false\n[log]\nformat = \"json\"\n",
+            disk.dir.path().display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = integration_host_tests::run_binary(
+        &config,
+        &[
+            "admin",
+            "create",
+            "--username",
+            "jane",
+            "--email",
+            "jane@example.com",
+        ],
+        "secret123\n",
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        integration_host_tests::show(&out)
+    );
+    let server = ServerProcess::start(&config, &[], &[]);
+    let client = integration_host_tests::fresh_client();
+    let (status, token) = send_json(
+        client
+            .post(server.url("/rest/V1/integration/admin/token"))
+            .json(&json!({"username": "jane", "password": "secret123"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{token}");
+    let bearer = format!("Bearer {}", token.as_str().unwrap());
+    let create = |name: String| {
+        client
+            .post(server.url("/rest/V1/integrations"))
+            .header("Authorization", &bearer)
+            .json(&json!({
+                "name": name,
+                "email": "ops@example.com",
+                "endpoint": format!("https://{}.example.com/{}", "e".repeat(40), "p".repeat(200)),
+                "all_resources": true,
+            }))
+    };
+    let (status, body) = send_json(create("Before".into())).await;
+    assert_eq!(status, 200, "{body}");
+
+    let filler = disk.fill();
+    // Writes fail once SQLite needs space it cannot have (the write-ahead log may hold a few
+    // more first): 503 in the REST shape, never 500, and none of them half-done.
+    let mut created = vec!["Before".to_owned()];
+    let mut refusal = None;
+    for i in 0..500 {
+        let name = format!("Full {i}");
+        let (status, body) = send_json(create(name.clone())).await;
+        match status {
+            200 => created.push(name),
+            503 => {
+                refusal = Some(body);
+                break;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    let refusal = refusal.expect("a write refused on the full disk");
+    assert_eq!(
+        refusal,
+        json!({"message": "The service is temporarily unavailable. Try again shortly."})
+    );
+    // Reads go on.
+    let (status, list) = send_json(
+        client
+            .get(server.url("/rest/V1/integrations"))
+            .header("Authorization", &bearer),
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["total_count"], created.len(), "{list}");
+    // /readyz says why.
+    let (status, ready) = send_json(client.get(server.url("/readyz"))).await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(
+        ready["checks"]["database"],
+        "cannot write: the disk is full"
+    );
+    assert!(
+        server
+            .stderr()
+            .contains("the database cannot write: its disk is full"),
+        "{}",
+        server.stderr()
+    );
+
+    // Space returns: the server notices by itself, and writes work again.
+    std::fs::remove_file(filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, ready) = send_json(client.get(server.url("/readyz"))).await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready again: {ready}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, body) = send_json(create("After".into())).await;
+    assert_eq!(status, 200, "{body}");
+    created.push("After".into());
+    let (_, list) = send_json(
+        client
+            .get(server.url("/rest/V1/integrations"))
+            .header("Authorization", &bearer),
+    )
+    .await;
+    let mut names: Vec<String> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    created.sort();
+    assert_eq!(names, created);
+    drop(server);
+    // Nothing is corrupted.
+    let db = disk.dir.path().join("integration-host.sqlite");
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}",
+        db.display()
+    ))
+    .await
+    .unwrap();
+    let (check,): (String,) = sqlx::query_as("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("the SQLite database file {0} is gone or was replaced")]
@@ -23,7 +23,7 @@ pub enum StoreError {
     WriterStopped,
     /// A failure of a direct SQLite connection (the direct reads, the nonce writer).
     #[error("database error: {0}")]
-    Direct(#[from] rusqlite::Error),
+    Direct(#[source] rusqlite::Error),
     /// The store was closed.
     #[error("the database is closed")]
     Closed,
@@ -32,15 +32,46 @@ pub enum StoreError {
     Unavailable,
 }
 
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if super::space::is_full_sqlx(&e) {
+            super::space::noted_full();
+        }
+        StoreError::Database(e)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        if super::space::is_full_rusqlite(&e) {
+            super::space::noted_full();
+        }
+        StoreError::Direct(e)
+    }
+}
+
 impl StoreError {
     /// Whether the database could not be reached (down, restarting, out of reach, no
-    /// connection free in time), as opposed to a statement failing: the request may succeed
-    /// when retried, and is answered 503.
+    /// connection free in time) or cannot write for lack of space, as opposed to a statement
+    /// failing: the request may succeed when retried, and is answered 503.
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Unavailable | StoreError::Timeout(_) => true,
-            StoreError::Database(e) => super::watch::is_connection_error(e),
+            StoreError::Database(e) => {
+                super::watch::is_connection_error(e) || super::space::is_full_sqlx(e)
+            }
+            StoreError::Direct(e) => super::space::is_full_rusqlite(e),
             StoreError::Batch(inner) => inner.is_unavailable(),
+            _ => false,
+        }
+    }
+
+    /// Whether the database cannot write because its disk (or its size limit) is full.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::Database(e) => super::space::is_full_sqlx(e),
+            StoreError::Direct(e) => super::space::is_full_rusqlite(e),
+            StoreError::Batch(inner) => inner.is_storage_full(),
             _ => false,
         }
     }

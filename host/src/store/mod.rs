@@ -18,6 +18,7 @@ mod plugin_kv;
 mod reader;
 mod sealed;
 mod sessions;
+pub mod space;
 mod tokens;
 mod watch;
 
@@ -508,6 +509,37 @@ impl Store {
             Ok(result) => result,
             Err(_) => Err(StoreError::Timeout(timeout)),
         }
+    }
+
+    /// While writes fail for lack of space ([`space::full_since`]): tries a write that needs
+    /// new space (SQLite's write-ahead log emptied first, so that it must grow; then 256 KiB
+    /// written and removed). Success means the space is back, and is remembered.
+    pub async fn probe_space(&self) -> Result<(), StoreError> {
+        const PAD: usize = 256 * 1024;
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                let mut c = p.acquire().await?;
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&mut *c)
+                    .await?;
+                sqlx::query("INSERT INTO space_probe (pad) VALUES (zeroblob(?))")
+                    .bind(PAD as i64)
+                    .execute(&mut *c)
+                    .await?;
+                sqlx::query("DELETE FROM space_probe")
+                    .execute(&mut *c)
+                    .await?;
+            }
+            Pool::Postgres(p) => {
+                sqlx::query("INSERT INTO space_probe (pad) VALUES ($1)")
+                    .bind(vec![0u8; PAD])
+                    .execute(p)
+                    .await?;
+                sqlx::query("DELETE FROM space_probe").execute(p).await?;
+            }
+        }
+        space::space_back();
+        Ok(())
     }
 
     /// Waits for the declarative sync's lock, so that several processes apply a change of the

@@ -26,6 +26,22 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(()) => state.store.ping(Duration::from_secs(2)).await,
         Err(e) => Err(e),
     };
+    // Writes failed for lack of space: not ready until a write that needs space succeeds
+    // (tried here, so the node comes back by itself once space returns).
+    let checked = match (checked, crate::store::space::full_since()) {
+        (Ok(()), Some(since)) => match state.store.probe_space().await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_storage_full() => {
+                return HttpResponse::ServiceUnavailable().json(json!({
+                    "status": "unavailable",
+                    "checks": {"database": "cannot write: the disk is full"},
+                    "since": since,
+                }));
+            }
+            Err(e) => Err(e),
+        },
+        (checked, _) => checked,
+    };
     match checked {
         Ok(()) => {
             // Ready: plugins still compiling follow their error policies meanwhile; say which.

@@ -1,0 +1,6 @@
+-- Where /readyz tries a write that needs new space while writes fail for lack of it (see
+-- store/space.rs); empty otherwise.
+CREATE TABLE space_probe (
+    id  INTEGER PRIMARY KEY,
+    pad BLOB NOT NULL
+);
