@@ -1,5 +1,5 @@
-#![no_main]
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    integration_host::fuzzing::config_file(data);
-});
+fn main() {
+    afl::fuzz!(|data: &[u8]| {
+        integration_host::fuzzing::config_file(data);
+    });
+}

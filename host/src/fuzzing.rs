@@ -2,10 +2,12 @@
 //! panic, whatever they hold.
 //!
 //! They live in the library so that the stable test suite runs them too, over the seed corpus
-//! in `fuzz/corpus/` and over random inputs, while `scripts/fuzz` runs them under libFuzzer
-//! (`cargo fuzz`, nightly). Covered: the OAuth parameter collection and signature base string
-//! (with a sign-then-verify invariant), and every TOML file the server reads: the
-//! configuration, integration definitions, the ACL resource tree and plugin manifests.
+//! in `fuzz/corpus/` and over random inputs, while `scripts/fuzz` runs them under AFL++
+//! (`cargo afl`, on the stable toolchain). Covered: the OAuth parameter collection and signature
+//! base string (with a sign-then-verify invariant), every TOML file the server reads (the
+//! configuration, integration definitions, route tables, the ACL resource tree and plugin
+//! manifests), and the plugin boundary: whatever a plugin answers, in any of the API's types,
+//! goes through the host's checks and conversions.
 
 use std::path::Path;
 
@@ -89,6 +91,116 @@ pub fn plugin_manifest(data: &[u8]) {
     }
 }
 
+/// A route table file of another service, then a request line (`METHOD /path`) to match
+/// against it: a route that matches a path yields its parameters.
+pub fn route_table(data: &[u8]) {
+    let p = parts(data, 2);
+    let Ok(text) = std::str::from_utf8(p[0]) else {
+        return;
+    };
+    let tree = crate::acl::ResourceTree::builtin();
+    let Ok(table) = crate::webapi::RouteTable::with_text("fuzz.toml", text, &tree) else {
+        return;
+    };
+    let line = p.get(1).and_then(|l| std::str::from_utf8(l).ok());
+    let (method, path) = line.and_then(|l| l.split_once(' ')).unwrap_or(("GET", "/"));
+    if let Some(route) = table.find_external(method, path) {
+        let _ = route.params(path);
+    }
+    for route in table.external() {
+        let _ = route.actix_pattern();
+        let _ = route.specificity();
+    }
+}
+
+/// What a plugin answers, as the host takes it: the first byte picks the type, the rest is its
+/// JSON in the API's shape (as `plugin call` prints it), and the host's checks and conversions
+/// run on it (a rewrite's operation back into the server's, an after-interceptor's additions,
+/// a config provider's integrations as definitions, an event down to API 1.0 for older
+/// plugins). Whatever converts must convert back to itself.
+pub fn plugin_answer(data: &[u8]) {
+    use crate::plugins::v1_1;
+    use crate::plugins::wit_json::Shape;
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    match which % 5 {
+        0 => {
+            if let Ok(v1_1::Answer::Rewrite(op)) = v1_1::Answer::read(text)
+                && let Some(back) = v1_1::operation_back(op)
+            {
+                assert_eq!(v1_1::operation_back(v1_1::operation(&back)), Some(back));
+            }
+        }
+        1 => {
+            if let Ok(added) = v1_1::Additions::read(text) {
+                let token = crate::events::Produced::Token {
+                    kind: crate::domain::AccountKind::Admin,
+                    id: 1,
+                    name: "jane".into(),
+                };
+                let request =
+                    crate::events::Produced::RequestAllowed(crate::events::AllowedRequest {
+                        caller: crate::events::Caller::Guest,
+                        method: "GET".into(),
+                        path: "/".into(),
+                        resources: Vec::new(),
+                        client_address: None,
+                    });
+                for produced in [token, request] {
+                    if let Ok(usable) = crate::plugins::checked_additions(&produced, added.clone())
+                    {
+                        assert!(usable.claims.len() <= added.claims.len());
+                        assert!(usable.headers.len() <= added.headers.len());
+                    }
+                }
+            }
+        }
+        2 => {
+            if let Ok(serde_json::Value::Array(items)) = serde_json::from_str(text) {
+                for item in items {
+                    if let Ok(d) = v1_1::IntegrationDefinition::read(&item.to_string()) {
+                        let form = crate::services::integration::IntegrationForm {
+                            name: d.name,
+                            email: d.email,
+                            endpoint: d.endpoint_url,
+                            identity_link_url: d.identity_link_url,
+                            all_resources: d.all_resources,
+                            resources: d.resources,
+                        };
+                        let _ = crate::services::integration::IntegrationInput::parse(
+                            &form,
+                            crate::domain::SetupType::Config,
+                        );
+                    }
+                }
+            }
+        }
+        3 => {
+            if let Ok(v) = v1_1::Verification::read(text) {
+                let _ = v1_1::verification(v);
+            }
+            if let Ok(v) = v1_1::Verdict::read(text) {
+                let _ = v.to_json();
+            }
+            if let Ok(o) = v1_1::Outcome::read(text) {
+                let _ = o.to_json();
+            }
+        }
+        _ => {
+            if let Ok(event) = v1_1::wit::Event::read(text) {
+                let _ = crate::plugins::v1_0::event(&event);
+                let again = v1_1::wit::Event::read(&event.clone().to_json().to_string())
+                    .expect("an event written reads back");
+                assert_eq!(again.to_json(), event.to_json());
+            }
+        }
+    }
+}
+
 /// An ACL resource tree file; a tree that parses must walk and grant.
 pub fn resource_tree(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data)
@@ -110,12 +222,14 @@ mod tests {
 
     type Target = fn(&[u8]);
 
-    const TARGETS: [(&str, Target); 5] = [
+    const TARGETS: [(&str, Target); 7] = [
         ("oauth_request", super::oauth_request),
         ("config_file", super::config_file),
         ("definition_file", super::definition_file),
+        ("route_table", super::route_table),
         ("resource_tree", super::resource_tree),
         ("plugin_manifest", super::plugin_manifest),
+        ("plugin_answer", super::plugin_answer),
     ];
 
     #[test]

@@ -300,6 +300,12 @@ impl Plugin {
     }
 }
 
+/// What an after-interceptor adds to `produced`, checked as the server checks it (for the fuzz
+/// targets of the plugin boundary); the reason when the host cannot use it.
+pub fn checked_additions(produced: &Produced, added: v1_1::Additions) -> Result<Additions, String> {
+    usable(produced, added)
+}
+
 /// An after-interceptor's additions, checked: claims only for tokens and never reserved, their
 /// values JSON; headers only `X-Auth-*` for allowed requests, never the identity ones.
 fn usable(produced: &Produced, added: v1_1::Additions) -> Result<Additions, String> {

@@ -260,6 +260,22 @@ impl RouteTable {
         })
     }
 
+    /// The built-in table plus one route file's `text` (as [`RouteTable::load`] reads each
+    /// file), named `name` in errors.
+    pub fn with_text(name: &str, text: &str, tree: &ResourceTree) -> Result<Self, RouteError> {
+        let own = parse(
+            Path::new("<built-in routes.toml>"),
+            BUILTIN,
+            Kind::Own,
+            tree,
+        )?;
+        let external = parse(Path::new(name), text, Kind::External, tree)?;
+        Ok(Self {
+            own: Ranked::new(own),
+            external: Ranked::new(external),
+        })
+    }
+
     /// The server's own REST routes (paths below `/rest` and `/rest/<store>`).
     pub fn own(&self) -> &[Route] {
         &self.own.declared
