@@ -54,7 +54,17 @@ const ROOMS: &[(&str, &[&str])] = &[
     ),
     (
         "fuzzing",
-        &["acl", "config", "declarative", "oauth", "plugins", "webapi"],
+        &[
+            "acl",
+            "config",
+            "declarative",
+            "domain",
+            "events",
+            "oauth",
+            "plugins",
+            "services",
+            "webapi",
+        ],
     ),
     ("architecture", &[]),
 ];
