@@ -163,16 +163,8 @@ pub fn plugin_answer(data: &[u8]) {
             if let Ok(serde_json::Value::Array(items)) = serde_json::from_str(text) {
                 for item in items {
                     if let Ok(d) = v1_1::IntegrationDefinition::read(&item.to_string()) {
-                        let form = crate::services::integration::IntegrationForm {
-                            name: d.name,
-                            email: d.email,
-                            endpoint: d.endpoint_url,
-                            identity_link_url: d.identity_link_url,
-                            all_resources: d.all_resources,
-                            resources: d.resources,
-                        };
                         let _ = crate::services::integration::IntegrationInput::parse(
-                            &form,
+                            &crate::plugins::integration_form(d),
                             crate::domain::SetupType::Config,
                         );
                     }

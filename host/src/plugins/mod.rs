@@ -53,7 +53,7 @@ pub use host::{PluginHost, spawn_reloader};
 pub use info::{PluginInfo, Status, with_backlogs};
 pub use pool::{MAX_PROVIDED, MAX_REASON, Plugin};
 pub use registry::{Problem, ReloadReport};
-pub use roles::{BeforeStep, checked_additions};
+pub use roles::{BeforeStep, checked_additions, integration_form};
 
 /// WIT packages released to plugin authors (the plugin API by version, and the capabilities
 /// plugins import), with the SHA-256 of their one `.wit` file: a released version is frozen,

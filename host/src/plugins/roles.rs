@@ -109,16 +109,7 @@ impl Registry {
             match p.integrations().await {
                 Ok(list) => out.push((
                     format!("plugin:{}", p.id()),
-                    list.into_iter()
-                        .map(|d| IntegrationForm {
-                            name: d.name,
-                            email: d.email,
-                            endpoint: d.endpoint_url,
-                            identity_link_url: d.identity_link_url,
-                            all_resources: d.all_resources,
-                            resources: d.resources,
-                        })
-                        .collect(),
+                    list.into_iter().map(integration_form).collect(),
                 )),
                 Err(e) => errors.push((p.id().to_owned(), e)),
             }
@@ -297,6 +288,18 @@ impl Plugin {
         let added = self.after(wit).await?;
         usable(produced, added)
             .map_err(|why| self.failed(Role::AfterInterceptor, CallError::Unusable(why)))
+    }
+}
+
+/// A config provider's declared integration as the definition form the sync takes.
+pub fn integration_form(d: v1_1::IntegrationDefinition) -> IntegrationForm {
+    IntegrationForm {
+        name: d.name,
+        email: d.email,
+        endpoint: d.endpoint_url,
+        identity_link_url: d.identity_link_url,
+        all_resources: d.all_resources,
+        resources: d.resources,
     }
 }
 

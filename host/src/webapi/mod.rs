@@ -224,12 +224,7 @@ impl RouteTable {
     /// The built-in table plus the files of other services; every file is checked against the
     /// ACL tree, and the first problem is reported with its file and key.
     pub fn load(files: &[PathBuf], tree: &ResourceTree) -> Result<Self, RouteError> {
-        let own = parse(
-            Path::new("<built-in routes.toml>"),
-            BUILTIN,
-            Kind::Own,
-            tree,
-        )?;
+        let own = builtin(tree)?;
         let mut external: Vec<Route> = Vec::new();
         for path in files {
             let text = std::fs::read_to_string(path).map_err(|e| RouteError {
@@ -263,12 +258,7 @@ impl RouteTable {
     /// The built-in table plus one route file's `text` (as [`RouteTable::load`] reads each
     /// file), named `name` in errors.
     pub fn with_text(name: &str, text: &str, tree: &ResourceTree) -> Result<Self, RouteError> {
-        let own = parse(
-            Path::new("<built-in routes.toml>"),
-            BUILTIN,
-            Kind::Own,
-            tree,
-        )?;
+        let own = builtin(tree)?;
         let external = parse(Path::new(name), text, Kind::External, tree)?;
         Ok(Self {
             own: Ranked::new(own),
@@ -301,6 +291,16 @@ impl RouteTable {
     pub fn knows_own_path(&self, path: &str) -> bool {
         self.own.declared.iter().any(|r| r.matches(&r.method, path))
     }
+}
+
+/// The server's own routes, from the built-in table.
+fn builtin(tree: &ResourceTree) -> Result<Vec<Route>, RouteError> {
+    parse(
+        Path::new("<built-in routes.toml>"),
+        BUILTIN,
+        Kind::Own,
+        tree,
+    )
 }
 
 fn parse(
