@@ -249,7 +249,9 @@ impl ResourceTree {
                             ));
                         }
                         seen += 1;
-                        cur = nodes[&c].parent.clone();
+                        // An ancestor further up may be undeclared: the walk ends there, and
+                        // that ancestor's child is reported when its turn comes.
+                        cur = nodes.get(&c).and_then(|n| n.parent.clone());
                     }
                     nodes
                         .get_mut(&p)
@@ -341,6 +343,20 @@ impl ResourceTree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by AFL++ (fuzz/corpus/resource_tree/crash-*): an undeclared ancestor further up
+    /// than a resource's parent panicked the cycle check.
+    #[test]
+    fn an_undeclared_grandparent_is_named_not_a_panic() {
+        let text = "[[resource]]\nid = \"A_C::a\"\ntitle = \"A\"\nparent = \"A_B::b\"\n[[resource]]\nid = \"A_B::b\"\ntitle = \"B\"\nparent = \"A_B::a\"\n";
+        let e = ResourceTree::parse(text, "t.toml").unwrap_err();
+        assert_eq!(e.key, "resource[1].parent");
+        assert!(
+            e.message.contains("`A_B::a` is not declared"),
+            "{}",
+            e.message
+        );
+    }
 
     #[test]
     fn builtin_tree_is_rooted_at_admin_and_holds_integrations() {
