@@ -82,14 +82,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn deciding_headers_sent_twice_are_refused() {
     let app = spawn_app().await;
-    app.account(AccountKind::Admin, "jane", "secret123").await;
-    let (_, token) = app
-        .post_json(
-            "/rest/V1/integration/admin/token",
-            &json!({"username": "jane", "password": "secret123"}),
-        )
-        .await;
-    let token = token.as_str().unwrap().to_owned();
+    let token = app.admin_token().await;
     let bearer = format!("Bearer {token}");
     let client = reqwest::Client::new();
     // The same valid token twice is still ambiguous: a proxy may have checked another copy.

@@ -25,15 +25,7 @@ fn as_admin(
 }
 
 async fn admin_token(app: &TestApp) -> String {
-    app.account(AccountKind::Admin, "jane", "secret123").await;
-    let (status, token) = send_json(
-        integration_host_tests::fresh_client()
-            .post(app.url("/rest/V1/integration/admin/token"))
-            .json(&json!({"username": "jane", "password": "secret123"})),
-    )
-    .await;
-    assert_eq!(status, 200, "{token}");
-    token.as_str().unwrap().to_owned()
+    app.admin_token().await
 }
 
 async fn plugin_view(app: &TestApp, admin: &str, id: &str) -> Value {

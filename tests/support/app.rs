@@ -207,6 +207,25 @@ impl TestApp {
             .expect("account created")
     }
 
+    /// Creates the admin `jane` (password `secret123`) and signs her in through the REST token
+    /// route; answers her token.
+    pub async fn admin_token(&self) -> String {
+        self.account(
+            integration_host::domain::AccountKind::Admin,
+            "jane",
+            "secret123",
+        )
+        .await;
+        let (status, token) = send_json(
+            fresh_client()
+                .post(self.url("/rest/V1/integration/admin/token"))
+                .json(&serde_json::json!({"username": "jane", "password": "secret123"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{token}");
+        token.as_str().unwrap().to_owned()
+    }
+
     /// POST JSON to a path; the status and the body as JSON.
     pub async fn post_json(
         &self,
