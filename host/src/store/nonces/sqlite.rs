@@ -54,6 +54,8 @@ pub(super) fn open_sqlite(
     // The insert checks its consumer itself (in the same transaction); deletions, which
     // cascade to nonces, run on the pool's connections.
     conn.pragma_update(None, "foreign_keys", "OFF")?;
+    // Its commits never copy the log into the file (see `store::checkpoint`).
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     Ok(conn)
 }
 
