@@ -72,6 +72,11 @@ ensure_nginx() {
   [ -x /usr/sbin/nginx ] || apt_install nginx
 }
 
+# MariaDB, which the Magento import tests start as the Magento store's database.
+ensure_mariadb() {
+  [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server mariadb-client
+}
+
 # Headless Chromium and its WebDriver, which the admin UI tests drive.
 ensure_browser() {
   { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || apt_install chromium chromium-driver

@@ -14,6 +14,7 @@ mod health;
 mod interceptors;
 mod jobs;
 mod keys;
+mod magento_import;
 mod migrations;
 mod nodes;
 mod operations_doc;

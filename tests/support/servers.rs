@@ -431,3 +431,181 @@ impl Drop for Receiver {
         self.down();
     }
 }
+
+/// A MariaDB server (Debian's `mariadb-server`, installed by `scripts/test`) started on loopback
+/// for one test, in a temporary folder, with an empty database `magento` that the user
+/// `magento` owns; stopped when dropped.
+#[derive(Debug)]
+pub struct MariaDb {
+    child: std::process::Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl MariaDb {
+    /// The password of the user `magento`.
+    pub const PASSWORD: &'static str = "m4gento-p@ss";
+
+    pub fn start() -> Self {
+        use std::process::{Command, Stdio};
+        let found = |names: &[&str]| {
+            names
+                .iter()
+                .map(std::path::PathBuf::from)
+                .find(|p| p.exists())
+                .unwrap_or_else(|| {
+                    panic!("{names:?} missing: scripts/test installs Debian's mariadb-server")
+                })
+        };
+        let server = found(&["/usr/sbin/mariadbd", "/usr/sbin/mysqld"]);
+        let install = found(&["/usr/bin/mariadb-install-db", "/usr/bin/mysql_install_db"]);
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        // As root the server runs as the `mysql` user the package created, which must own
+        // its folder.
+        let root = {
+            use std::os::unix::fs::MetadataExt as _;
+            // Files this process creates belong to its effective user.
+            std::fs::metadata(dir.path()).unwrap().uid() == 0
+        };
+        if root {
+            let status = Command::new("chown")
+                .arg("mysql")
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown mysql {}", dir.path().display());
+        }
+        let user = if root { "mysql" } else { "" };
+        let mut init = Command::new(&install);
+        init.arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg("--auth-root-authentication-method=normal")
+            .arg("--skip-test-db");
+        if root {
+            init.arg(format!("--user={user}"));
+        }
+        let out = init.output().expect("mariadb-install-db runs");
+        assert!(
+            out.status.success(),
+            "mariadb-install-db failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let socket = dir.path().join("mysqld.sock");
+        let mut cmd = Command::new(&server);
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--socket={}", socket.display()))
+            .arg(format!(
+                "--pid-file={}",
+                dir.path().join("mysqld.pid").display()
+            ))
+            .arg(format!(
+                "--log-error={}",
+                dir.path().join("error.log").display()
+            ))
+            .arg("--skip-log-bin")
+            .arg("--innodb-buffer-pool-size=32M")
+            .arg("--skip-name-resolve");
+        if root {
+            cmd.arg(format!("--user={user}"));
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd starts");
+        let mut db = Self { child, port, dir };
+        for _ in 0..300 {
+            if socket.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                db.sql_as_root(&format!(
+                    "CREATE DATABASE magento CHARACTER SET utf8mb4;
+                     CREATE USER 'magento'@'127.0.0.1' IDENTIFIED BY '{}';
+                     GRANT ALL ON magento.* TO 'magento'@'127.0.0.1';",
+                    Self::PASSWORD
+                ));
+                return db;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let log = std::fs::read_to_string(db.dir.path().join("error.log")).unwrap_or_default();
+        let _ = db.child.kill();
+        panic!("mariadbd did not start: {log}");
+    }
+
+    fn client(&self, database: Option<&str>) -> std::process::Command {
+        let client = ["/usr/bin/mariadb", "/usr/bin/mysql"]
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.exists())
+            .expect("the mariadb client is installed with mariadb-server");
+        let mut cmd = std::process::Command::new(client);
+        cmd.arg("--no-defaults")
+            .arg(format!(
+                "--socket={}",
+                self.dir.path().join("mysqld.sock").display()
+            ))
+            .arg("--user=root");
+        if let Some(d) = database {
+            cmd.arg(d);
+        }
+        cmd
+    }
+
+    fn run(&self, database: Option<&str>, sql: &str) {
+        use std::io::Write as _;
+        use std::process::Stdio;
+        let mut child = self
+            .client(database)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the mariadb client starts");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(sql.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "SQL failed: {}\n{sql}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn sql_as_root(&self, sql: &str) {
+        self.run(None, sql);
+    }
+
+    /// Runs statements in the `magento` database, as root.
+    pub fn sql(&self, sql: &str) {
+        self.run(Some("magento"), sql);
+    }
+
+    /// The URL the import takes.
+    pub fn url(&self) -> String {
+        format!(
+            "mysql://magento:{}@127.0.0.1:{}/magento",
+            Self::PASSWORD.replace('@', "%40"),
+            self.port
+        )
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -11,6 +11,7 @@ mod check;
 mod common;
 mod cron;
 mod crypto;
+mod import;
 mod integration;
 mod plugin;
 mod plugin_build;
@@ -27,6 +28,7 @@ pub use accounts::{AdminCommand, CustomerCommand, TokenCommand};
 pub use common::ListArgs;
 pub use cron::CronCommand;
 pub use crypto::CryptoCommand;
+pub use import::ImportCommand;
 pub use integration::IntegrationCommand;
 pub use plugin::PluginCommand;
 pub use server::{ConfigCommand, ServeArgs};
@@ -89,6 +91,9 @@ pub enum Command {
     /// Inspect WebAssembly plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Import from another system (a Magento 2.4 store).
+    #[command(subcommand)]
+    Import(ImportCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -155,5 +160,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cron(cmd) => runtime()?.block_on(cron::cron(settings, cmd)),
         Command::Crypto(cmd) => runtime()?.block_on(crypto::crypto(settings, cmd)),
         Command::Plugin(cmd) => runtime()?.block_on(plugin::plugin(settings, cmd)),
+        Command::Import(cmd) => runtime()?.block_on(import::import(settings, cmd)),
     }
 }

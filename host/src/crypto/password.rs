@@ -36,9 +36,14 @@ pub async fn hash_password(password: String) -> Result<String, PasswordError> {
     .map_err(|_| PasswordError::Task)?
 }
 
-/// Checks a password against a PHC hash, on a blocking thread. `Ok(false)` for a mismatch.
+/// Checks a password against a PHC hash, or a hash kept from Magento
+/// ([`super::MAGENTO_HASH_PREFIX`]), on a blocking thread. `Ok(false)` for a mismatch.
 pub async fn verify_password(password: String, hash: String) -> Result<bool, PasswordError> {
     tokio::task::spawn_blocking(move || {
+        if let Some(magento) = hash.strip_prefix(super::MAGENTO_HASH_PREFIX) {
+            return super::verify_magento_hash(&password, magento)
+                .map_err(|_| PasswordError::MalformedHash);
+        }
         let parsed = PasswordHash::new(&hash).map_err(|_| PasswordError::MalformedHash)?;
         match argon2().verify_password(password.as_bytes(), &parsed) {
             Ok(()) => Ok(true),

@@ -263,6 +263,23 @@ impl AccountService {
         };
         let ok =
             crypto::verify_password(password.to_owned(), account.password_hash.clone()).await?;
+        if ok
+            && account.is_active
+            && account
+                .password_hash
+                .starts_with(crypto::MAGENTO_HASH_PREFIX)
+        {
+            // A password kept from a Magento import: replaced by this server's own hash at
+            // its first successful sign-in.
+            let hash = crypto::hash_password(password.to_owned()).await?;
+            self.store
+                .set_password_hash(kind, account.id, &hash)
+                .await?;
+            return Ok(Some(AccountRow {
+                password_hash: hash,
+                ..account
+            }));
+        }
         Ok((ok && account.is_active).then_some(account))
     }
 

@@ -11,6 +11,8 @@ pub mod authorization;
 mod cache;
 mod error;
 pub mod integration;
+pub mod magento_env;
+pub mod magento_import;
 pub mod oauth;
 pub mod outbox;
 pub mod plugin_state;

@@ -31,7 +31,7 @@ pub struct NewAccount<'a> {
 }
 
 /// Ties a new admin user (`$1` id, `$2` username) to the Administrators group role.
-const ADMIN_ROLE: &str =
+pub(super) const ADMIN_ROLE: &str =
     "INSERT INTO authorization_role (parent_id, role_type, user_id, user_type, role_name)
      SELECT id, 'U', $1, 2, $2 FROM authorization_role
      WHERE role_type = 'G' AND role_name = 'Administrators'";

@@ -13,6 +13,7 @@ mod codes;
 mod error;
 mod integrations;
 mod jobs;
+pub mod magento;
 mod nonces;
 pub(crate) mod outbox;
 mod plugin_kv;
