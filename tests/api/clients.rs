@@ -177,15 +177,21 @@ async fn drive(mut client: tokio::process::Command, label: &str) {
             .unwrap()
             .is_none()
     );
+    if label == "node" {
+        // oauth-1.0a's base string over the query names as sent (`oauth.tolerate_undecoded_query_names`).
+        let searched = ok("search_criteria");
+        assert_eq!(searched["total_count"], 1, "{label}: {searched}");
+    }
     ok("replay_first");
     let replay = step("replay_second");
     assert_eq!(replay["status"], 401, "{label}: {replay}");
+    // Magento's REST shape: the template, and its values in `parameters`.
     assert_eq!(
-        replay["body"]["message"],
-        format!(
-            "The nonce is already being used by the consumer with ID {}",
-            created.consumer_id
-        )
+        replay["body"],
+        json!({
+            "message": "The nonce is already being used by the consumer with ID %1",
+            "parameters": [created.consumer_id.to_string()],
+        })
     );
     app.db.destroy().await;
 }
@@ -198,4 +204,41 @@ async fn python_requests_oauthlib_runs_the_handshake_and_signed_calls() {
 #[tokio::test]
 async fn npm_oauth_1_0a_runs_the_handshake_and_signed_calls() {
     drive(node(), "node").await;
+}
+
+/// npm oauth-1.0a's base string (query names as the URL writes them, not decoded) is accepted
+/// by default and refused with `oauth.tolerate_undecoded_query_names = false`; the standard base
+/// string is accepted either way, and a name that needs no decoding gives no second candidate.
+#[tokio::test]
+async fn a_signature_over_undecoded_query_names_is_tolerated_unless_turned_off() {
+    use integration_host_tests::{oauth_header_undecoded_query_names, send_json, spawn_app_with};
+    for tolerate in [true, false] {
+        let app = spawn_app_with(|s| s.oauth.tolerate_undecoded_query_names = tolerate).await;
+        let caller = app
+            .minted_integration("Lister", &["Magento_Integration::integrations"])
+            .await;
+        let path = "/rest/V1/integrations?searchCriteria%5BpageSize%5D=10&name=Lister";
+        let url = format!("{}{path}", caller.base);
+        let header = oauth_header_undecoded_query_names(
+            "GET",
+            &url,
+            (&caller.key, &caller.secret, &caller.token_secret),
+            &[("oauth_token", &caller.token)],
+        );
+        let (status, body) =
+            send_json(caller.client.get(&url).header("Authorization", header)).await;
+        if tolerate {
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["total_count"], 1, "{body}");
+        } else {
+            assert_eq!(status, 401, "{body}");
+            assert_eq!(
+                body["message"],
+                "The signature is invalid. Verify and try again."
+            );
+        }
+        let (status, body) = send_json(caller.request("GET", path)).await;
+        assert_eq!(status, 200, "the standard base string: {body}");
+        app.db.destroy().await;
+    }
 }

@@ -46,10 +46,14 @@ struct Credentials {
 }
 
 async fn activate(app: &TestApp, recorder: &Recorder) -> Credentials {
+    activate_named(app, recorder, "Partner").await
+}
+
+async fn activate_named(app: &TestApp, recorder: &Recorder, name: &str) -> Credentials {
     let created = app
         .integrations
         .create(input(
-            "Partner",
+            name,
             Some(&recorder.url),
             Some("https://partner.example/login"),
         ))
@@ -240,6 +244,19 @@ async fn errors_follow_magentos_catalogue() {
     );
 
     let cases: Vec<(String, u16, &str)> = vec![
+        // One missing parameter keeps Magento's full stop (only a joined list drops them).
+        (
+            oauth_header("POST", &url, &c.key, &c.secret, "", &[], &[], &nonce(), now)
+                .replace("oauth_nonce=", "oauth_nonce_not="),
+            400,
+            "\"oauth_nonce\" is required. Enter and try again.",
+        ),
+        // An empty consumer key skips the length check, as in Magento's token provider.
+        (
+            oauth_header("POST", &url, "", &c.secret, "", &[], &[], &nonce(), now),
+            401,
+            "A consumer having the specified key does not exist",
+        ),
         (
             oauth_header(
                 "POST",
@@ -538,4 +555,369 @@ async fn names_are_unique_regardless_of_case_and_delete_leaves_nothing() {
             .unwrap();
         assert_eq!(n, 0, "{table} still has rows");
     }
+}
+
+/// A server failure answers 500 with Magento's `internal_error` problem, the whole text
+/// form-encoded as Magento's `http_build_query` writes it.
+#[tokio::test]
+async fn a_server_failure_answers_magento_s_encoded_internal_error() {
+    let app = spawn_app().await;
+    let recorder = Recorder::start(200).await;
+    let c = activate(&app, &recorder).await;
+    // A consumer secret that no key opens: sealed for another column.
+    integration_host_tests::raw_execute(
+        &app.db,
+        "UPDATE oauth_consumer SET secret = (SELECT token FROM oauth_token LIMIT 1)",
+    )
+    .await
+    .unwrap();
+    let url = app.url("/oauth/token/request");
+    let header = oauth_header(
+        "POST",
+        &url,
+        &c.key,
+        &c.secret,
+        "",
+        &[],
+        &[],
+        &nonce(),
+        unix_now(),
+    );
+    let (status, body) = post_signed(&app, "/oauth/token/request", header).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        body,
+        "oauth_problem=internal_error%26message%3DAn+internal+error+occurred"
+    );
+    assert_eq!(
+        get(&parse_form(&body), "oauth_problem"),
+        "internal_error&message=An internal error occurred"
+    );
+}
+
+/// Every answer `docs/oauth-reference.md` gives as `<status> `<text>`` is what this server
+/// answers: each is provoked here (templates match their rendered text, `%1` standing for any
+/// value), and a text of the document no request here provokes fails the test.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_answer_of_the_oauth_reference_is_the_server_s() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/oauth-reference.md"),
+    )
+    .unwrap();
+    let documented = documented_answers(&doc);
+    assert!(documented.len() >= 24, "{documented:?}");
+
+    let mut seen: Vec<(u16, String)> = Vec::new();
+    let app = spawn_app().await;
+    let recorder = Recorder::start(200).await;
+    let c = activate(&app, &recorder).await;
+    let other_recorder = Recorder::start(200).await;
+    let other = activate_named(&app, &other_recorder, "Other partner").await;
+    let request_url = app.url("/oauth/token/request");
+    let now = unix_now();
+    let header = |key: &str, secret: &str, extra: &[(&str, &str)], ts: i64| {
+        oauth_header(
+            "POST",
+            &request_url,
+            key,
+            secret,
+            "",
+            extra,
+            &[],
+            &nonce(),
+            ts,
+        )
+    };
+
+    // The request-token endpoint's checks, in order.
+    for h in [
+        header(&c.key, &c.secret, &[], now).replace("oauth_nonce=", "oauth_nonce_not="),
+        header(&c.key, &c.secret, &[("oauth_version", "2.0")], now)
+            .replace("oauth_version=\"1.0\", ", ""),
+        header(&c.key, &c.secret, &[("oauth_token", "short")], now),
+        header(&c.key, &c.secret, &[], now).replace("HMAC-SHA256", "HMAC-SHA1"),
+        header("short", &c.secret, &[], now),
+        header(&"x".repeat(32), &c.secret, &[], now),
+        header(&c.key, &c.secret, &[], now - 3600),
+        header(&c.key, "guess", &[], now),
+    ] {
+        let (status, body) = post_signed(&app, "/oauth/token/request", h).await;
+        problem(&mut seen, status, &body);
+    }
+    let replayed = header(&c.key, &c.secret, &[], now);
+    let (status, _) = post_signed(&app, "/oauth/token/request", replayed.clone()).await;
+    assert_eq!(status, 200);
+    let (status, body) = post_signed(&app, "/oauth/token/request", replayed).await;
+    problem(&mut seen, status, &body);
+    // The verifier token was used: a second request token is refused.
+    let (status, body) = post_signed(
+        &app,
+        "/oauth/token/request",
+        header(&c.key, &c.secret, &[], now),
+    )
+    .await;
+    problem(&mut seen, status, &body);
+
+    // The access-token endpoint's checks.
+    let (token, secret) = request_token(&app, &other).await;
+    for h in [
+        access_header(
+            &app,
+            &c,
+            &integration_host::crypto::random_token(),
+            "",
+            &c.verifier,
+        ),
+        access_header(&app, &c, &token, &secret, &c.verifier),
+    ] {
+        let (status, body) = post_signed(&app, "/oauth/token/access", h).await;
+        problem(&mut seen, status, &body);
+    }
+    for verifier in ["short".to_owned(), integration_host::crypto::random_token()] {
+        let (status, body) = post_signed(
+            &app,
+            "/oauth/token/access",
+            access_header(&app, &other, &token, &secret, &verifier),
+        )
+        .await;
+        problem(&mut seen, status, &body);
+    }
+    // Several exchanges of one request token at once: one wins; a loser that read the token
+    // before the winner converted it fails the conversion, a later one finds it used.
+    let mut raced = false;
+    for round in 0..10 {
+        let racer_recorder = Recorder::start(200).await;
+        let racer = activate_named(&app, &racer_recorder, &format!("Racer {round}")).await;
+        let (token, secret) = request_token(&app, &racer).await;
+        let answers = futures_util::future::join_all((0..8).map(|_| {
+            post_signed(
+                &app,
+                "/oauth/token/access",
+                access_header(&app, &racer, &token, &secret, &racer.verifier),
+            )
+        }))
+        .await;
+        assert_eq!(
+            answers.iter().filter(|(s, _)| *s == 200).count(),
+            1,
+            "{answers:?}"
+        );
+        for (status, body) in answers.iter().filter(|(s, _)| *s != 200) {
+            problem(&mut seen, *status, body);
+        }
+        if round == 0 {
+            // The winner's access token offered for an exchange: not a request token.
+            let (_, won) = answers.iter().find(|(s, _)| *s == 200).unwrap();
+            let won = parse_form(won);
+            let (status, body) = post_signed(
+                &app,
+                "/oauth/token/access",
+                access_header(
+                    &app,
+                    &racer,
+                    get(&won, "oauth_token"),
+                    get(&won, "oauth_token_secret"),
+                    &racer.verifier,
+                ),
+            )
+            .await;
+            problem(&mut seen, status, &body);
+        }
+        if seen
+            .iter()
+            .any(|(_, t)| t.starts_with("Cannot get access token"))
+        {
+            raced = true;
+            break;
+        }
+    }
+    assert!(raced, "no exchange lost the race in ten rounds: {seen:?}");
+
+    // A request token whose consumer has no token at all.
+    integration_host_tests::raw_execute(
+        &app.db,
+        &format!(
+            "DELETE FROM oauth_token WHERE consumer_id = (SELECT consumer_id FROM integration WHERE id = {})",
+            c.integration_id
+        ),
+    )
+    .await
+    .unwrap();
+    let (status, body) = post_signed(
+        &app,
+        "/oauth/token/request",
+        header(&c.key, &c.secret, &[], now),
+    )
+    .await;
+    problem(&mut seen, status, &body);
+
+    // The exchange window, on a server that keeps it for a second.
+    let brief = spawn_app_with(|s| s.oauth.consumer_exchange_window_seconds = 1).await;
+    let brief_recorder = Recorder::start(200).await;
+    let late = activate(&brief, &brief_recorder).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let url = brief.url("/oauth/token/request");
+    let (status, body) = post_signed(
+        &brief,
+        "/oauth/token/request",
+        fresh_request_header(&url, &late),
+    )
+    .await;
+    problem(&mut seen, status, &body);
+
+    // Signed Web API requests, answered in the REST shape (templates).
+    let caller = app
+        .minted_integration("Caller", &["Magento_Integration::integrations"])
+        .await;
+    let second = app.minted_integration("Second", &[]).await;
+    let rest = |token: &str, secret: &str| {
+        let url = format!("{}/rest/V1/integrations", caller.base);
+        let h = oauth_header(
+            "GET",
+            &url,
+            &caller.key,
+            &caller.secret,
+            secret,
+            &[("oauth_token", token)],
+            &[],
+            &nonce(),
+            unix_now(),
+        );
+        caller.client.get(url).header("Authorization", h)
+    };
+    let mut rest_answers = vec![
+        integration_host_tests::send_json(rest(&integration_host::crypto::random_token(), ""))
+            .await,
+        integration_host_tests::send_json(rest(&second.token, &second.token_secret)).await,
+        integration_host_tests::send_json(second.request("GET", "/rest/V1/integrations")).await,
+    ];
+    // A request token on the Web API.
+    let (request_token_value, request_secret) = {
+        let r = Recorder::start(200).await;
+        let fresh = activate_named(&app, &r, "Requester").await;
+        let (t, s) = request_token(&app, &fresh).await;
+        let url = format!("{}/rest/V1/integrations", caller.base);
+        let h = oauth_header(
+            "GET",
+            &url,
+            &fresh.key,
+            &fresh.secret,
+            &s,
+            &[("oauth_token", &t)],
+            &[],
+            &nonce(),
+            unix_now(),
+        );
+        rest_answers.push(
+            integration_host_tests::send_json(caller.client.get(url).header("Authorization", h))
+                .await,
+        );
+        (t, s)
+    };
+    let _ = (request_token_value, request_secret);
+    integration_host_tests::raw_execute(
+        &app.db,
+        &format!(
+            "UPDATE oauth_token SET revoked = TRUE WHERE consumer_id = {}",
+            caller.consumer_id
+        ),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    rest_answers.push(
+        integration_host_tests::send_json(caller.request("GET", "/rest/V1/integrations")).await,
+    );
+    for (status, body) in rest_answers {
+        seen.push((
+            status,
+            body["message"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+
+    // A server failure.
+    integration_host_tests::raw_execute(
+        &app.db,
+        "UPDATE oauth_consumer SET secret = (SELECT token FROM oauth_token LIMIT 1)",
+    )
+    .await
+    .unwrap();
+    let (status, body) = post_signed(
+        &app,
+        "/oauth/token/request",
+        fresh_request_header(&request_url, &other),
+    )
+    .await;
+    seen.push((status, body));
+
+    let missing: Vec<&(u16, String)> = documented
+        .iter()
+        .filter(|(status, text)| {
+            !seen
+                .iter()
+                .any(|(s, t)| s == status && (t == text || fills_template(text, t)))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "answers of docs/oauth-reference.md no request here got: {missing:#?}\nseen: {seen:#?}"
+    );
+}
+
+/// Records an `oauth_problem` answer.
+fn problem(seen: &mut Vec<(u16, String)>, status: u16, body: &str) {
+    seen.push((status, get(&parse_form(body), "oauth_problem").to_owned()));
+}
+
+/// Every `<status> `<text>`` of the reference (a status code, blanks, then a text in backticks).
+fn documented_answers(doc: &str) -> Vec<(u16, String)> {
+    let mut found = Vec::new();
+    for status in ["400", "401", "403", "500", "503"] {
+        for (at, _) in doc.match_indices(status) {
+            let before = doc[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '`') {
+                continue;
+            }
+            let rest = doc[at + 3..].trim_start();
+            if rest.len() == doc.len() - at - 3 {
+                continue; // no blank after the code
+            }
+            if let Some(text) = rest.strip_prefix('`').and_then(|r| r.split_once('`')) {
+                found.push((status.parse().unwrap(), text.0.to_owned()));
+            }
+        }
+    }
+    found
+}
+
+/// Whether `text` is `template` with each `%1` / `%name` standing for some non-empty value.
+fn fills_template(template: &str, text: &str) -> bool {
+    let mut literals = Vec::new();
+    let mut rest = template;
+    while let Some(at) = rest.find('%') {
+        literals.push(&rest[..at]);
+        let after = &rest[at + 1..];
+        let name_len = after
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(after.len());
+        if name_len == 0 {
+            return template == text;
+        }
+        rest = &after[name_len..];
+    }
+    literals.push(rest);
+    if literals.len() == 1 {
+        return template == text;
+    }
+    let Some(mut remaining) = text.strip_prefix(literals[0]) else {
+        return false;
+    };
+    let last = literals.len() - 1;
+    for literal in &literals[1..last] {
+        match remaining.get(1..).and_then(|r| r.find(literal)) {
+            Some(i) => remaining = &remaining[1 + i + literal.len()..],
+            None => return false,
+        }
+    }
+    remaining.len() > literals[last].len() && remaining.ends_with(literals[last])
 }

@@ -295,11 +295,11 @@ async fn signed_request_checks_refuse_with_magento_texts() {
     let (status, body) = send(header).await;
     assert_eq!(status, 401);
     assert_eq!(
-        body["message"],
-        format!(
-            "The nonce is already being used by the consumer with ID {}",
-            caller.consumer_id
-        )
+        body,
+        json!({
+            "message": "The nonce is already being used by the consumer with ID %1",
+            "parameters": [caller.consumer_id.to_string()],
+        })
     );
     // A nonce is used for its consumer whatever the timestamp, while that use is within the
     // window (and a margin of 60 s)...
@@ -335,8 +335,11 @@ async fn signed_request_checks_refuse_with_magento_texts() {
             send(sign(&caller.token, &caller.token_secret, "nonce-ts-1", ts)).await;
         assert_eq!(status, 401);
         assert_eq!(
-            body["message"],
-            "The oauth_timestamp is not within 600 seconds of the server time"
+            body,
+            json!({
+                "message": "The oauth_timestamp is not within %1 seconds of the server time",
+                "parameters": ["600"],
+            })
         );
     }
     // A wrong token secret: the signature fails, and the nonce stays unused.
@@ -376,6 +379,35 @@ async fn signed_request_checks_refuse_with_magento_texts() {
         (status, body["message"].as_str().unwrap()),
         (401, "Specified token does not exist")
     );
+    // Several missing parameters: Magento's aggregate, one entry each.
+    let (status, body) = send(format!("OAuth oauth_consumer_key=\"{}\"", caller.key)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        "One or more input exceptions have occurred."
+    );
+    let missing: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(
+                e["message"],
+                "\"%fieldName\" is required. Enter and try again."
+            );
+            e["parameters"]["fieldName"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            "oauth_signature",
+            "oauth_signature_method",
+            "oauth_nonce",
+            "oauth_timestamp",
+            "oauth_token"
+        ]
+    );
     let (status, body) = send(sign("short", "", "nonce-l-1", unix_now())).await;
     assert_eq!(
         (status, body["message"].as_str().unwrap()),
@@ -398,8 +430,11 @@ async fn signed_request_checks_refuse_with_magento_texts() {
     let (status, body) = send(header).await;
     assert_eq!(status, 400);
     assert_eq!(
-        body["message"],
-        "\"oauth_token\" is required. Enter and try again"
+        body,
+        json!({
+            "message": "\"%fieldName\" is required. Enter and try again.",
+            "parameters": {"fieldName": "oauth_token"},
+        })
     );
     // A revoked token.
     sqlx_update(
@@ -444,8 +479,8 @@ async fn signed_request_checks_refuse_with_magento_texts() {
     let (status, body) = send(sha1).await;
     assert_eq!(status, 400);
     assert_eq!(
-        body["message"],
-        "Signature method HMAC-SHA1 is not supported"
+        body,
+        json!({"message": "Signature method %1 is not supported", "parameters": ["HMAC-SHA1"]})
     );
     app.db.destroy().await;
 }

@@ -15,6 +15,45 @@ pub fn oauth_header(
     nonce: &str,
     timestamp: i64,
 ) -> String {
+    signed_header(
+        method,
+        url,
+        (consumer_key, consumer_secret, token_secret),
+        extra,
+        form,
+        (nonce, timestamp),
+        false,
+    )
+}
+
+/// Signs as npm `oauth-1.0a` does: the query's names as the URL writes them (not
+/// percent-decoded), the values decoded; no form body.
+pub fn oauth_header_undecoded_query_names(
+    method: &str,
+    url: &str,
+    (consumer_key, consumer_secret, token_secret): (&str, &str, &str),
+    extra: &[(&str, &str)],
+) -> String {
+    signed_header(
+        method,
+        url,
+        (consumer_key, consumer_secret, token_secret),
+        extra,
+        &[],
+        (&integration_host::crypto::random_string(24), unix_now()),
+        true,
+    )
+}
+
+fn signed_header(
+    method: &str,
+    url: &str,
+    (consumer_key, consumer_secret, token_secret): (&str, &str, &str),
+    extra: &[(&str, &str)],
+    form: &[(&str, &str)],
+    (nonce, timestamp): (&str, i64),
+    undecoded_query_names: bool,
+) -> String {
     use integration_host::oauth;
     let mut protocol: Vec<(String, String)> = vec![
         ("oauth_consumer_key".into(), consumer_key.into()),
@@ -26,11 +65,21 @@ pub fn oauth_header(
     protocol.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let parsed = url::Url::parse(url).unwrap();
     let mut signed = protocol.clone();
-    signed.extend(
-        parsed
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned())),
-    );
+    if undecoded_query_names {
+        signed.extend(parsed.query().unwrap_or_default().split('&').map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = percent_encoding::percent_decode_str(v)
+                .decode_utf8()
+                .unwrap();
+            (k.to_owned(), v.into_owned())
+        }));
+    } else {
+        signed.extend(
+            parsed
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned())),
+        );
+    }
     signed.extend(form.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let base = oauth::base_string(method, &oauth::SignedUrl::from(&parsed), &signed);
     let signature = oauth::sign(

@@ -418,6 +418,9 @@ pub struct OauthSettings {
     /// before reading them again; bounds how long a change made by another process goes
     /// unseen. Changes made through the same process apply at once. 0 disables the cache.
     pub credential_cache_seconds: u64,
+    /// When the signature over the standard base string fails, also accept one over the query
+    /// names as sent, not percent-decoded (npm oauth-1.0a signs them so).
+    pub tolerate_undecoded_query_names: bool,
 }
 
 impl Default for OauthSettings {
@@ -431,6 +434,7 @@ impl Default for OauthSettings {
             trust_forwarded_headers: false,
             allow_integration_bearer: false,
             credential_cache_seconds: 5,
+            tolerate_undecoded_query_names: true,
         }
     }
 }

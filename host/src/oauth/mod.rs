@@ -14,7 +14,9 @@ mod signature;
 mod signed_url;
 
 pub use encode::percent_encode;
-pub use params::{Collected, ParseError, Scheme, collect, parse_authorization};
+pub use params::{
+    Collected, ParseError, Scheme, collect, parse_authorization, with_undecoded_query_names,
+};
 pub use signature::{SignatureMethod, base_string, normalize_parameters, sign, verify};
 pub use signed_url::{SignedUrl, base_string_uri};
 

@@ -173,6 +173,50 @@ fn form_pairs(s: &[u8]) -> Result<Vec<(String, String)>, ParseError> {
         .collect()
 }
 
+/// The signed parameters with each query parameter's name as the request wrote it, not
+/// percent-decoded (values stay decoded): the parameters npm `oauth-1.0a` signs, which splits
+/// the query itself and decodes only the values. `None` when every query name reads the same
+/// either way, so that there is no second candidate to try.
+///
+/// ```
+/// use integration_host::oauth::{SignedUrl, collect, with_undecoded_query_names};
+/// let url = SignedUrl::parse("http://shop.example/rest/V1/x?searchCriteria%5BpageSize%5D=10&a=1").unwrap();
+/// let signed = collect(&url, None, None, b"").unwrap().signed;
+/// assert_eq!(signed[0], ("searchCriteria[pageSize]".to_owned(), "10".to_owned()));
+/// let literal = with_undecoded_query_names(&url, &signed).unwrap();
+/// assert_eq!(literal[0], ("searchCriteria%5BpageSize%5D".to_owned(), "10".to_owned()));
+/// assert_eq!(literal[1], ("a".to_owned(), "1".to_owned()));
+/// ```
+pub fn with_undecoded_query_names(
+    url: &SignedUrl,
+    signed: &[(String, String)],
+) -> Option<Vec<(String, String)>> {
+    let query = url.query()?;
+    let decoded = form_pairs(query.as_bytes()).ok()?;
+    let raw_names = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').map_or(pair, |(k, _)| k));
+    let mut out = signed.to_vec();
+    let mut renamed = vec![false; out.len()];
+    let mut any = false;
+    for ((name, value), raw) in decoded.iter().zip(raw_names) {
+        if raw == name {
+            continue;
+        }
+        // The first entry with this decoded name and value not renamed yet: the order of the
+        // query's pairs within `signed` is the query's own.
+        let at = out
+            .iter()
+            .zip(&renamed)
+            .position(|((k, v), done)| !done && k == name && v == value)?;
+        out[at].0 = raw.to_owned();
+        renamed[at] = true;
+        any = true;
+    }
+    any.then_some(out)
+}
+
 fn is_protocol(name: &str) -> bool {
     name.starts_with("oauth_")
 }

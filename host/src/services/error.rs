@@ -83,16 +83,101 @@ impl FieldError {
     }
 }
 
+/// A message as Magento phrases it: a template with `%1` or `%name` placeholders, and their
+/// values. The OAuth endpoints answer it rendered; the REST API answers the template with its
+/// `parameters`, as Magento's Web API does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phrase {
+    pub template: std::borrow::Cow<'static, str>,
+    pub parameters: PhraseParameters,
+}
+
+/// The values of a [`Phrase`]'s placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhraseParameters {
+    None,
+    /// `%1`, `%2` …: a JSON array on the REST API.
+    Positional(Vec<String>),
+    /// `%name`: a JSON object on the REST API.
+    Named(Vec<(&'static str, String)>),
+}
+
+impl Phrase {
+    /// A template with `%1`, `%2` … filled from `values`.
+    pub fn positional(template: &'static str, values: Vec<String>) -> Self {
+        Self {
+            template: template.into(),
+            parameters: PhraseParameters::Positional(values),
+        }
+    }
+
+    /// A template with `%name` placeholders filled from `values`.
+    pub fn named(template: &'static str, values: Vec<(&'static str, String)>) -> Self {
+        Self {
+            template: template.into(),
+            parameters: PhraseParameters::Named(values),
+        }
+    }
+
+    /// The text with its placeholders filled in.
+    pub fn render(&self) -> String {
+        let mut text = self.template.to_string();
+        match &self.parameters {
+            PhraseParameters::None => {}
+            // From the highest number down, so that `%1` does not eat the start of `%10`.
+            PhraseParameters::Positional(values) => {
+                for (i, v) in values.iter().enumerate().rev() {
+                    text = text.replace(&format!("%{}", i + 1), v);
+                }
+            }
+            PhraseParameters::Named(values) => {
+                for (name, v) in values {
+                    text = text.replace(&format!("%{name}"), v);
+                }
+            }
+        }
+        text
+    }
+}
+
+impl From<&'static str> for Phrase {
+    fn from(text: &'static str) -> Self {
+        Self {
+            template: text.into(),
+            parameters: PhraseParameters::None,
+        }
+    }
+}
+
+impl From<String> for Phrase {
+    fn from(text: String) -> Self {
+        Self {
+            template: text.into(),
+            parameters: PhraseParameters::None,
+        }
+    }
+}
+
+impl std::fmt::Display for Phrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
 /// An OAuth refusal, answered as `oauth_problem=<problem>` in Magento's texts
-/// (`docs/oauth-reference.md`).
+/// (`docs/oauth-reference.md`), or on the REST API in its error shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OauthError {
     /// The request is malformed or lacks a parameter (Magento answers 400).
     #[error("{0}")]
-    Input(String),
+    Input(Phrase),
+    /// Several input errors at once (Magento's aggregated `OauthInputException`): their texts
+    /// without full stops, joined with `, `.
+    #[error("{}", .0.iter().map(|p| p.render().trim_end_matches('.').to_owned()).collect::<Vec<_>>().join(", "))]
+    Inputs(Vec<Phrase>),
     /// The credentials, token or signature are refused (Magento answers 401).
     #[error("{0}")]
-    Refused(String),
+    Refused(Phrase),
     /// The server failed; the cause was logged where it happened.
     #[error("internal_error&message=An internal error occurred")]
     Internal,
@@ -103,12 +188,21 @@ pub enum OauthError {
 
 impl OauthError {
     /// An input error.
-    pub fn input(problem: impl Into<String>) -> Self {
+    pub fn input(problem: impl Into<Phrase>) -> Self {
         Self::Input(problem.into())
     }
 
+    /// Input errors: one is [`OauthError::Input`], several [`OauthError::Inputs`].
+    pub fn inputs(mut problems: Vec<Phrase>) -> Self {
+        if problems.len() == 1 {
+            Self::Input(problems.remove(0))
+        } else {
+            Self::Inputs(problems)
+        }
+    }
+
     /// An authentication refusal.
-    pub fn auth(problem: impl Into<String>) -> Self {
+    pub fn auth(problem: impl Into<Phrase>) -> Self {
         Self::Refused(problem.into())
     }
 

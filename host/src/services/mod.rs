@@ -21,7 +21,7 @@ pub mod tokens;
 
 use std::sync::Arc;
 
-pub use error::{FieldError, OauthError, ServiceError};
+pub use error::{FieldError, OauthError, Phrase, PhraseParameters, ServiceError};
 
 use crate::acl::ResourceTree;
 use crate::config::Settings;

@@ -16,11 +16,11 @@ use actix_web::HttpRequest;
 use actix_web::http::{StatusCode, header};
 
 use super::AppState;
-use super::error::RestError;
+use super::error::{ErrorBody, RestError};
 use crate::oauth::{self, Scheme};
-use crate::services::OauthError;
 use crate::services::authorization::{self, Principal, RequestFacts};
 use crate::services::oauth::SignedRequest;
+use crate::services::{OauthError, Phrase, PhraseParameters};
 
 /// The parts of a request that authentication reads, wherever they come from (the request
 /// itself, or the headers a proxy forwarded to `/forward-auth`).
@@ -58,15 +58,45 @@ impl<'a> Incoming<'a> {
     }
 }
 
+/// A phrase in the REST error shape: positional values as a list, named ones as an object.
+fn phrase_body(phrase: &Phrase) -> ErrorBody {
+    let parameters = match &phrase.parameters {
+        PhraseParameters::None => None,
+        PhraseParameters::Positional(values) => Some(serde_json::Value::from(values.clone())),
+        PhraseParameters::Named(values) => Some(serde_json::Value::Object(
+            values
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(v.clone())))
+                .collect(),
+        )),
+    };
+    ErrorBody {
+        message: phrase.template.to_string(),
+        parameters,
+        errors: None,
+    }
+}
+
 fn oauth_refusal(e: OauthError) -> RestError {
     match e {
         OauthError::Internal => {
             RestError::Unexpected(anyhow::anyhow!("authentication failed: {e}"))
         }
         OauthError::Unavailable => RestError::Unavailable,
-        OauthError::Input(ref problem) | OauthError::Refused(ref problem) => {
-            RestError::new(super::oauth::status_of(&e), problem.clone())
-        }
+        // Magento's Web API answers the phrase's template with its parameters; several input
+        // errors under its aggregate message.
+        OauthError::Input(ref phrase) | OauthError::Refused(ref phrase) => RestError::Client {
+            status: super::oauth::status_of(&e),
+            body: phrase_body(phrase),
+        },
+        OauthError::Inputs(ref phrases) => RestError::Client {
+            status: super::oauth::status_of(&e),
+            body: ErrorBody {
+                message: "One or more input exceptions have occurred.".into(),
+                parameters: None,
+                errors: Some(phrases.iter().map(phrase_body).collect()),
+            },
+        },
     }
 }
 

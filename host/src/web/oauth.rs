@@ -71,7 +71,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
 /// The status Magento answers an OAuth refusal with.
 pub fn status_of(err: &OauthError) -> StatusCode {
     match err {
-        OauthError::Input(_) => StatusCode::BAD_REQUEST,
+        OauthError::Input(_) | OauthError::Inputs(_) => StatusCode::BAD_REQUEST,
         OauthError::Refused(_) => StatusCode::UNAUTHORIZED,
         OauthError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         OauthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -80,20 +80,15 @@ pub fn status_of(err: &OauthError) -> StatusCode {
 
 /// The `oauth_problem` answer of a refusal.
 pub fn problem(err: &OauthError) -> HttpResponse {
-    let body = match err {
-        OauthError::Input(p) | OauthError::Refused(p) => form(&[("oauth_problem", p)]),
-        // Magento's `internal_error&message=…` form, already encoded.
-        OauthError::Internal => format!("oauth_problem={err}"),
-        OauthError::Unavailable => {
-            return HttpResponse::build(status_of(err))
-                .content_type("application/x-www-form-urlencoded; charset=utf-8")
-                .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
-                .body(format!("oauth_problem={err}"));
-        }
-    };
-    HttpResponse::build(status_of(err))
-        .content_type("application/x-www-form-urlencoded; charset=utf-8")
-        .body(body)
+    // Magento's `http_build_query(['oauth_problem' => …])`: the whole text encoded, the `&`
+    // and `=` of `internal_error&message=…` too.
+    let body = form(&[("oauth_problem", &err.to_string())]);
+    let mut answer = HttpResponse::build(status_of(err));
+    answer.content_type("application/x-www-form-urlencoded; charset=utf-8");
+    if *err == OauthError::Unavailable {
+        answer.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+    }
+    answer.body(body)
 }
 
 fn tokens(pair: &TokenPair, confirmed: bool) -> HttpResponse {

@@ -127,6 +127,9 @@ async function main() {
     ['all_resources', '1'],
   ]));
   await record('delete', await send('DELETE', `${api}/${id}`, token));
+  // Magento's searchCriteria names, percent-encoded in the URL as Magento's docs write them:
+  // oauth-1.0a signs the names undecoded (and Magento refuses the signature).
+  await record('search_criteria', await send('GET', `${api}?searchCriteria%5BpageSize%5D=10&searchCriteria%5BcurrentPage%5D=1`, token));
   // The same signed request sent twice: the second is a replay.
   const replayUrl = `${api}?status=1`;
   const headers = oauth.toHeader(oauth.authorize({ url: replayUrl, method: 'GET', data: {} }, token));

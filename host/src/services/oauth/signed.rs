@@ -13,7 +13,7 @@ use super::{
 use crate::clock::now;
 use crate::domain::{IntegrationStatus, TokenKind, UserType};
 use crate::oauth::SignatureMethod;
-use crate::services::error::{OauthError, ServiceError};
+use crate::services::error::{OauthError, Phrase, ServiceError};
 use crate::store::TokenRow;
 
 impl OauthService {
@@ -32,9 +32,9 @@ impl OauthService {
             .await
             .map_err(OauthError::internal)?
             .ok_or_else(|| {
-                OauthError::auth(format!(
-                    "A token with consumer ID {} does not exist",
-                    consumer.id
+                OauthError::auth(Phrase::positional(
+                    "A token with consumer ID %1 does not exist",
+                    vec![consumer.id.to_string()],
                 ))
             })?;
         if token.kind != TokenKind::Verifier {
@@ -133,10 +133,8 @@ impl OauthService {
     pub async fn authenticate(&self, req: &SignedRequest) -> Result<i64, OauthError> {
         let (consumer, method, timestamp, nonce) =
             self.check_common(req, &["oauth_token"], true).await?;
+        // Its length was checked with the protocol parameters (400).
         let value = req.params.protocol("oauth_token").unwrap_or_default();
-        if value.len() != LENGTH {
-            return Err(OauthError::auth("Token is not the correct length"));
-        }
         let token = self
             .cached_token(value)
             .await
@@ -222,10 +220,8 @@ impl OauthService {
         self.settings.allow_integration_bearer
     }
 
+    /// The token `value` names (its length was checked with the protocol parameters).
     async fn find_token(&self, value: &str) -> Result<TokenRow, OauthError> {
-        if value.len() != LENGTH {
-            return Err(OauthError::auth("Token is not the correct length"));
-        }
         self.store
             .token_by_hash(&self.keys.lookup.hash(TOKEN_LOOKUP, value))
             .await
@@ -245,8 +241,9 @@ impl OauthService {
         if let Some(v) = p("oauth_version")
             && v != "1.0"
         {
-            return Err(OauthError::input(format!(
-                "The \"{v}\" Oauth version isn't supported."
+            return Err(OauthError::input(Phrase::positional(
+                "The \"%1\" Oauth version isn't supported.",
+                vec![v.to_owned()],
             )));
         }
         let mut missing = Vec::new();
@@ -266,11 +263,14 @@ impl OauthService {
                 p(name).is_some()
             };
             if !present {
-                missing.push(format!("\"{name}\" is required. Enter and try again"));
+                missing.push(Phrase::named(
+                    "\"%fieldName\" is required. Enter and try again.",
+                    vec![("fieldName", (*name).to_owned())],
+                ));
             }
         }
         if !missing.is_empty() {
-            return Err(OauthError::input(missing.join(", ")));
+            return Err(OauthError::inputs(missing));
         }
         if let Some(t) = p("oauth_token")
             && t.len() != LENGTH
@@ -283,10 +283,14 @@ impl OauthService {
         let method = SignatureMethod::parse(method_name)
             .filter(|m| *m != SignatureMethod::HmacSha1 || self.settings.allow_hmac_sha1)
             .ok_or_else(|| {
-                OauthError::input(format!("Signature method {method_name} is not supported"))
+                OauthError::input(Phrase::positional(
+                    "Signature method %1 is not supported",
+                    vec![method_name.to_owned()],
+                ))
             })?;
         let key = p("oauth_consumer_key").unwrap_or_default();
-        if key.len() != LENGTH {
+        // An empty key skips the length check, as in Magento's token provider.
+        if !key.is_empty() && key.len() != LENGTH {
             return Err(OauthError::auth("Consumer key is not the correct length"));
         }
         let consumer = if cached {
@@ -306,14 +310,16 @@ impl OauthService {
             .ok()
             .filter(|t| *t > 0 && (t - now()).abs() <= window)
             .ok_or_else(|| {
-                OauthError::auth(format!(
-                    "The oauth_timestamp is not within {window} seconds of the server time"
+                OauthError::auth(Phrase::positional(
+                    "The oauth_timestamp is not within %1 seconds of the server time",
+                    vec![window.to_string()],
                 ))
             })?;
         let nonce = p("oauth_nonce").unwrap_or_default();
         if nonce.is_empty() || nonce.len() > MAX_NONCE {
-            return Err(OauthError::input(format!(
-                "The oauth_nonce must be 1 to {MAX_NONCE} characters long"
+            return Err(OauthError::input(Phrase::positional(
+                "The oauth_nonce must be 1 to %1 characters long",
+                vec![MAX_NONCE.to_string()],
             )));
         }
         Ok((consumer, method, timestamp, nonce))
@@ -326,9 +332,19 @@ impl OauthService {
         consumer_secret: &str,
         token_secret: &str,
     ) -> Result<(), OauthError> {
-        let base = crate::oauth::base_string(&req.method, &req.url, &req.params.signed);
         let signature = req.params.signature.as_deref().unwrap_or_default();
-        if crate::oauth::verify(method, consumer_secret, token_secret, &base, signature) {
+        let verified = |params: &[(String, String)]| {
+            let base = crate::oauth::base_string(&req.method, &req.url, params);
+            crate::oauth::verify(method, consumer_secret, token_secret, &base, signature)
+        };
+        // The standard base string; then, if allowed, the one over the query names as sent
+        // (npm oauth-1.0a's), only when it differs.
+        let tolerated = || {
+            self.settings.tolerate_undecoded_query_names
+                && crate::oauth::with_undecoded_query_names(&req.url, &req.params.signed)
+                    .is_some_and(|literal| verified(&literal))
+        };
+        if verified(&req.params.signed) || tolerated() {
             Ok(())
         } else {
             Err(OauthError::auth(
@@ -351,9 +367,9 @@ impl OauthService {
         if fresh {
             Ok(())
         } else {
-            Err(OauthError::auth(format!(
-                "The nonce is already being used by the consumer with ID {}",
-                consumer.id
+            Err(OauthError::auth(Phrase::positional(
+                "The nonce is already being used by the consumer with ID %1",
+                vec![consumer.id.to_string()],
             )))
         }
     }
