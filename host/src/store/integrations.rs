@@ -156,6 +156,39 @@ macro_rules! token_select {
     };
 }
 
+/// Within the transaction `$tx`: deletes the consumer's integration tokens (user type 1) and,
+/// given `Some(&SealedToken)`, writes that one as its new token, created at `$at`. Evaluates to
+/// the new row's id.
+macro_rules! write_integration_token {
+    ($tx:ident, $consumer_id:expr, $token:expr, $at:expr) => {{
+        sqlx::query("DELETE FROM oauth_token WHERE consumer_id = $1 AND user_type = 1")
+            .bind($consumer_id)
+            .execute(&mut *$tx)
+            .await?;
+        let token: Option<&$crate::store::SealedToken> = $token;
+        match token {
+            Some(token) => Some(
+                sqlx::query_scalar::<_, i64>(
+                    "INSERT INTO oauth_token (consumer_id, type, token_hash, token, secret, verifier, callback_url, revoked, authorized, user_type, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, FALSE, 1, $8) RETURNING id",
+                )
+                .bind($consumer_id)
+                .bind(token.kind)
+                .bind(&token.token_hash)
+                .bind(&token.token)
+                .bind(&token.secret)
+                .bind(&token.verifier)
+                .bind(&token.callback_url)
+                .bind($at)
+                .fetch_one(&mut *$tx)
+                .await?,
+            ),
+            None => None,
+        }
+    }};
+}
+pub(crate) use write_integration_token;
+
 impl Store {
     /// Creates an integration and its consumer in one transaction, with the event `event`
     /// makes of it. `None` when the name is taken (case-insensitively).
@@ -561,26 +594,9 @@ impl Store {
         let t = now();
         let id = on_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
-            sqlx::query("DELETE FROM oauth_token WHERE consumer_id = $1 AND user_type = 1")
-                .bind(consumer_id)
-                .execute(&mut *tx)
-                .await?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO oauth_token (consumer_id, type, token_hash, token, secret, verifier, callback_url, revoked, authorized, user_type, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, FALSE, 1, $8) RETURNING id",
-            )
-            .bind(consumer_id)
-            .bind(token.kind)
-            .bind(&token.token_hash)
-            .bind(&token.token)
-            .bind(&token.secret)
-            .bind(&token.verifier)
-            .bind(&token.callback_url)
-            .bind(t)
-            .fetch_one(&mut *tx)
-            .await?;
+            let id = write_integration_token!(tx, consumer_id, Some(token), t);
             tx.commit().await?;
-            id
+            id.expect("a token was given")
         });
         self.changed();
         Ok(id)

@@ -13,6 +13,7 @@ use sqlx::Row as _;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 
 use super::acl::write_integration_rules;
+use super::integrations::write_integration_token;
 use super::outbox::record_event;
 use super::{NewEvent, SealedToken, Store, StoreError, on_pool};
 use crate::clock::now;
@@ -381,26 +382,7 @@ impl Store {
                     }
                 };
                 write_integration_rules!(tx, id, &i.rules);
-                sqlx::query("DELETE FROM oauth_token WHERE consumer_id = $1 AND user_type = 1")
-                    .bind(consumer_id)
-                    .execute(&mut *tx)
-                    .await?;
-                if let Some(token) = &i.token {
-                    sqlx::query(
-                        "INSERT INTO oauth_token (consumer_id, type, token_hash, token, secret, verifier, callback_url, revoked, authorized, user_type, created_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, FALSE, 1, $8)",
-                    )
-                    .bind(consumer_id)
-                    .bind(token.kind)
-                    .bind(&token.token_hash)
-                    .bind(&token.token)
-                    .bind(&token.secret)
-                    .bind(&token.verifier)
-                    .bind(&token.callback_url)
-                    .bind(t)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                write_integration_token!(tx, consumer_id, i.token.as_ref(), t);
                 record_event!(tx, &saved(id, &i.name, i.existing.is_none()), postgres);
             }
             for a in accounts {
