@@ -33,6 +33,32 @@ pub fn iso8601(ts: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// A time a person or client writes, as UTC unix seconds: Magento's `2026-12-03 08:00:00`
+/// (UTC), ISO 8601 / RFC 3339 with its offset (`2026-12-03T08:00:00Z`), or a date alone (its
+/// midnight, UTC). `None` for anything else.
+///
+/// ```
+/// use integration_host::clock::parse_time;
+/// assert_eq!(parse_time("2023-11-14 22:13:20"), Some(1_700_000_000));
+/// assert_eq!(parse_time("2023-11-14T23:13:20+01:00"), Some(1_700_000_000));
+/// assert_eq!(parse_time("1970-01-02"), Some(86_400));
+/// assert_eq!(parse_time("yesterday"), None);
+/// ```
+pub fn parse_time(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(t.timestamp());
+    }
+    for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
+            return Some(t.and_utc().timestamp());
+        }
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -6,7 +6,7 @@
 //! (`cargo afl`, on the stable toolchain). Covered: the OAuth parameter collection and signature
 //! base string (with a sign-then-verify invariant), every TOML file the server reads (the
 //! configuration, integration definitions, route tables, the ACL resource tree and plugin
-//! manifests), and the plugin boundary: whatever a plugin answers, in any of the API's types,
+//! manifests), Magento's search criteria of a list's query string, and the plugin boundary: whatever a plugin answers, in any of the API's types,
 //! goes through the host's checks and conversions.
 
 use std::path::Path;
@@ -193,6 +193,45 @@ pub fn plugin_answer(data: &[u8]) {
     }
 }
 
+/// A query string of Magento's search criteria: whatever parses and passes the checks becomes
+/// SQL whose `$n` placeholders are numbered 1, 2, 3 … in the order they appear (SQLite binds
+/// them by first appearance), one for each bound value, on both backends.
+pub fn search_criteria(data: &[u8]) {
+    let Ok(query) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(criteria) = crate::web::search::criteria_from_query(query) else {
+        return;
+    };
+    let sizes = crate::services::search::PageSizes {
+        default: 20,
+        maximum: 300,
+    };
+    let Ok((search, applied)) =
+        criteria.search(crate::services::integration::SEARCH_FIELDS, &[], sizes)
+    else {
+        return;
+    };
+    assert!(applied.page_size.is_some_and(|n| (1..=300).contains(&n)));
+    for backend in [
+        crate::store::Backend::Sqlite,
+        crate::store::Backend::Postgres,
+    ] {
+        let sql = search.sql(backend, "id");
+        let text = format!("{}{}{}", sql.filter, sql.order, sql.page);
+        let numbers: Vec<usize> = text
+            .split('$')
+            .skip(1)
+            .map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().expect("a placeholder is numbered")
+            })
+            .collect();
+        assert_eq!(numbers, (1..=sql.binds.len()).collect::<Vec<_>>(), "{text}");
+        assert!(sql.filter.matches('$').count() == sql.filter_binds.len());
+    }
+}
+
 /// An ACL resource tree file; a tree that parses must walk and grant.
 pub fn resource_tree(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data)
@@ -214,7 +253,7 @@ mod tests {
 
     type Target = fn(&[u8]);
 
-    const TARGETS: [(&str, Target); 7] = [
+    const TARGETS: [(&str, Target); 8] = [
         ("oauth_request", super::oauth_request),
         ("config_file", super::config_file),
         ("definition_file", super::definition_file),
@@ -222,6 +261,7 @@ mod tests {
         ("resource_tree", super::resource_tree),
         ("plugin_manifest", super::plugin_manifest),
         ("plugin_answer", super::plugin_answer),
+        ("search_criteria", super::search_criteria),
     ];
 
     #[test]

@@ -1,4 +1,5 @@
-"""Pre-signs GET requests with fresh nonces for the benchmark, as whole HTTP requests.
+"""Pre-signs GET requests with fresh nonces for the benchmark, as whole HTTP requests (the URL's
+query, if any, signed with them).
 
 Usage: sign.py URL CONSUMER_KEY CONSUMER_SECRET TOKEN TOKEN_SECRET COUNT OUT THREADS
 
@@ -34,19 +35,23 @@ def enc(s):
     return urllib.parse.quote(s, safe="-._~")
 
 
+# The URL's query is signed with the OAuth parameters (RFC 5849 3.4.1.3); the base URL without it.
+split = urllib.parse.urlsplit(url)
+base_url = urllib.parse.urlunsplit((split.scheme, split.netloc, split.path, "", ""))
+query = urllib.parse.parse_qsl(split.query, keep_blank_values=True)
+
+
 def base_string(nonce):
-    params = sorted(
-        [
-            ("oauth_consumer_key", key),
-            ("oauth_nonce", nonce),
-            ("oauth_signature_method", "HMAC-SHA256"),
-            ("oauth_timestamp", ts),
-            ("oauth_token", token),
-            ("oauth_version", "1.0"),
-        ]
-    )
-    normalized = "&".join(f"{enc(k)}={enc(v)}" for k, v in params)
-    return "&".join(["GET", enc(url), enc(normalized)])
+    params = [
+        ("oauth_consumer_key", key),
+        ("oauth_nonce", nonce),
+        ("oauth_signature_method", "HMAC-SHA256"),
+        ("oauth_timestamp", ts),
+        ("oauth_token", token),
+        ("oauth_version", "1.0"),
+    ] + query
+    normalized = "&".join(f"{k}={v}" for k, v in sorted((enc(k), enc(v)) for k, v in params))
+    return "&".join(["GET", enc(base_url), enc(normalized)])
 
 
 signing_key = f"{enc(secret)}&{enc(token_secret)}".encode()
@@ -87,7 +92,8 @@ def request(i):
     # Zero-padded: every request of a file has the same length.
     nonce = f"{random.getrandbits(64):020d}{ts}"
     authorization = prefix + f'oauth_nonce="{nonce}", oauth_signature="{enc(sign(nonce))}"'
-    return (f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    return (f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
             f"Authorization: {authorization}\r\n")
 
 

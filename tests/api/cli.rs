@@ -378,6 +378,79 @@ async fn integration_create_show_activate_reauthorize_delete() {
 }
 
 #[tokio::test]
+async fn integration_list_pages_filters_and_goes_through_every_page() {
+    let env = CliEnv::new().await;
+    for name in ["Shop 1", "Shop 2", "Shop 3", "Market 100%", "Market 1000"] {
+        ok(&env.run(&["integration", "create", "--name", name], ""));
+    }
+    ok(&env.run(&["integration", "activate", "Shop 2"], ""));
+    let run = |args: &[&str]| {
+        let out = env.run(&[&["integration", "list"], args].concat(), "");
+        assert!(out.status.success(), "{}", show(&out));
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let names = |table: &str| -> Vec<String> {
+        table
+            .lines()
+            .skip(1)
+            .map(|l| {
+                l.split_whitespace()
+                    .skip(1)
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+    // By name, a page at a time; where the list stands on standard error.
+    let (table, status) = run(&["--page-size", "2"]);
+    assert_eq!(names(&table), ["Market 100%", "Market 1000"]);
+    assert!(
+        status.contains("page 1 of 3 (5 integrations in all); the next with --page 2"),
+        "{status}"
+    );
+    let (table, status) = run(&["--page-size", "2", "--page", "3"]);
+    assert_eq!(names(&table), ["Shop 3"]);
+    assert!(
+        status.contains("page 3 of 3 (5 integrations in all)") && !status.contains("next"),
+        "{status}"
+    );
+    let (table, _) = run(&["--page-size", "2", "--page", "4"]);
+    assert_eq!(names(&table), Vec::<String>::new());
+    // Names containing a text, `%` taken literally; statuses by label or code.
+    let (table, _) = run(&["--name", "100%"]);
+    assert_eq!(names(&table), ["Market 100%"]);
+    let (table, _) = run(&["--name", "shop", "--status", "inactive,2"]);
+    assert_eq!(names(&table), ["Shop 1", "Shop 3"]);
+    let (table, _) = run(&["--status", "1"]);
+    assert_eq!(names(&table), ["Shop 2"]);
+    // Every page, as JSON lines.
+    let (lines, _) = run(&["--all", "--page-size", "2", "--json"]);
+    let all: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[2]["name"], "Shop 1");
+    // Refusals: a page size over the maximum, a status that is none.
+    let err = fails(&env.run(&["integration", "list", "--page-size", "301"], ""));
+    assert!(
+        err.contains("Maximum SearchCriteria pageSize is 300"),
+        "{err}"
+    );
+    let err = fails(&env.run(&["integration", "list", "--status", "paused"], ""));
+    assert!(
+        err.contains("--status") && err.contains("active, inactive, reset"),
+        "{err}"
+    );
+    let err = fails(&env.run(&["integration", "list", "--page", "0"], ""));
+    assert!(err.contains("--page"), "{err}");
+}
+
+#[tokio::test]
 async fn token_revoke_and_account_delete_reach_a_running_server_within_the_cache_bound() {
     use integration_host_tests::{run_binary, send_json, spawn_app};
     use serde_json::json;

@@ -177,11 +177,28 @@ async fn drive(mut client: tokio::process::Command, label: &str) {
             .unwrap()
             .is_none()
     );
-    if label == "node" {
-        // oauth-1.0a's base string over the query names as sent (`oauth.tolerate_undecoded_query_names`).
-        let searched = ok("search_criteria");
-        assert_eq!(searched["total_count"], 1, "{label}: {searched}");
-    }
+    // Magento's search criteria, signed by the client (oauth-1.0a's base string has the query
+    // names as sent: `oauth.tolerate_undecoded_query_names`): a LIKE with a non-ASCII letter
+    // ORed with an eq, ANDed with a status list, sorted, one page.
+    let searched = ok("search_criteria");
+    assert_eq!(searched["total_count"], 1, "{label}: {searched}");
+    assert_eq!(searched["items"][0]["name"], NAME, "{label}: {searched}");
+    assert_eq!(
+        searched["search_criteria"],
+        json!({
+            "filter_groups": [
+                {"filters": [
+                    {"field": "name", "value": "café%", "condition_type": "like"},
+                    {"field": "name", "value": "nobody", "condition_type": "eq"},
+                ]},
+                {"filters": [{"field": "status", "value": "1,2", "condition_type": "in"}]},
+            ],
+            "sort_orders": [{"field": "created_at", "direction": "DESC"}],
+            "page_size": 10,
+            "current_page": 1,
+        }),
+        "{label}"
+    );
     ok("replay_first");
     let replay = step("replay_second");
     assert_eq!(replay["status"], 401, "{label}: {replay}");

@@ -30,5 +30,6 @@ mod plugins_js_py;
 mod race;
 mod rest;
 mod roles_doc;
+mod search;
 mod shutdown;
 mod tokens;

@@ -635,6 +635,28 @@ async fn the_openapi_document_describes_the_api() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["schemas"]["IntegrationView"].is_object());
     assert!(doc["components"]["securitySchemes"]["oauth1"].is_object());
+    // The list's search criteria: its query parameters and the echo in the answer.
+    let params: Vec<&str> = doc["paths"]["/rest/V1/integrations"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "searchCriteria[filter_groups][0][filters][0][field]",
+        "searchCriteria[filter_groups][0][filters][0][value]",
+        "searchCriteria[filter_groups][0][filters][0][condition_type]",
+        "searchCriteria[sort_orders][0][field]",
+        "searchCriteria[sort_orders][0][direction]",
+        "searchCriteria[pageSize]",
+        "searchCriteria[currentPage]",
+    ] {
+        assert!(params.contains(&name), "{name} missing: {params:?}");
+    }
+    let list = &doc["components"]["schemas"]["IntegrationList"]["properties"];
+    assert!(list["search_criteria"].is_object(), "{list}");
+    let filter = &doc["components"]["schemas"]["Filter"]["properties"];
+    assert!(filter["condition_type"].is_object(), "{filter}");
     // The body schema is the type the handlers decode: its fields, only the name required.
     let body = &doc["components"]["schemas"]["IntegrationBody"];
     assert_eq!(body["required"], serde_json::json!(["name"]), "{body}");

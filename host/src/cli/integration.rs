@@ -7,16 +7,99 @@ use super::common::{ListArgs, open_store};
 use crate::acl::Grants;
 use crate::clock::iso8601;
 use crate::config::Settings;
-use crate::domain::SetupType;
+use crate::domain::{IntegrationStatus, SetupType};
 use crate::services::integration::{
     Activation, Integration, IntegrationForm, IntegrationInput, IntegrationService,
 };
 use crate::services::oauth::OauthService;
+use crate::services::search::{Filter, FilterGroup, SearchCriteria};
+
+/// Which integrations `integration list` shows, and which page of them.
+#[derive(Debug, clap::Args)]
+pub struct IntegrationListArgs {
+    #[command(flatten)]
+    pub list: ListArgs,
+    /// Only names containing this text (case-insensitive).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only these statuses (active, inactive, reset or 0, 1, 2); repeat or separate with commas.
+    #[arg(long, value_delimiter = ',', value_parser = parse_status)]
+    pub status: Vec<IntegrationStatus>,
+    /// The page to show, from 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub page: u32,
+    /// Integrations per page ([webapi] default_page_size when not given; at most
+    /// maximum_page_size).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_size: Option<u32>,
+    /// Every page, one after the other (`--page` is where it starts).
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// A status by label (any case) or code.
+fn parse_status(text: &str) -> Result<IntegrationStatus, String> {
+    let text = text.trim();
+    text.parse::<i64>()
+        .ok()
+        .and_then(IntegrationStatus::from_code)
+        .or_else(|| {
+            IntegrationStatus::ALL
+                .into_iter()
+                .find(|s| s.label().eq_ignore_ascii_case(text))
+        })
+        .ok_or_else(|| "a status is active, inactive, reset, 0, 1 or 2".to_owned())
+}
+
+impl IntegrationListArgs {
+    /// The search criteria of these flags, for page `page`.
+    fn criteria(&self, page: u32) -> SearchCriteria {
+        let mut groups = Vec::new();
+        if let Some(name) = &self.name {
+            // The text itself, not a pattern: its wildcards escaped.
+            let mut pattern = String::from("%");
+            for c in name.chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    pattern.push('\\');
+                }
+                pattern.push(c);
+            }
+            pattern.push('%');
+            groups.push(FilterGroup {
+                filters: vec![Filter {
+                    field: "name".into(),
+                    value: pattern,
+                    condition_type: "like".into(),
+                }],
+            });
+        }
+        if !self.status.is_empty() {
+            groups.push(FilterGroup {
+                filters: vec![Filter {
+                    field: "status".into(),
+                    value: self
+                        .status
+                        .iter()
+                        .map(|s| s.code().to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    condition_type: "in".into(),
+                }],
+            });
+        }
+        SearchCriteria {
+            filter_groups: groups,
+            sort_orders: Vec::new(),
+            page_size: self.page_size,
+            current_page: Some(page),
+        }
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum IntegrationCommand {
-    /// List integrations.
-    List(ListArgs),
+    /// List integrations, a page at a time (by name; `--all` for every page).
+    List(IntegrationListArgs),
     /// Show one integration (by name or id); secrets only with --show-secrets.
     Show {
         integration: String,
@@ -102,41 +185,67 @@ async fn print_secrets(oauth: &OauthService, integration: &Integration) -> anyho
     Ok(())
 }
 
+/// A page of integrations: JSON lines, or table rows (under a header when `header`).
+fn print_integrations(items: &[(Integration, Grants)], json: bool, header: bool) {
+    if header {
+        println!(
+            "{:<6} {:<32} {:<9} {:<7} ENDPOINT",
+            "ID", "NAME", "STATUS", "SETUP"
+        );
+    }
+    for (i, _) in items {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "id": i.id, "name": i.name, "email": i.email, "endpoint": i.endpoint,
+                    "identity_link_url": i.identity_link_url, "status": i.status.label(),
+                    "setup_type": i.setup_type.as_str(),
+                })
+            );
+        } else {
+            println!(
+                "{:<6} {:<32} {:<9} {:<7} {}",
+                i.id,
+                i.name,
+                i.status.label(),
+                i.setup_type.as_str(),
+                i.endpoint
+            );
+        }
+    }
+}
+
 pub(super) async fn integration(settings: Settings, cmd: IntegrationCommand) -> anyhow::Result<()> {
     let (service, oauth) = integration_services(&settings).await?;
     match cmd {
         IntegrationCommand::List(args) => {
-            let all = service.list().await?;
-            if args.json {
-                for i in &all {
-                    println!(
-                        "{}",
-                        serde_json::json!({
-                            "id": i.id, "name": i.name, "email": i.email, "endpoint": i.endpoint,
-                            "identity_link_url": i.identity_link_url, "status": i.status.label(),
-                            "setup_type": if i.setup_type == SetupType::Config { "config" } else { "manual" },
-                        })
-                    );
+            let mut page = args.page;
+            let mut header = !args.list.json;
+            loop {
+                let found = service.search(&args.criteria(page)).await?;
+                print_integrations(&found.items, args.list.json, header);
+                header = false;
+                let size = u64::from(found.search_criteria.page_size.unwrap_or(1));
+                let pages = found.total_count.div_ceil(size).max(1);
+                if args.all && u64::from(page) < pages {
+                    page += 1;
+                    continue;
                 }
-            } else {
-                println!(
-                    "{:<6} {:<32} {:<9} {:<7} ENDPOINT",
-                    "ID", "NAME", "STATUS", "SETUP"
-                );
-                for i in &all {
-                    println!(
-                        "{:<6} {:<32} {:<9} {:<7} {}",
-                        i.id,
-                        i.name,
-                        i.status.label(),
-                        if i.setup_type == SetupType::Config {
-                            "config"
+                // Where the list stands goes to standard error: standard output stays the list.
+                if !args.all || args.page > 1 {
+                    eprintln!(
+                        "page {page} of {pages} ({} integration{} in all){}",
+                        found.total_count,
+                        if found.total_count == 1 { "" } else { "s" },
+                        if u64::from(page) < pages {
+                            format!("; the next with --page {}", page + 1)
                         } else {
-                            "manual"
-                        },
-                        i.endpoint
+                            String::new()
+                        }
                     );
                 }
+                break;
             }
         }
         IntegrationCommand::Show {

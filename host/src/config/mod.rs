@@ -244,12 +244,28 @@ pub enum TokenFormat {
     Opaque,
 }
 
-/// The Web API route table.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The Web API: its route table and the pages of its lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebapiSettings {
     /// Route tables of other services (forward-auth and proxy), read after the built-in one.
     pub routes_files: Vec<PathBuf>,
+    /// Items of a list page when the client asks for no `searchCriteria[pageSize]` (Magento's
+    /// "Default Page Size" of its Web API limits); at most `maximum_page_size`.
+    pub default_page_size: std::num::NonZeroU32,
+    /// The largest `searchCriteria[pageSize]` a client may ask for (Magento's "Maximum Page
+    /// Size"); a larger one is refused.
+    pub maximum_page_size: std::num::NonZeroU32,
+}
+
+impl Default for WebapiSettings {
+    fn default() -> Self {
+        Self {
+            routes_files: Vec::new(),
+            default_page_size: std::num::NonZeroU32::new(20).expect("not zero"),
+            maximum_page_size: std::num::NonZeroU32::new(300).expect("not zero"),
+        }
+    }
 }
 
 /// The admin UI at `/admin` ([S-7]).

@@ -20,6 +20,9 @@ pub enum ServiceError {
     /// One input field is missing or invalid.
     #[error(transparent)]
     Field(#[from] FieldError),
+    /// The input cannot be used, in Magento's words: a template and its values.
+    #[error("{0}")]
+    Input(Phrase),
     /// What the call names does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -130,7 +133,11 @@ impl Phrase {
                     text = text.replace(&format!("%{}", i + 1), v);
                 }
             }
+            // Longest names first, as PHP's `strtr` (Magento's renderer) does: `%field` must not
+            // eat the start of `%fields`.
             PhraseParameters::Named(values) => {
+                let mut values: Vec<_> = values.iter().collect();
+                values.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
                 for (name, v) in values {
                     text = text.replace(&format!("%{name}"), v);
                 }

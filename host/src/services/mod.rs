@@ -17,6 +17,7 @@ pub mod oauth;
 pub mod outbox;
 pub mod plugin_state;
 pub mod sealing;
+pub mod search;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -75,6 +76,10 @@ impl Services {
             authorization,
             cache_ttl,
             events.clone(),
+            search::PageSizes {
+                default: settings.webapi.default_page_size.get(),
+                maximum: settings.webapi.maximum_page_size.get(),
+            },
         );
         Ok(Self {
             oauth,

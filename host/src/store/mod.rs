@@ -19,6 +19,7 @@ pub(crate) mod outbox;
 mod plugin_kv;
 mod reader;
 mod sealed;
+pub mod search;
 mod sessions;
 pub mod space;
 mod tokens;
@@ -36,6 +37,7 @@ use sqlx::sqlite::{
 
 pub use accounts::{AccountRow, NewAccount};
 pub use error::StoreError;
+pub use integrations::columns as integration_columns;
 pub use integrations::{
     ConsumerRow, IntegrationFields, IntegrationRow, NewConsumer, SealedToken, TokenRow,
 };

@@ -16,11 +16,11 @@ use actix_web::HttpRequest;
 use actix_web::http::{StatusCode, header};
 
 use super::AppState;
-use super::error::{ErrorBody, RestError};
+use super::error::{ErrorBody, RestError, phrase_body};
 use crate::oauth::{self, Scheme};
+use crate::services::OauthError;
 use crate::services::authorization::{self, Principal, RequestFacts};
 use crate::services::oauth::SignedRequest;
-use crate::services::{OauthError, Phrase, PhraseParameters};
 
 /// The parts of a request that authentication reads, wherever they come from (the request
 /// itself, or the headers a proxy forwarded to `/forward-auth`).
@@ -59,24 +59,6 @@ impl<'a> Incoming<'a> {
 }
 
 /// A phrase in the REST error shape: positional values as a list, named ones as an object.
-fn phrase_body(phrase: &Phrase) -> ErrorBody {
-    let parameters = match &phrase.parameters {
-        PhraseParameters::None => None,
-        PhraseParameters::Positional(values) => Some(serde_json::Value::from(values.clone())),
-        PhraseParameters::Named(values) => Some(serde_json::Value::Object(
-            values
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(v.clone())))
-                .collect(),
-        )),
-    };
-    ErrorBody {
-        message: phrase.template.to_string(),
-        parameters,
-        errors: None,
-    }
-}
-
 fn oauth_refusal(e: OauthError) -> RestError {
     match e {
         OauthError::Internal => {

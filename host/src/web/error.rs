@@ -10,7 +10,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::services::{FieldError, ServiceError};
+use crate::services::{FieldError, Phrase, PhraseParameters, ServiceError};
 
 /// The JSON body of an error answer: a message with `%name` placeholders and their values.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -197,6 +197,25 @@ impl From<ServiceError> for RestError {
     }
 }
 
+/// A phrase as Magento's Web API answers it: the template, and its values in `parameters`.
+pub(super) fn phrase_body(phrase: &Phrase) -> ErrorBody {
+    let parameters = match &phrase.parameters {
+        PhraseParameters::None => None,
+        PhraseParameters::Positional(values) => Some(serde_json::Value::from(values.clone())),
+        PhraseParameters::Named(values) => Some(serde_json::Value::Object(
+            values
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(v.clone())))
+                .collect(),
+        )),
+    };
+    ErrorBody {
+        message: phrase.template.to_string(),
+        parameters,
+        errors: None,
+    }
+}
+
 /// Maps a service failure to the REST shape, with Magento's input-error texts.
 pub fn service_error(e: ServiceError) -> RestError {
     match e {
@@ -215,6 +234,10 @@ pub fn service_error(e: ServiceError) -> RestError {
                 "Invalid value of \"%value\" provided for the %fieldName field.",
                 &[("value", &value), ("fieldName", field), ("reason", &reason)],
             ),
+        },
+        ServiceError::Input(phrase) => RestError::Client {
+            status: StatusCode::BAD_REQUEST,
+            body: phrase_body(&phrase),
         },
         ServiceError::Invalid(m) | ServiceError::Conflict(m) | ServiceError::Refused(m) => {
             RestError::new(StatusCode::BAD_REQUEST, m)

@@ -15,10 +15,11 @@ use super::error::{ErrorBody, RestError, service_error};
 use super::respond::{json, path_id};
 use crate::acl::Grants;
 use crate::clock::iso8601;
-use crate::domain::{IntegrationStatus, SetupType};
+use crate::domain::SetupType;
 use crate::services::FieldError;
 use crate::services::authorization::Principal;
 use crate::services::integration::{Activation, Integration, IntegrationForm, IntegrationInput};
+use crate::services::search::{Filter, FilterGroup, SearchCriteria};
 
 /// `(all_resources, resources)` as the API shows grants.
 fn split_grants(grants: Grants) -> (bool, Vec<String>) {
@@ -96,7 +97,11 @@ impl IntegrationView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IntegrationList {
     pub items: Vec<IntegrationView>,
-    pub total_count: usize,
+    /// The criteria as applied: the filter groups (the `name` and `status` parameters as groups
+    /// of their own), the sort orders asked for, the page size and page used.
+    pub search_criteria: SearchCriteria,
+    /// How many integrations match, over every page.
+    pub total_count: u64,
 }
 
 /// What activation did: `identity_link` (the credentials were posted to the endpoint; send
@@ -267,16 +272,31 @@ pub async fn me(
     }
 }
 
-/// List integrations, by name.
+/// List integrations: one page, filtered and sorted as Magento's search criteria ask.
 #[utoipa::path(
     get, path = "/rest/V1/integrations", tag = "integrations",
     params(
+        ("searchCriteria[filter_groups][0][filters][0][field]" = Option<String>, Query,
+            description = "A filter's field: id (or integration_id), name, email, status, setup_type, created_at or updated_at. \
+                Filters of a group are ORed, groups are ANDed; indices order them. camelCase names (filterGroups, conditionType, sortOrders, pageSize, currentPage) are read alike"),
+        ("searchCriteria[filter_groups][0][filters][0][value]" = Option<String>, Query,
+            description = "The value: a comma-separated list for in and nin; a `%`/`_` pattern for like and nlike (`\\` escapes them); \
+                a status as 0, 1, 2 or its label; a setup type as 0, 1, manual or config; a time as `2026-12-03 08:00:00` (UTC), RFC 3339 or a date. Text compares case-insensitively"),
+        ("searchCriteria[filter_groups][0][filters][0][condition_type]" = Option<String>, Query,
+            description = "eq (the default), neq, like, nlike, in, nin, gt, lt, gteq, lteq, null or notnull"),
+        ("searchCriteria[sort_orders][0][field]" = Option<String>, Query,
+            description = "A field to sort by (as for filters); by name when no sort is given, ties broken by id"),
+        ("searchCriteria[sort_orders][0][direction]" = Option<String>, Query, description = "ASC (the default) or DESC"),
+        ("searchCriteria[pageSize]" = Option<u32>, Query,
+            description = "Items per page: [webapi] default_page_size (20) when not given, at most maximum_page_size (300)"),
+        ("searchCriteria[currentPage]" = Option<u32>, Query,
+            description = "The page, from 1; a page beyond the last is empty"),
         ("name" = Option<String>, Query, description = "Only the integration with this name (case-insensitive)"),
         ("status" = Option<Vec<i64>>, Query, description = "Only these statuses; repeat the parameter for several"),
     ),
     responses(
-        (status = 200, description = "The integrations", body = IntegrationList),
-        (status = 400, description = "A bad filter", body = ErrorBody),
+        (status = 200, description = "A page of integrations, with the criteria applied and the count of every match", body = IntegrationList),
+        (status = 400, description = "An unknown field, condition type or parameter, a bad value, or a page size over the maximum", body = ErrorBody),
         (status = 401, description = "Not authenticated or not authorized", body = ErrorBody),
     )
 )]
@@ -286,15 +306,21 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RestError> {
     authorize(&req, &body, &state).await?;
-    let mut name = None;
+    let mut criteria =
+        super::search::criteria_from_query(req.query_string()).map_err(service_error)?;
+    // The simple parameters, as filter groups of their own.
     let mut statuses = Vec::new();
     for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
         match k.as_ref() {
-            "name" => name = Some(v.to_lowercase()),
+            "name" => criteria.filter_groups.push(FilterGroup {
+                filters: vec![Filter {
+                    field: "name".into(),
+                    value: v.into_owned(),
+                    condition_type: "eq".into(),
+                }],
+            }),
             "status" | "status[]" => statuses.push(match v.as_ref() {
-                "0" => IntegrationStatus::Inactive,
-                "1" => IntegrationStatus::Active,
-                "2" => IntegrationStatus::Reset,
+                "0" | "1" | "2" => v.into_owned(),
                 other => {
                     return Err(service_error(
                         FieldError::invalid("status", other, "is not 0, 1 or 2").into(),
@@ -304,20 +330,26 @@ pub async fn list(
             _ => {}
         }
     }
-    let mut items = Vec::new();
-    for i in state.integrations.list().await? {
-        if name.as_ref().is_some_and(|n| *n != i.name.to_lowercase())
-            || (!statuses.is_empty() && !statuses.contains(&i.status))
-        {
-            continue;
-        }
-        items.push(view(&state, i).await?);
+    if !statuses.is_empty() {
+        criteria.filter_groups.push(FilterGroup {
+            filters: vec![Filter {
+                field: "status".into(),
+                value: statuses.join(","),
+                condition_type: "in".into(),
+            }],
+        });
     }
+    let found = state.integrations.search(&criteria).await?;
     Ok(json(
         StatusCode::OK,
         &IntegrationList {
-            total_count: items.len(),
-            items,
+            items: found
+                .items
+                .into_iter()
+                .map(|(i, grants)| IntegrationView::new(i, grants))
+                .collect(),
+            search_criteria: found.search_criteria,
+            total_count: found.total_count,
         },
     ))
 }

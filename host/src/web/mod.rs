@@ -21,6 +21,7 @@ pub mod oauth;
 mod plugins;
 mod respond;
 mod routes;
+pub(crate) mod search;
 mod state;
 mod tokens;
 

@@ -179,7 +179,9 @@ pub async fn schema(
         super::plugins::list, super::plugins::reload
     ),
     components(schemas(SelfView, IntegrationView, IntegrationList, IntegrationBody, ActivationView, Credentials, ErrorBody,
-        super::plugins::PluginsView, super::plugins::ReloadView)),
+        super::plugins::PluginsView, super::plugins::ReloadView,
+        crate::services::search::SearchCriteria, crate::services::search::FilterGroup,
+        crate::services::search::Filter, crate::services::search::SortOrder)),
     modifiers(&Security),
     tags(
         (name = "integrations", description = "Integrations and their activation"),

@@ -129,7 +129,16 @@ async function main() {
   await record('delete', await send('DELETE', `${api}/${id}`, token));
   // Magento's searchCriteria names, percent-encoded in the URL as Magento's docs write them:
   // oauth-1.0a signs the names undecoded (and Magento refuses the signature).
-  await record('search_criteria', await send('GET', `${api}?searchCriteria%5BpageSize%5D=10&searchCriteria%5BcurrentPage%5D=1`, token));
+  const group = (g, f, part) => `searchCriteria%5BfilterGroups%5D%5B${g}%5D%5Bfilters%5D%5B${f}%5D%5B${part}%5D`;
+  const criteria = [
+    [group(0, 0, 'field'), 'name'], [group(0, 0, 'value'), 'café%'], [group(0, 0, 'conditionType'), 'like'],
+    [group(0, 1, 'field'), 'name'], [group(0, 1, 'value'), 'nobody'],
+    [group(1, 0, 'field'), 'status'], [group(1, 0, 'value'), '1,2'], [group(1, 0, 'conditionType'), 'in'],
+    ['searchCriteria%5BsortOrders%5D%5B0%5D%5Bfield%5D', 'created_at'],
+    ['searchCriteria%5BsortOrders%5D%5B0%5D%5Bdirection%5D', 'DESC'],
+    ['searchCriteria%5BpageSize%5D', '10'], ['searchCriteria%5BcurrentPage%5D', '1'],
+  ].map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
+  await record('search_criteria', await send('GET', `${api}?${criteria}`, token));
   // The same signed request sent twice: the second is a replay.
   const replayUrl = `${api}?status=1`;
   const headers = oauth.toHeader(oauth.authorize({ url: replayUrl, method: 'GET', data: {} }, token));

@@ -96,6 +96,28 @@ record(
     ),
 )
 record("delete", session.delete(f"{api}/{new_id}"))
+# Magento's search criteria: brackets in the names (requests percent-encodes them, oauthlib
+# signs them decoded), a `%` and a non-ASCII letter in a value.
+record(
+    "search_criteria",
+    session.get(
+        api,
+        params=[
+            ("searchCriteria[filter_groups][0][filters][0][field]", "name"),
+            ("searchCriteria[filter_groups][0][filters][0][value]", "café%"),
+            ("searchCriteria[filter_groups][0][filters][0][condition_type]", "like"),
+            ("searchCriteria[filter_groups][0][filters][1][field]", "name"),
+            ("searchCriteria[filter_groups][0][filters][1][value]", "nobody"),
+            ("searchCriteria[filter_groups][1][filters][0][field]", "status"),
+            ("searchCriteria[filter_groups][1][filters][0][value]", "1,2"),
+            ("searchCriteria[filter_groups][1][filters][0][condition_type]", "in"),
+            ("searchCriteria[sort_orders][0][field]", "created_at"),
+            ("searchCriteria[sort_orders][0][direction]", "DESC"),
+            ("searchCriteria[pageSize]", "10"),
+            ("searchCriteria[currentPage]", "1"),
+        ],
+    ),
+)
 # The same signed request sent twice: the second is a replay.
 prepared = session.prepare_request(requests.Request("GET", api, params={"status": "1"}))
 record("replay_first", session.send(prepared))

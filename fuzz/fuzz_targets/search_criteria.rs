@@ -1,0 +1,5 @@
+fn main() {
+    afl::fuzz!(|data: &[u8]| {
+        integration_host::fuzzing::search_criteria(data);
+    });
+}
