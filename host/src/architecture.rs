@@ -63,6 +63,8 @@ const ROOMS: &[(&str, &[&str])] = &[
             "oauth",
             "plugins",
             "services",
+            "store",
+            "web",
             "webapi",
         ],
     ),
