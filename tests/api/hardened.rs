@@ -633,7 +633,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (status, body) = send_json(create("After".into())).await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 200, "{body}\n{}", server.stderr());
     created.push("After".into());
     let (_, list) = send_json(
         client
