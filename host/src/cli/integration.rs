@@ -12,7 +12,7 @@ use crate::services::integration::{
     Activation, Integration, IntegrationForm, IntegrationInput, IntegrationService,
 };
 use crate::services::oauth::OauthService;
-use crate::services::search::{Filter, FilterGroup, SearchCriteria};
+use crate::services::search::{Filter, FilterGroup, SearchCriteria, like_containing};
 
 /// Which integrations `integration list` shows, and which page of them.
 #[derive(Debug, clap::Args)]
@@ -57,14 +57,7 @@ impl IntegrationListArgs {
         let mut groups = Vec::new();
         if let Some(name) = &self.name {
             // The text itself, not a pattern: its wildcards escaped.
-            let mut pattern = String::from("%");
-            for c in name.chars() {
-                if matches!(c, '%' | '_' | '\\') {
-                    pattern.push('\\');
-                }
-                pattern.push(c);
-            }
-            pattern.push('%');
+            let pattern = like_containing(name);
             groups.push(FilterGroup {
                 filters: vec![Filter {
                     field: "name".into(),

@@ -153,6 +153,25 @@ pub fn invalid_value(parameter: &str, value: &str) -> ServiceError {
     ))
 }
 
+/// A `like` pattern for values containing `text`, its own `%`, `_` and `\` escaped.
+///
+/// ```
+/// use integration_host::services::search::like_containing;
+/// assert_eq!(like_containing("100%_a\\"), "%100\\%\\_a\\\\%");
+/// ```
+pub fn like_containing(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 impl SearchCriteria {
     /// The search these criteria ask for over `fields`, sorted by `default_sort` when they
     /// name no order, and the criteria as applied (the page filled in).
