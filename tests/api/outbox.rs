@@ -219,6 +219,29 @@ async fn a_delivery_is_given_up_after_its_attempts_and_shown() {
         page.contains("<dd class=\"backlog\">0 pending; 1 given up</dd>"),
         "{page}"
     );
+    // And `plugin list`.
+    let plugins = format!("[{:?}]", folder.path().display().to_string());
+    let cache = plugin_cache_dir().display().to_string();
+    let out = run_binary(
+        &app.config_file(),
+        &["plugin", "list"],
+        "",
+        &[
+            ("APP_PLUGINS__DIRECTORIES", &plugins),
+            ("APP_PLUGINS__CACHE_DIR", &cache),
+            ("APP_PLUGINS__GRANTS__REC__KEY_VALUE_QUOTA_KIB", "64"),
+        ],
+    );
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        integration_host_tests::show(&out)
+    );
+    assert!(
+        listed.contains("  backlog: 0 pending; 1 given up"),
+        "{listed}"
+    );
 }
 
 #[tokio::test]

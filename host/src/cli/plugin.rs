@@ -182,6 +182,16 @@ pub(super) async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Re
             println!("  asks for: {}", p.asked.join("; "));
             println!("  granted:  {}", p.granted.join("; "));
         }
+        if let Some(b) = &p.backlog {
+            let oldest = b
+                .oldest_pending_at
+                .map(|t| format!(", oldest written {}", crate::clock::iso8601(t)))
+                .unwrap_or_default();
+            println!(
+                "  backlog: {} pending{oldest}; {} given up",
+                b.pending, b.given_up
+            );
+        }
         if !p.description.is_empty() {
             println!("  {}", p.description);
         }
@@ -204,7 +214,18 @@ pub(super) async fn plugin(settings: Settings, cmd: PluginCommand) -> anyhow::Re
                 crate::events::Dispatcher::new(),
             )?;
             let report = host.reload().await;
-            for p in host.list() {
+            // An async observer's backlog is in the database: shown when it can be read.
+            let backlogs = match super::common::open_store(&settings).await {
+                Ok(store) => crate::services::outbox::backlogs(&store)
+                    .await
+                    .map_err(anyhow::Error::from),
+                Err(e) => Err(e),
+            }
+            .unwrap_or_else(|e| {
+                eprintln!("backlogs unknown: {e:#}");
+                Default::default()
+            });
+            for p in crate::plugins::with_backlogs(host.list(), &backlogs) {
                 show(&p);
             }
             for p in &report.problems {

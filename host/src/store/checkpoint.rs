@@ -117,4 +117,46 @@ mod tests {
         }
         store.close().await;
     }
+
+    /// A write transaction that SQLite rolled back by itself (as on a full disk), then dropped:
+    /// its connection is not handed out again believing it is still in a transaction (the next
+    /// `BEGIN IMMEDIATE` failed with "attempted to call begin_with at non-zero transaction
+    /// depth", seen as a 500 after a full disk recovered).
+    #[tokio::test]
+    async fn a_transaction_sqlite_ended_by_itself_does_not_poison_its_connection() {
+        use crate::store::BeginWrite as _;
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let settings = DatabaseSettings {
+            pool_size: 1,
+            ..Default::default()
+        };
+        let store = Store::connect(
+            &DatabaseUrl::Sqlite(dir.path().join("db.sqlite")),
+            &settings,
+        )
+        .await
+        .expect("the store opens");
+        let crate::store::Pool::Sqlite(pool) = &store.pool else {
+            unreachable!("an SQLite store")
+        };
+        for _ in 0..3 {
+            let mut tx = pool.begin_write().await.expect("a write transaction");
+            // What SQLite does on its own after SQLITE_FULL: the transaction is gone.
+            sqlx::raw_sql("ROLLBACK")
+                .execute(&mut *tx)
+                .await
+                .expect("rolled back behind sqlx's back");
+            drop(tx);
+        }
+        let mut tx = pool
+            .begin_write()
+            .await
+            .expect("the pool's connection begins again");
+        sqlx::query("SELECT 1")
+            .execute(&mut *tx)
+            .await
+            .expect("a statement");
+        tx.commit().await.expect("a commit");
+        store.close().await;
+    }
 }

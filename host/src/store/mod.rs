@@ -326,6 +326,20 @@ impl Store {
                     .max_connections(settings.pool_size.max(1))
                     .acquire_timeout(acquire)
                     .test_before_acquire(false)
+                    // SQLite rolls a transaction back by itself on some failures (a full disk):
+                    // the ROLLBACK sqlx then queues for the dropped transaction fails, its
+                    // connection goes on believing it is in one, and every later BEGIN IMMEDIATE
+                    // on it fails. Such a connection is closed instead of reused.
+                    .after_release(|conn, _| {
+                        Box::pin(async move {
+                            if !conn.is_in_transaction() {
+                                return Ok(true);
+                            }
+                            // A dropped transaction's rollback may still be queued: run it.
+                            conn.ping().await?;
+                            Ok(!conn.is_in_transaction())
+                        })
+                    })
                     .connect_with(options)
                     .await?;
                 drop(guard);
