@@ -183,6 +183,23 @@ impl AuthorizationService {
         ))
     }
 
+    /// What several integrations were granted, read in one query.
+    pub async fn selected_resources_of(
+        &self,
+        integration_ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Grants>, ServiceError> {
+        let mut rules = self.store.integrations_rules(integration_ids).await?;
+        Ok(integration_ids
+            .iter()
+            .map(|id| {
+                (
+                    *id,
+                    Grants::from_rules(rules.remove(id).unwrap_or_default()),
+                )
+            })
+            .collect())
+    }
+
     async fn store_grants(&self, integration_id: i64, grants: &Grants) -> Result<(), ServiceError> {
         if self
             .store

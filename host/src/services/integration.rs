@@ -556,7 +556,7 @@ impl IntegrationService {
     }
 
     /// One page of the integrations the criteria find (sorted by name unless they say
-    /// otherwise), each with its grants: one statement for the page (two when it is not the
+    /// otherwise), each with its grants: two queries for the page (three when it is not the
     /// whole result: the count), whatever its size.
     pub async fn search(
         &self,
@@ -568,9 +568,14 @@ impl IntegrationService {
             self.page_sizes,
         )?;
         let (rows, total_count) = self.store.search_integrations(&search).await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let mut grants = self.authorization.selected_resources_of(&ids).await?;
         let items = rows
             .into_iter()
-            .map(|(row, rules)| (Integration::from(row), Grants::from_rules(rules)))
+            .map(|row| {
+                let g = grants.remove(&row.id).unwrap_or_else(Grants::none);
+                (Integration::from(row), g)
+            })
             .collect();
         Ok(SearchResults {
             items,

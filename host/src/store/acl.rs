@@ -4,6 +4,8 @@
 //! id) whose rules are the granted resources, ancestors included, as `allow` rows; everything
 //! else is denied. "All resources" is the single rule `Magento_Backend::all`.
 
+use std::collections::HashMap;
+
 use super::{Store, StoreError, on_pool, read};
 use crate::store::BeginWrite as _;
 
@@ -55,6 +57,47 @@ impl Store {
                 .fetch_all(p)
                 .await?,
         )
+    }
+
+    /// The allowed resources of several integrations, in one query (those without a role are
+    /// missing from the map).
+    pub async fn integrations_rules(
+        &self,
+        integration_ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<String>>, StoreError> {
+        if integration_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let placeholders: Vec<String> = (1..=integration_ids.len())
+            .map(|n| format!("${n}"))
+            .collect();
+        let sql = format!(
+            "SELECT o.user_id, r.resource_id FROM authorization_rule r
+             JOIN authorization_role o ON o.id = r.role_id
+             WHERE o.user_type = 1 AND o.user_id IN ({}) AND r.permission = 'allow'
+             ORDER BY o.user_id, r.resource_id",
+            placeholders.join(", ")
+        );
+        let pairs: Vec<(i64, String)> = read!(self,
+            direct: |c| c
+                .prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(integration_ids), |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>(),
+            pool: |p| {
+                let mut q = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql.clone()));
+                for id in integration_ids {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(p).await?
+            },
+        )?;
+        let mut rules: HashMap<i64, Vec<String>> = HashMap::new();
+        for (id, resource) in pairs {
+            rules.entry(id).or_default().push(resource);
+        }
+        Ok(rules)
     }
 
     /// Replaces the rules of an integration, in one transaction. `false` when the integration

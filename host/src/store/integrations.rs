@@ -478,54 +478,33 @@ impl Store {
         )
     }
 
-    /// One page of the integrations a search finds, each with its allowed resources (read in
-    /// the same statement), and how many it finds in all.
+    /// One page of the integrations a search finds, and how many it finds in all.
     pub async fn search_integrations(
         &self,
         search: &Search,
-    ) -> Result<(Vec<(IntegrationRow, Vec<String>)>, u64), StoreError> {
+    ) -> Result<(Vec<IntegrationRow>, u64), StoreError> {
         let sql = search.sql(self.backend(), "id");
-        // The grants as one text per row, resource ids (which hold no line break) one a line.
-        let rules = match self.backend() {
-            super::Backend::Sqlite => "group_concat(r.resource_id, char(10))",
-            super::Backend::Postgres => "string_agg(r.resource_id, E'\\n')",
-        };
         let page_sql = format!(
-            "SELECT {}, (SELECT {rules} FROM authorization_rule r
-                 JOIN authorization_role o ON o.id = r.role_id
-                 WHERE o.user_type = 1 AND o.user_id = integration.id AND r.permission = 'allow'
-             ) AS rules FROM integration{}{}{}",
+            "SELECT {} FROM integration{}{}{}",
             integration_columns!(),
             sql.filter,
             sql.order,
             sql.page
         );
-        let split = |rules: Option<String>| -> Vec<String> {
-            rules
-                .map(|r| r.split('\n').map(str::to_owned).collect())
-                .unwrap_or_default()
-        };
-        let rows: Vec<(IntegrationRow, Vec<String>)> = read!(self,
+        let rows: Vec<IntegrationRow> = read!(self,
             direct: |c| c
                 .prepare_cached(&page_sql)?
-                .query_map(rusqlite::params_from_iter(&sql.binds), |row| {
-                    Ok((IntegrationRow::read(row)?, split(row.get(11)?)))
-                })?
+                .query_map(rusqlite::params_from_iter(&sql.binds), IntegrationRow::read)?
                 .collect::<rusqlite::Result<Vec<_>>>(),
             pool: |p| {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(page_sql.clone()));
+                let mut q = sqlx::query_as::<_, IntegrationRow>(sqlx::AssertSqlSafe(page_sql.clone()));
                 for b in &sql.binds {
                     q = match b {
                         Operand::Int(i) => q.bind(*i),
                         Operand::Text(t) => q.bind(t.clone()),
                     };
                 }
-                let mut out = Vec::new();
-                for row in q.fetch_all(p).await? {
-                    use sqlx::{FromRow as _, Row as _};
-                    out.push((IntegrationRow::from_row(&row)?, split(row.try_get("rules")?)));
-                }
-                out
+                q.fetch_all(p).await?
             },
         )?;
         // A first page that is not full holds everything: no count needed.
