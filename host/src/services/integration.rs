@@ -13,7 +13,7 @@ use super::authorization::{AuthorizationService, Principal};
 use super::cache::{CAPACITY, TtlCache};
 use super::oauth::OauthService;
 use super::outbox::recorded;
-use super::search::{Field, PageSizes, SearchCriteria, SearchResults, ValueKind};
+use super::search::{PageSizes, SearchCriteria, SearchResults};
 use super::{FieldError, ServiceError};
 use crate::acl::Grants;
 use crate::crypto;
@@ -22,50 +22,7 @@ use crate::events::{self, Dispatcher, Event, IntegrationRef, Operation};
 use crate::store::search::Direction;
 use crate::store::{IntegrationFields, IntegrationRow, NewConsumer, Store, integration_columns};
 
-/// The fields integrations are searched and sorted by, as Magento's search criteria name them.
-pub const SEARCH_FIELDS: &[Field] = &[
-    Field {
-        name: "id",
-        column: integration_columns::ID,
-        value: ValueKind::Integer,
-    },
-    // The column's name in Magento's `integration` table.
-    Field {
-        name: "integration_id",
-        column: integration_columns::ID,
-        value: ValueKind::Integer,
-    },
-    Field {
-        name: "name",
-        column: integration_columns::NAME,
-        value: ValueKind::Text,
-    },
-    Field {
-        name: "email",
-        column: integration_columns::EMAIL,
-        value: ValueKind::Text,
-    },
-    Field {
-        name: "status",
-        column: integration_columns::STATUS,
-        value: ValueKind::Status,
-    },
-    Field {
-        name: "setup_type",
-        column: integration_columns::SETUP_TYPE,
-        value: ValueKind::SetupType,
-    },
-    Field {
-        name: "created_at",
-        column: integration_columns::CREATED_AT,
-        value: ValueKind::Time,
-    },
-    Field {
-        name: "updated_at",
-        column: integration_columns::UPDATED_AT,
-        value: ValueKind::Time,
-    },
-];
+pub use super::search::INTEGRATION_FIELDS as SEARCH_FIELDS;
 
 /// An integration name: 1-255 characters after trimming, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]

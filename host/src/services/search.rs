@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use super::{Phrase, ServiceError};
 use crate::domain::{IntegrationStatus, SetupType};
+use crate::store::integration_columns;
 use crate::store::search::{Column, ColumnKind, Comparison, Condition, Direction, Operand, Search};
 
 /// What a client asks a list for; echoed in the answer with the page it got.
@@ -89,6 +90,51 @@ pub enum ValueKind {
     /// `2026-12-03 08:00:00` (Magento's form, UTC), RFC 3339, or a date (its midnight, UTC).
     Time,
 }
+
+/// The fields integrations are searched and sorted by, as Magento's search criteria name them.
+pub const INTEGRATION_FIELDS: &[Field] = &[
+    Field {
+        name: "id",
+        column: integration_columns::ID,
+        value: ValueKind::Integer,
+    },
+    // The column's name in Magento's `integration` table.
+    Field {
+        name: "integration_id",
+        column: integration_columns::ID,
+        value: ValueKind::Integer,
+    },
+    Field {
+        name: "name",
+        column: integration_columns::NAME,
+        value: ValueKind::Text,
+    },
+    Field {
+        name: "email",
+        column: integration_columns::EMAIL,
+        value: ValueKind::Text,
+    },
+    Field {
+        name: "status",
+        column: integration_columns::STATUS,
+        value: ValueKind::Status,
+    },
+    Field {
+        name: "setup_type",
+        column: integration_columns::SETUP_TYPE,
+        value: ValueKind::SetupType,
+    },
+    Field {
+        name: "created_at",
+        column: integration_columns::CREATED_AT,
+        value: ValueKind::Time,
+    },
+    Field {
+        name: "updated_at",
+        column: integration_columns::UPDATED_AT,
+        value: ValueKind::Time,
+    },
+];
 
 /// Magento's condition types this server supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

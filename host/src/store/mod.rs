@@ -11,6 +11,7 @@ mod acl;
 mod checkpoint;
 mod codes;
 mod error;
+mod integration_search;
 mod integrations;
 mod jobs;
 pub mod magento;
@@ -37,7 +38,7 @@ use sqlx::sqlite::{
 
 pub use accounts::{AccountRow, NewAccount};
 pub use error::StoreError;
-pub use integrations::columns as integration_columns;
+pub use integration_search::columns as integration_columns;
 pub use integrations::{
     ConsumerRow, IntegrationFields, IntegrationRow, NewConsumer, SealedToken, TokenRow,
 };
