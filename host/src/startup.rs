@@ -161,6 +161,7 @@ impl Application {
             oauth,
             integrations,
             tokens,
+            roles,
             events,
             ..
         } = services;
@@ -179,6 +180,7 @@ impl Application {
             oauth,
             integrations,
             tokens,
+            roles,
             events,
             routes: Arc::new(routes),
             plugins: plugins.clone(),

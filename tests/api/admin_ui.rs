@@ -900,3 +900,155 @@ async fn the_grid_pages_ten_thousand_integrations_quickly() {
     }
     app.db.destroy().await;
 }
+
+/// Roles in the browser: Administrators creates a role with the resource tree editor, gives it
+/// to another admin on the accounts page; that admin sees and reaches only what it grants, and
+/// the grid once the role gains the integrations (without signing in again); a held role cannot
+/// be deleted, a free one can.
+#[tokio::test]
+async fn roles_are_managed_in_the_browser_and_limit_what_an_admin_sees() {
+    let app = integration_host_tests::spawn_app().await;
+    app.account(AccountKind::Admin, "jane", PASSWORD).await;
+    app.account(AccountKind::Admin, "sam", PASSWORD).await;
+    let b = Browser::start("admin-ui-roles", 1280, true).await;
+    sign_in(&app, &b).await;
+
+    // The roles page: the built-in role, viewable but not deletable.
+    b.click("nav a[href='/admin/roles']").await;
+    b.wait_for("#rolesGrid", Duration::from_secs(5)).await;
+    b.screenshot("roles").await;
+    assert_eq!(
+        b.text("#rolesGrid tr[data-name='Administrators'] .resources")
+            .await,
+        "All"
+    );
+    assert!(
+        b.try_find("#rolesGrid tr[data-name='Administrators'] .action.disabled")
+            .await
+            .is_some()
+    );
+
+    // A new role: a wrong current password is refused next to the field, nothing saved.
+    b.click("#add-role").await;
+    b.wait_for("#role_form", Duration::from_secs(5)).await;
+    b.fill("#role_name", "Catalog clerks").await;
+    b.click("input[value='Magento_Catalog::products']").await;
+    b.fill("#current_password", "wrong-password1").await;
+    b.click("#save").await;
+    b.wait_for("#current_password-error", Duration::from_secs(5))
+        .await;
+    assert_eq!(b.text("#current_password-error").await, WRONG_CURRENT);
+    b.screenshot("role-form-refused").await;
+    // The form kept what was typed and ticked.
+    assert_eq!(
+        b.script(
+            "return document.querySelector(\"input[value='Magento_Catalog::products']\").checked;"
+        )
+        .await,
+        json!(true)
+    );
+    b.fill("#current_password", PASSWORD).await;
+    b.click("#save").await;
+    b.wait_for(".message.success", Duration::from_secs(5)).await;
+    assert!(b.text(".message.success").await.contains("Catalog clerks"));
+    assert_eq!(
+        b.text("#rolesGrid tr[data-name='Catalog clerks'] .resources")
+            .await,
+        "4 resources"
+    );
+    b.screenshot("role-saved").await;
+
+    // Sam gets it on the accounts page.
+    b.click("nav a[href='/admin/accounts']").await;
+    b.wait_for("#admin-accounts", Duration::from_secs(5)).await;
+    let sam_id = app
+        .tokens
+        .accounts()
+        .get(AccountKind::Admin, "sam")
+        .await
+        .unwrap()
+        .id;
+    b.select(&format!("#role-{sam_id}"), "Catalog clerks").await;
+    b.click("#admin-accounts tr[data-login='sam'] .save-role")
+        .await;
+    b.wait_for(".message.success", Duration::from_secs(5)).await;
+    assert!(
+        b.text(".message.success")
+            .await
+            .contains("sam now has the role Catalog clerks")
+    );
+    b.screenshot("accounts-with-roles").await;
+
+    // Sam signs in: no section of the admin is his, so Magento's refusal, and no menu entries.
+    let other = Browser::start("admin-ui-roles-limited", 1280, true).await;
+    other.goto(&app.url("/admin/login")).await;
+    other.fill("#username", "sam").await;
+    other.fill("#password", PASSWORD).await;
+    other.click("#login-form button[type=submit]").await;
+    other
+        .wait_for("#no-permission", Duration::from_secs(10))
+        .await;
+    assert!(other.find_all("header nav a").await.is_empty());
+    other.goto(&app.url("/admin/integration/")).await;
+    assert_eq!(
+        other.text("#no-permission").await,
+        "Sorry, you need permissions to view this content."
+    );
+    other.screenshot("refused").await;
+
+    // Jane adds the integrations to the role: Sam's next page is the grid.
+    b.click("nav a[href='/admin/roles']").await;
+    b.wait_for("#rolesGrid", Duration::from_secs(5)).await;
+    b.click("#rolesGrid tr[data-name='Catalog clerks'] .action.edit")
+        .await;
+    b.wait_for("#role_form", Duration::from_secs(5)).await;
+    b.click("input[value='Magento_Integration::integrations']")
+        .await;
+    b.fill("#current_password", PASSWORD).await;
+    b.screenshot("role-edit").await;
+    b.click("#save").await;
+    b.wait_for(".message.success", Duration::from_secs(5)).await;
+    other.goto(&app.url("/admin/integration/")).await;
+    other
+        .wait_for("#integrationGrid, p.empty", Duration::from_secs(5))
+        .await;
+    let menu = other
+        .script(
+            "return [...document.querySelectorAll('header nav a')].map(a => a.textContent.trim());",
+        )
+        .await;
+    assert_eq!(menu, json!(["Integrations"]));
+    other.screenshot("grid-after-role-change").await;
+    other.goto(&app.url("/admin/roles")).await;
+    other
+        .wait_for("#no-permission", Duration::from_secs(5))
+        .await;
+    other.close().await;
+
+    // Held, the role cannot be deleted; once Sam is back to Administrators, it can.
+    b.wait_for("#rolesGrid", Duration::from_secs(5)).await;
+    assert!(
+        b.try_find("#rolesGrid tr[data-name='Catalog clerks'] .delete-role")
+            .await
+            .is_none()
+    );
+    b.click("nav a[href='/admin/accounts']").await;
+    b.wait_for("#admin-accounts", Duration::from_secs(5)).await;
+    b.select(&format!("#role-{sam_id}"), "Administrators").await;
+    b.click("#admin-accounts tr[data-login='sam'] .save-role")
+        .await;
+    b.wait_for(".message.success", Duration::from_secs(5)).await;
+    b.click("nav a[href='/admin/roles']").await;
+    b.wait_for("#rolesGrid", Duration::from_secs(5)).await;
+    b.click("#rolesGrid tr[data-name='Catalog clerks'] .delete-role")
+        .await;
+    b.accept_alert().await;
+    b.wait_for(".message.success", Duration::from_secs(5)).await;
+    assert!(
+        b.try_find("#rolesGrid tr[data-name='Catalog clerks']")
+            .await
+            .is_none()
+    );
+    b.screenshot("role-deleted").await;
+    b.close().await;
+}

@@ -29,6 +29,7 @@ mod plugins_doc;
 mod plugins_js_py;
 mod race;
 mod rest;
+mod roles;
 mod roles_doc;
 mod search;
 mod shutdown;

@@ -1,6 +1,6 @@
 //! Admin users and customers: one implementation of create, password, disable, enable,
 //! delete and list for both kinds (the two command groups differ only in the login they name),
-//! and revoking an account's tokens.
+//! an admin's role, and revoking an account's tokens.
 
 use clap::Subcommand;
 
@@ -23,6 +23,18 @@ pub enum AdminCommand {
         firstname: String,
         #[arg(long, default_value = "")]
         lastname: String,
+        /// The role they hold (see `role list`).
+        #[arg(long, default_value = crate::store::ADMINISTRATORS)]
+        role: String,
+    },
+    /// Give an admin user a role (it applies at their next request), or take it away with
+    /// --none (they can no longer sign in, and their tokens reach nothing).
+    SetRole {
+        username: String,
+        #[arg(required_unless_present = "none")]
+        role: Option<String>,
+        #[arg(long, conflicts_with = "role")]
+        none: bool,
     },
     /// Set an admin user's password (prompted for, or read from standard input).
     Passwd { username: String },
@@ -85,6 +97,11 @@ pub(super) enum Action {
         email: String,
         firstname: String,
         lastname: String,
+        role: Option<String>,
+    },
+    SetRole {
+        username: String,
+        role: Option<String>,
     },
     Passwd(String),
     Disable(String),
@@ -101,12 +118,15 @@ impl From<AdminCommand> for Action {
                 email,
                 firstname,
                 lastname,
+                role,
             } => Action::Create {
                 username: Some(username),
                 email,
                 firstname,
                 lastname,
+                role: Some(role),
             },
+            AdminCommand::SetRole { username, role, .. } => Action::SetRole { username, role },
             AdminCommand::Passwd { username } => Action::Passwd(username),
             AdminCommand::Disable { username } => Action::Disable(username),
             AdminCommand::Enable { username } => Action::Enable(username),
@@ -128,6 +148,7 @@ impl From<CustomerCommand> for Action {
                 email,
                 firstname,
                 lastname,
+                role: None,
             },
             CustomerCommand::Passwd { email } => Action::Passwd(email),
             CustomerCommand::Disable { email } => Action::Disable(email),
@@ -152,7 +173,9 @@ pub(super) async fn account(
     kind: AccountKind,
     action: impl Into<Action>,
 ) -> anyhow::Result<()> {
-    let service = AccountService::new(open_store(&settings).await?);
+    let store = open_store(&settings).await?;
+    let service = AccountService::new(store.clone());
+    let roles = || super::roles::service(&settings, store.clone());
     let noun = noun(kind);
     match action.into() {
         Action::Create {
@@ -160,6 +183,7 @@ pub(super) async fn account(
             email,
             firstname,
             lastname,
+            role,
         } => {
             let input = AccountInput {
                 username: username.as_deref().map(Username::parse).transpose()?,
@@ -168,8 +192,37 @@ pub(super) async fn account(
                 lastname,
                 password: read_new_password()?,
             };
-            let id = service.create(kind, input).await?;
-            println!("created {noun} {} (id {id})", username.unwrap_or(email));
+            // The role's own spelling, for the message (and a clear error before anything
+            // is written when it does not exist).
+            let role = match (kind, role) {
+                (AccountKind::Admin, Some(name)) => roles()?.by_name(&name).await?.name,
+                _ => crate::store::ADMINISTRATORS.to_owned(),
+            };
+            let id = service.create_with_role(kind, input, &role).await?;
+            match kind {
+                AccountKind::Admin => println!(
+                    "created {noun} {} (id {id}) with the role {role}",
+                    username.unwrap_or(email)
+                ),
+                AccountKind::Customer => {
+                    println!("created {noun} {} (id {id})", username.unwrap_or(email))
+                }
+            }
+        }
+        Action::SetRole { username, role } => {
+            let roles = roles()?;
+            let account = service.get(kind, &username).await?;
+            let role = match role {
+                Some(name) => Some(roles.by_name(&name).await?),
+                None => None,
+            };
+            roles
+                .assign(account.id, role.as_ref().map(|r| r.id))
+                .await?;
+            match role {
+                Some(r) => println!("admin user {username} now has the role {}", r.name),
+                None => println!("admin user {username} has no role: they cannot sign in"),
+            }
         }
         Action::Passwd(login) => {
             service.get(kind, &login).await?;
@@ -201,7 +254,11 @@ pub(super) async fn account(
                 AccountKind::Admin => "USERNAME",
                 AccountKind::Customer => "EMAIL",
             };
-            print_accounts(&service.list(kind).await?, &args, header);
+            let held = match kind {
+                AccountKind::Admin => Some(roles()?.names_by_admin().await?),
+                AccountKind::Customer => None,
+            };
+            print_accounts(&service.list(kind).await?, held.as_ref(), &args, header);
         }
     }
     Ok(())
@@ -244,32 +301,47 @@ pub(super) async fn token(settings: Settings, cmd: TokenCommand) -> anyhow::Resu
     Ok(())
 }
 
-fn print_accounts(rows: &[AccountRow], args: &ListArgs, login_header: &str) {
+/// The accounts as a table or JSON lines; admins with their role (`roles`, by admin id).
+fn print_accounts(
+    rows: &[AccountRow],
+    roles: Option<&std::collections::HashMap<i64, String>>,
+    args: &ListArgs,
+    login_header: &str,
+) {
+    let role_of = |id: i64| roles.and_then(|r| r.get(&id)).map(String::as_str);
     if args.json {
         for r in rows {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "id": r.id, "login": r.login, "email": r.email, "firstname": r.firstname,
-                    "lastname": r.lastname, "active": r.is_active, "created_at": r.created_at,
-                })
-            );
+            let mut line = serde_json::json!({
+                "id": r.id, "login": r.login, "email": r.email, "firstname": r.firstname,
+                "lastname": r.lastname, "active": r.is_active, "created_at": r.created_at,
+            });
+            if roles.is_some() {
+                line["role"] = serde_json::json!(role_of(r.id));
+            }
+            println!("{line}");
         }
         return;
     }
-    println!(
-        "{:<6} {:<32} {:<32} {:<8} CREATED",
-        "ID", login_header, "NAME", "ACTIVE"
+    let role_header = if roles.is_some() { "ROLE" } else { "" };
+    let header = format!(
+        "{:<6} {:<32} {:<32} {:<8} {:<20} {role_header}",
+        "ID", login_header, "NAME", "ACTIVE", "CREATED"
     );
+    println!("{}", header.trim_end());
     for r in rows {
         let name = format!("{} {}", r.firstname, r.lastname);
-        println!(
-            "{:<6} {:<32} {:<32} {:<8} {}",
+        let role = match roles {
+            Some(_) => role_of(r.id).unwrap_or("(none)"),
+            None => "",
+        };
+        let line = format!(
+            "{:<6} {:<32} {:<32} {:<8} {:<20} {role}",
             r.id,
             r.login,
             name.trim(),
             if r.is_active { "yes" } else { "no" },
             iso8601(r.created_at)
         );
+        println!("{}", line.trim_end());
     }
 }

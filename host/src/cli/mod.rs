@@ -17,6 +17,7 @@ mod plugin;
 mod plugin_build;
 mod plugin_call;
 mod plugin_new;
+mod roles;
 mod server;
 
 use std::path::PathBuf;
@@ -73,6 +74,9 @@ pub enum Command {
     /// Manage admin users.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Manage admin roles: what each admin user may reach.
+    #[command(subcommand)]
+    Role(roles::RoleCommand),
     /// Manage customers.
     #[command(subcommand)]
     Customer(CustomerCommand),
@@ -152,6 +156,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(cmd) => {
             runtime()?.block_on(accounts::account(settings, AccountKind::Admin, cmd))
         }
+        Command::Role(cmd) => runtime()?.block_on(roles::role(settings, cmd)),
         Command::Customer(cmd) => {
             runtime()?.block_on(accounts::account(settings, AccountKind::Customer, cmd))
         }

@@ -141,7 +141,7 @@ pub fn principal(p: &Principal) -> wit::Principal {
                 name: name.clone(),
             })
         }
-        Principal::Admin { id, username } => wit::Principal::Admin(wit::Account {
+        Principal::Admin { id, username, .. } => wit::Principal::Admin(wit::Account {
             id: *id,
             name: username.clone(),
         }),

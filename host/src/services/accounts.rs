@@ -6,7 +6,7 @@ use super::ServiceError;
 use crate::crypto::{self, PasswordError};
 use crate::domain::{AccountKind, RevocationReason};
 use crate::events::{Event, TokensRevoked};
-use crate::store::{AccountRow, NewAccount, NewEvent, Store};
+use crate::store::{ADMINISTRATORS, AccountRow, AdminInsert, NewAccount, NewEvent, Store};
 
 /// An admin username: 1-40 characters, no spaces or control characters (Magento allows 40).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,12 +154,24 @@ impl AccountService {
         Self { store }
     }
 
-    /// Creates an admin user (username required) or a customer. Returns the new id.
-    #[tracing::instrument(skip(self, input), fields(email = %input.email.as_str()))]
+    /// Creates an admin user (username required; the role `Administrators`) or a customer.
+    /// Returns the new id.
     pub async fn create(
         &self,
         kind: AccountKind,
         input: AccountInput,
+    ) -> Result<i64, ServiceError> {
+        self.create_with_role(kind, input, ADMINISTRATORS).await
+    }
+
+    /// Creates an admin user holding the role named `role` (ignored for customers). Returns
+    /// the new id.
+    #[tracing::instrument(skip(self, input), fields(email = %input.email.as_str()))]
+    pub async fn create_with_role(
+        &self,
+        kind: AccountKind,
+        input: AccountInput,
+        role: &str,
     ) -> Result<i64, ServiceError> {
         let hash = crypto::hash_password(input.password.expose().to_owned()).await?;
         let login = match kind {
@@ -177,13 +189,17 @@ impl AccountService {
             lastname: &input.lastname,
             password_hash: &hash,
         };
-        let id = match kind {
-            AccountKind::Admin => self.store.insert_admin(&new).await?,
-            AccountKind::Customer => self.store.insert_customer(&new).await?,
-        };
-        id.ok_or_else(|| {
-            ServiceError::Conflict(format!("{} already exists", describe(kind, login)))
-        })
+        let taken = || ServiceError::Conflict(format!("{} already exists", describe(kind, login)));
+        match kind {
+            AccountKind::Admin => match self.store.insert_admin(&new, role).await? {
+                AdminInsert::Created(id) => Ok(id),
+                AdminInsert::LoginTaken => Err(taken()),
+                AdminInsert::NoSuchRole => Err(ServiceError::NotFound(format!(
+                    "The role \"{role}\" doesn't exist."
+                ))),
+            },
+            AccountKind::Customer => self.store.insert_customer(&new).await?.ok_or_else(taken),
+        }
     }
 
     /// Finds an account by login, or says it does not exist.

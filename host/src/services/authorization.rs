@@ -23,9 +23,13 @@ pub enum Principal {
         consumer_id: i64,
         grants: Grants,
     },
-    /// An admin user by bearer token: every resource (this server has no admin roles), not
-    /// `self`.
-    Admin { id: i64, username: String },
+    /// An admin user by bearer token (or admin session): what their role grants, never
+    /// `self`; nothing when they hold no role.
+    Admin {
+        id: i64,
+        username: String,
+        grants: Grants,
+    },
     /// A customer by bearer token: `self` and `anonymous` only.
     Customer { id: i64, email: String },
 }
@@ -66,7 +70,7 @@ impl Principal {
         match self {
             Principal::Guest => Grants::none().allows(required),
             Principal::Integration { grants, .. } => grants.allows(required),
-            Principal::Admin { .. } => Grants::All.allows(required),
+            Principal::Admin { grants, .. } => grants.allows(required),
             Principal::Customer { .. } => required
                 .into_iter()
                 .all(|r| r == crate::acl::SELF || r == crate::acl::ANONYMOUS),

@@ -60,7 +60,7 @@ impl ServiceError {
 
 /// A missing or invalid input field, named as the client sent it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
+#[error("{field}: {}{reason}", value.as_deref().map(|v| format!("`{v}` ")).unwrap_or_default())]
 pub struct FieldError {
     pub field: &'static str,
     /// The offending value; `None` when the field is missing.

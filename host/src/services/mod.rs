@@ -16,6 +16,7 @@ pub mod magento_import;
 pub mod oauth;
 pub mod outbox;
 pub mod plugin_state;
+pub mod roles;
 pub mod sealing;
 pub mod search;
 pub mod tokens;
@@ -36,6 +37,7 @@ pub struct Services {
     pub oauth: oauth::OauthService,
     pub integrations: integration::IntegrationService,
     pub tokens: tokens::TokenService,
+    pub roles: roles::RoleService,
     pub events: Dispatcher,
     pub tree: Arc<ResourceTree>,
 }
@@ -70,6 +72,7 @@ impl Services {
             settings.server.base_url.clone(),
         );
         let authorization = authorization::AuthorizationService::new(store.clone(), tree.clone());
+        let roles = roles::RoleService::new(store.clone(), tree.clone());
         let integrations = integration::IntegrationService::new(
             store,
             oauth.clone(),
@@ -85,6 +88,7 @@ impl Services {
             oauth,
             integrations,
             tokens,
+            roles,
             events,
             tree,
         })

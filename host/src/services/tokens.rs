@@ -23,6 +23,7 @@ use super::ServiceError;
 use super::accounts::AccountService;
 use super::authorization::Principal;
 use super::cache::{CAPACITY, TtlCache};
+use crate::acl::Grants;
 use crate::clock::now;
 use crate::config::{TokenFormat, TokenSettings};
 use crate::crypto::{self, Claims, JwtKeys, KeyMaterial};
@@ -32,6 +33,10 @@ use crate::events::{
     TokensRevoked, Verification,
 };
 use crate::store::{SealedToken, Store};
+
+/// Magento's answer to an admin with the right credentials but no role
+/// (`User::verifyIdentity`).
+pub const NO_ROLE: &str = "More permissions are needed to access this.";
 
 /// Magento's one answer to every failed sign-in.
 pub const SIGN_IN_FAILED: &str = "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later.";
@@ -59,6 +64,9 @@ pub enum SignInError {
     /// Wrong credentials, an inactive account or a lock: [`SIGN_IN_FAILED`].
     #[error("{SIGN_IN_FAILED}")]
     Refused,
+    /// The right credentials of an admin who holds no role: [`NO_ROLE`].
+    #[error("{NO_ROLE}")]
+    NoRole,
     /// A sync observer of the sign-in event (a plugin) refused it, with its reason.
     #[error("{0}")]
     Vetoed(String),
@@ -216,6 +224,16 @@ impl TokenService {
         let account = self
             .sign_in(AccountKind::Admin, username, password, &client)
             .await?;
+        // As Magento's `User::verifyIdentity`: right credentials, but no role.
+        if self
+            .store
+            .admin_role(account.id)
+            .await
+            .map_err(ServiceError::from)?
+            .is_none()
+        {
+            return Err(SignInError::NoRole);
+        }
         self.signed_in(Event::AdminLogin(AdminLogin {
             admin_id: account.id,
             username: account.login.clone(),
@@ -536,21 +554,34 @@ impl TokenService {
         }
         let account = self.store.account_by_id(kind, id).await?;
         let revoke_before = self.store.revoked_before(kind, id).await?;
-        let principal = account.filter(|a| a.is_active).map(|a| {
-            Arc::new(match kind {
+        let principal = match account.filter(|a| a.is_active) {
+            None => None,
+            Some(a) => Some(Arc::new(match kind {
                 AccountKind::Admin => Principal::Admin {
                     id,
                     username: a.login,
+                    // Read with the account, so a role change (which moves the generation)
+                    // applies at the next request.
+                    grants: match self.store.admin_role(id).await? {
+                        Some(role) => Grants::from_rules(role.rules),
+                        None => Grants::none(),
+                    },
                 },
                 AccountKind::Customer => Principal::Customer { id, email: a.email },
-            })
-        });
+            })),
+        };
         let user = Arc::new(CachedUser {
             principal,
             revoke_before,
         });
         self.users.put(key, generation, user.clone());
         Ok(user)
+    }
+
+    /// An active admin with what their role grants now (through the cache), for the admin
+    /// UI's pages; `None` when the account is gone or inactive.
+    pub async fn admin_principal(&self, id: i64) -> Result<Option<Arc<Principal>>, ServiceError> {
+        Ok(self.user(AccountKind::Admin, id).await?.principal.clone())
     }
 
     /// The account service, for lookups by login.

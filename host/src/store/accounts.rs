@@ -30,17 +30,32 @@ pub struct NewAccount<'a> {
     pub password_hash: &'a str,
 }
 
-/// Ties a new admin user (`$1` id, `$2` username) to the Administrators group role.
+/// Ties a new admin user (`$1` id, `$2` username) to the group role named `$3`.
 pub(super) const ADMIN_ROLE: &str =
     "INSERT INTO authorization_role (parent_id, role_type, user_id, user_type, role_name)
      SELECT id, 'U', $1, 2, $2 FROM authorization_role
-     WHERE role_type = 'G' AND role_name = 'Administrators'";
+     WHERE role_type = 'G' AND lower(role_name) = lower($3)";
+
+/// The built-in role of every permission, which the first admin holds.
+pub const ADMINISTRATORS: &str = "Administrators";
+
+/// What [`Store::insert_admin`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminInsert {
+    Created(i64),
+    LoginTaken,
+    NoSuchRole,
+}
 
 impl Store {
-    /// Inserts an admin user tied to the Administrators role; `None` when the username is taken.
-    pub async fn insert_admin(&self, new: &NewAccount<'_>) -> Result<Option<i64>, StoreError> {
+    /// Inserts an admin user holding the role named `role`, in one transaction.
+    pub async fn insert_admin(
+        &self,
+        new: &NewAccount<'_>,
+        role: &str,
+    ) -> Result<AdminInsert, StoreError> {
         let t = now();
-        let id: Option<i64> = on_pool!(self, |p| {
+        let outcome = on_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO admin_user (username, email, firstname, lastname, password_hash, is_active, created_at, updated_at)
@@ -55,17 +70,30 @@ impl Store {
             .bind(t)
             .fetch_optional(&mut *tx)
             .await?;
-            if let Some(id) = id {
-                sqlx::query(ADMIN_ROLE)
-                    .bind(id)
-                    .bind(new.login)
-                    .execute(&mut *tx)
-                    .await?;
+            match id {
+                None => AdminInsert::LoginTaken,
+                Some(id) => {
+                    let tied = sqlx::query(ADMIN_ROLE)
+                        .bind(id)
+                        .bind(new.login)
+                        .bind(role)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if tied == 0 {
+                        // Rolled back: no admin without the role asked for.
+                        AdminInsert::NoSuchRole
+                    } else {
+                        tx.commit().await?;
+                        AdminInsert::Created(id)
+                    }
+                }
             }
-            tx.commit().await?;
-            id
         });
-        Ok(id)
+        if matches!(outcome, AdminInsert::Created(_)) {
+            self.changed();
+        }
+        Ok(outcome)
     }
 
     /// Inserts the first admin user, only when there is none yet (atomic across processes).
@@ -102,6 +130,7 @@ impl Store {
                 sqlx::query(ADMIN_ROLE)
                     .bind(id)
                     .bind(new.login)
+                    .bind(ADMINISTRATORS)
                     .execute(&mut *tx)
                     .await?;
             }

@@ -425,6 +425,7 @@ impl Store {
                             sqlx::query(super::accounts::ADMIN_ROLE)
                                 .bind(id)
                                 .bind(&a.login)
+                                .bind(super::accounts::ADMINISTRATORS)
                                 .execute(&mut *tx)
                                 .await?;
                         }

@@ -19,6 +19,7 @@ mod nonces;
 pub(crate) mod outbox;
 mod plugin_kv;
 mod reader;
+mod roles;
 mod sealed;
 pub mod search;
 mod sessions;
@@ -36,7 +37,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use accounts::{AccountRow, NewAccount};
+pub use accounts::{ADMINISTRATORS, AccountRow, AdminInsert, NewAccount};
 pub use error::StoreError;
 pub use integration_search::columns as integration_columns;
 pub use integrations::{
@@ -46,6 +47,7 @@ pub use jobs::JobRun;
 pub use nonces::{NonceStats, NonceWriter};
 pub use outbox::{Backlog, Claimed, NewEvent};
 pub use plugin_kv::KvWrite;
+pub use roles::{AdminRole, RoleAssignment, RoleDeletion, RoleRow, RoleSave};
 pub use sealed::{Reseal, SealedColumn};
 pub use sessions::SessionRow;
 pub use tokens::CLEANUP_BATCH;

@@ -75,7 +75,7 @@ async fn added_headers(
             id: *id,
             name: name.clone(),
         },
-        Principal::Admin { id, username } => Caller::Admin {
+        Principal::Admin { id, username, .. } => Caller::Admin {
             id: *id,
             name: username.clone(),
         },

@@ -20,6 +20,7 @@ mod middleware;
 pub mod oauth;
 mod plugins;
 mod respond;
+mod roles;
 mod routes;
 pub(crate) mod search;
 mod state;

@@ -21,7 +21,7 @@ async fn run(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RestError> {
-    use super::{plugins, tokens};
+    use super::{plugins, roles, tokens};
     match name {
         "integrations.me" => integrations::me(req, body, state).await,
         "integrations.list" => integrations::list(req, body, state).await,
@@ -38,6 +38,13 @@ async fn run(
         "tokens.revoke_customer" => tokens::revoke_customer(req, body, state).await,
         "plugins.list" => plugins::list(req, body, state).await,
         "plugins.reload" => plugins::reload(req, body, state).await,
+        "roles.list" => roles::list(req, body, state).await,
+        "roles.create" => roles::create(req, body, state).await,
+        "roles.get" => roles::get(req, body, state).await,
+        "roles.update" => roles::update(req, body, state).await,
+        "roles.delete" => roles::delete(req, body, state).await,
+        "roles.admin_role" => roles::admin_role(req, body, state).await,
+        "roles.set_admin_role" => roles::set_admin_role(req, body, state).await,
         other => Err(RestError::Unexpected(anyhow::anyhow!(
             "the built-in route table names an unknown handler `{other}`"
         ))),
@@ -47,7 +54,7 @@ async fn run(
 /// Whether the built-in table names only handlers [`run`] knows (checked at start and by a
 /// unit test, so that a typo in `webapi/routes.toml` cannot reach a request).
 pub fn check_handlers(table: &RouteTable) -> Result<(), String> {
-    const KNOWN: [&str; 15] = [
+    const KNOWN: [&str; 22] = [
         "integrations.me",
         "integrations.list",
         "integrations.create",
@@ -63,6 +70,13 @@ pub fn check_handlers(table: &RouteTable) -> Result<(), String> {
         "tokens.revoke_customer",
         "plugins.list",
         "plugins.reload",
+        "roles.list",
+        "roles.create",
+        "roles.get",
+        "roles.update",
+        "roles.delete",
+        "roles.admin_role",
+        "roles.set_admin_role",
     ];
     for r in table.own() {
         let name = r.handler.as_deref().unwrap_or_default();
@@ -168,7 +182,9 @@ pub async fn schema(
             with OAuth 1.0a (HMAC-SHA256) using an active integration's consumer and access \
             token, or send an admin or customer token as `Authorization: Bearer`. Each \
             operation names the ACL resource it needs; the integration operations need \
-            Magento_Integration::integrations. Paths also work under /rest/<store>/V1/."
+            Magento_Integration::integrations, the role operations Magento_User::acl_roles. \
+            An admin token reaches what the admin's role grants, as the role is when the \
+            request is made. Paths also work under /rest/<store>/V1/."
     ),
     paths(
         integrations::me, integrations::list, integrations::create, integrations::get,
@@ -176,17 +192,22 @@ pub async fn schema(
         integrations::reauthorize,
         super::tokens::admin_token, super::tokens::customer_token, super::tokens::revoke_self,
         super::tokens::revoke_admin, super::tokens::revoke_customer,
-        super::plugins::list, super::plugins::reload
+        super::plugins::list, super::plugins::reload,
+        super::roles::list, super::roles::get, super::roles::create, super::roles::update,
+        super::roles::delete, super::roles::admin_role, super::roles::set_admin_role
     ),
     components(schemas(SelfView, IntegrationView, IntegrationList, IntegrationBody, ActivationView, Credentials, ErrorBody,
         super::plugins::PluginsView, super::plugins::ReloadView,
+        super::roles::RoleView, super::roles::RoleBody, super::roles::AdminRoleBody,
+        super::roles::AdminRoleView,
         crate::services::search::SearchCriteria, crate::services::search::FilterGroup,
         crate::services::search::Filter, crate::services::search::SortOrder)),
     modifiers(&Security),
     tags(
         (name = "integrations", description = "Integrations and their activation"),
         (name = "tokens", description = "Admin and customer bearer tokens"),
-        (name = "plugins", description = "WebAssembly plugins")
+        (name = "plugins", description = "WebAssembly plugins"),
+        (name = "roles", description = "Admin roles: what each admin user may reach")
     )
 )]
 struct ApiDoc;

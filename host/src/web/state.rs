@@ -17,6 +17,7 @@ pub struct AppState {
     pub oauth: crate::services::oauth::OauthService,
     pub integrations: crate::services::integration::IntegrationService,
     pub tokens: crate::services::tokens::TokenService,
+    pub roles: crate::services::roles::RoleService,
     pub events: crate::events::Dispatcher,
     /// The Web API route table: the server's own routes and other services'.
     pub routes: Arc<crate::webapi::RouteTable>,

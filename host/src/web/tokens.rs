@@ -10,7 +10,7 @@ use super::auth::authorize;
 use super::error::{ErrorBody, RestError};
 use crate::domain::{AccountKind, RevocationReason};
 use crate::services::authorization::Principal;
-use crate::services::tokens::{ClientInfo, SIGN_IN_FAILED, SignInError};
+use crate::services::tokens::{ClientInfo, NO_ROLE, SIGN_IN_FAILED, SignInError};
 
 /// `{"username", "password"}`, each kept only when it is a string (Magento treats anything
 /// else as missing).
@@ -55,6 +55,7 @@ fn sign_in_error(e: SignInError) -> RestError {
             }
         }
         SignInError::Refused => RestError::new(StatusCode::UNAUTHORIZED, SIGN_IN_FAILED),
+        SignInError::NoRole => RestError::new(StatusCode::UNAUTHORIZED, NO_ROLE),
         SignInError::Vetoed(reason) => RestError::new(StatusCode::UNAUTHORIZED, reason),
         SignInError::Intercepted(message) => RestError::new(StatusCode::BAD_REQUEST, message),
         SignInError::Service(e) => e.into(),

@@ -36,7 +36,7 @@ pub(super) async fn permissions_dialog(
     query: web::Query<Reauthorize>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let session = or_answer!(signed_in(&req, &state).await);
+    let session = or_answer!(signed_in(&req, &state, INTEGRATIONS).await);
     let i = or_answer!(load(&state, &path).await);
     let grants = or_answer!(
         state
@@ -97,7 +97,7 @@ pub(super) async fn tokens_exchange(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let (session, form) = or_answer!(post(&req, &body, &state).await);
+    let (session, form) = or_answer!(post(&req, &body, &state, INTEGRATIONS).await);
     let i = or_answer!(load(&state, &path).await);
     let reauthorize = form.get("reauthorize") == Some("1") || i.status == IntegrationStatus::Active;
     match state.integrations.activate(i.id, reauthorize).await {

@@ -16,8 +16,21 @@ use crate::web::AppState;
 pub(super) const SESSION_COOKIE: &str = "ih_admin";
 pub(super) const LOGIN_COOKIE: &str = "ih_login";
 pub(super) const FLASH_COOKIE: &str = "ih_flash";
-/// The resource every admin page needs.
-pub(super) const RESOURCE: &str = "Magento_Integration::integrations";
+/// What the integration pages need.
+pub(super) const INTEGRATIONS: &[&str] = &["Magento_Integration::integrations"];
+/// What the plugins page needs.
+pub(super) const PLUGINS: &[&str] = &["IntegrationHost_Plugins::manage"];
+/// What the admin users' part of the accounts page, and setting an admin's role, need.
+pub(super) const ADMIN_USERS: &str = "Magento_User::acl_users";
+/// What the customers' part of the accounts page needs.
+pub(super) const CUSTOMERS: &str = "Magento_Customer::manage";
+/// The accounts page: either part.
+pub(super) const ACCOUNTS: &[&str] = &[ADMIN_USERS, CUSTOMERS];
+/// What the roles pages need.
+pub(super) const ROLES: &[&str] = &["Magento_User::acl_roles"];
+/// Any signed-in admin.
+pub(super) const ANY: &[&str] = &[];
+
 /// Magento's answer to a missing or wrong form key.
 pub const INVALID_FORM_KEY: &str = "Invalid Form Key. Please refresh the page.";
 /// Magento's answer to a wrong current password.
@@ -38,6 +51,62 @@ pub struct Page {
     pub form_key: String,
     pub section: &'static str,
     pub messages: Vec<Message>,
+    /// The sections the admin's role reaches (the others are not shown).
+    pub nav: Nav,
+}
+
+/// Which sections of the admin an admin's role reaches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Nav {
+    pub integrations: bool,
+    pub plugins: bool,
+    pub accounts: bool,
+    pub roles: bool,
+}
+
+impl Nav {
+    pub(super) fn of(principal: &Principal) -> Self {
+        let any = |resources: &[&str]| resources.iter().any(|r| principal.allows([*r]));
+        Self {
+            integrations: any(INTEGRATIONS),
+            plugins: any(PLUGINS),
+            accounts: any(ACCOUNTS),
+            roles: any(ROLES),
+        }
+    }
+
+    /// The first section the admin reaches, where signing in and `/admin` lead.
+    pub(super) fn home(&self) -> Option<&'static str> {
+        [
+            (self.integrations, "/admin/integration/"),
+            (self.accounts, "/admin/accounts"),
+            (self.roles, "/admin/roles"),
+            (self.plugins, "/admin/plugins"),
+        ]
+        .into_iter()
+        .find_map(|(reached, path)| reached.then_some(path))
+    }
+}
+
+/// A signed-in admin: the session, and what their role grants now.
+pub(super) struct Signed {
+    pub(super) session: AdminSession,
+    pub(super) principal: std::sync::Arc<Principal>,
+    pub(super) nav: Nav,
+}
+
+impl std::ops::Deref for Signed {
+    type Target = AdminSession;
+    fn deref(&self) -> &AdminSession {
+        &self.session
+    }
+}
+
+impl Signed {
+    /// Whether the admin's role grants `resource`.
+    pub(super) fn allows(&self, resource: &str) -> bool {
+        self.principal.allows([resource])
+    }
 }
 
 pub(super) fn secure_cookies(state: &AppState) -> bool {
@@ -160,47 +229,71 @@ macro_rules! or_answer {
 }
 pub(super) use or_answer;
 
-/// An admin page's caller: the session, or the answer to send instead (to the sign-in page).
+/// An admin page's caller: the session of an active admin whose role grants any of `needs`
+/// (nothing: any admin), or the answer to send instead (the sign-in page, or Magento's refusal).
+/// The role is read at each request (through the token service's cache), so a change to it
+/// applies at once.
 pub(super) async fn signed_in(
     req: &HttpRequest,
     state: &AppState,
-) -> Result<AdminSession, HttpResponse> {
-    let to_login = || redirect("/admin/login").finish();
+    needs: &[&str],
+) -> Result<Signed, HttpResponse> {
+    let to_login = || {
+        redirect("/admin/login")
+            .cookie(removal(state, SESSION_COOKIE))
+            .finish()
+    };
     let Some(id) = req.cookie(SESSION_COOKIE) else {
-        return Err(to_login());
+        return Err(redirect("/admin/login").finish());
     };
     let session = match state.admin_sessions.find(id.value()).await {
         Ok(Some(s)) => s,
-        Ok(None) => {
-            return Err(redirect("/admin/login")
-                .cookie(removal(state, SESSION_COOKIE))
-                .finish());
-        }
+        Ok(None) => return Err(to_login()),
         Err(e) => return Err(failure(&e)),
     };
-    let principal = Principal::Admin {
-        id: session.admin.id,
-        username: session.admin.login.clone(),
+    let principal = match state.tokens.admin_principal(session.admin.id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(to_login()),
+        Err(e) => return Err(failure(&e)),
     };
-    if !principal.allows([RESOURCE]) {
-        return Err(page_response(StatusCode::FORBIDDEN)
-            .body("Sorry, you need permissions to view this content."));
+    let nav = Nav::of(&principal);
+    let signed = Signed {
+        session,
+        principal,
+        nav,
+    };
+    if !needs.is_empty() && !needs.iter().any(|r| signed.allows(r)) {
+        return Err(refused(req, state, &signed));
     }
-    Ok(session)
+    Ok(signed)
+}
+
+/// Magento's refusal of a page the admin's role does not grant, in the layout (with the
+/// sections the role does grant).
+pub(super) fn refused(req: &HttpRequest, state: &AppState, s: &Signed) -> HttpResponse {
+    let t = Refused {
+        page: page(req, state, s, ""),
+    };
+    render(StatusCode::FORBIDDEN, &t)
+}
+
+#[derive(Template)]
+#[template(
+    source = r#"{% extends "admin/base.html" %}{% block title %}Access denied{% endblock %}{% block content %}<h1>Access denied</h1><p id="no-permission">Sorry, you need permissions to view this content.</p>{% endblock %}"#,
+    ext = "html"
+)]
+pub(super) struct Refused {
+    page: Page,
 }
 
 /// The page context of a signed-in admin, with the message a redirect left.
-pub(super) fn page(
-    req: &HttpRequest,
-    state: &AppState,
-    s: &AdminSession,
-    section: &'static str,
-) -> Page {
+pub(super) fn page(req: &HttpRequest, state: &AppState, s: &Signed, section: &'static str) -> Page {
     Page {
         user: Some(s.admin.login.clone()),
         form_key: state.admin_sessions.form_key(&s.id),
         section,
         messages: flash(req).into_iter().collect(),
+        nav: s.nav,
     }
 }
 
@@ -213,13 +306,15 @@ pub(super) fn show(req: &HttpRequest, state: &AppState, t: &impl Template) -> Ht
     res
 }
 
-/// A POST of a signed-in admin with the right form key: the session and the form.
+/// A POST of a signed-in admin whose role grants any of `needs`, with the right form key: the
+/// session and the form.
 pub(super) async fn post(
     req: &HttpRequest,
     body: &[u8],
     state: &AppState,
-) -> Result<(AdminSession, Form), HttpResponse> {
-    let session = signed_in(req, state).await?;
+    needs: &[&str],
+) -> Result<(Signed, Form), HttpResponse> {
+    let session = signed_in(req, state, needs).await?;
     let form = Form::parse(body);
     let ok = form
         .get("form_key")
@@ -247,29 +342,37 @@ pub(super) fn failure(e: &ServiceError) -> HttpResponse {
         .body("Something went wrong on our side; it was logged. Go back and try again.")
 }
 
-pub(super) async fn home() -> HttpResponse {
+/// `/admin/integration`: the grid.
+pub(super) async fn to_grid() -> HttpResponse {
     redirect("/admin/integration/").finish()
 }
 
+/// `/admin`: the first section the admin's role reaches.
+pub(super) async fn home(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let s = or_answer!(signed_in(&req, &state, ANY).await);
+    match s.nav.home() {
+        Some(path) => redirect(path).finish(),
+        None => refused(&req, &state, &s),
+    }
+}
+
 pub(super) async fn not_found(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let user = signed_in(&req, &state).await.ok();
-    let t = NotFound {
-        page: Page {
-            user: user.as_ref().map(|s| s.admin.login.clone()),
-            form_key: user
-                .as_ref()
-                .map(|s| state.admin_sessions.form_key(&s.id))
-                .unwrap_or_default(),
+    let page = match signed_in(&req, &state, ANY).await {
+        Ok(s) => page(&req, &state, &s, ""),
+        Err(_) => Page {
+            user: None,
+            form_key: String::new(),
             section: "",
             messages: Vec::new(),
+            nav: Nav::default(),
         },
     };
-    render(StatusCode::NOT_FOUND, &t)
+    render(StatusCode::NOT_FOUND, &NotFound { page })
 }
 
 #[derive(Template)]
 #[template(
-    source = r#"{% extends "admin/base.html" %}{% block title %}Not found{% endblock %}{% block content %}<h1>404 Error</h1><p>Page not found.</p><p><a href="/admin/integration/">Integrations</a></p>{% endblock %}"#,
+    source = r#"{% extends "admin/base.html" %}{% block title %}Not found{% endblock %}{% block content %}<h1>404 Error</h1><p>Page not found.</p><p><a href="/admin/">Home</a></p>{% endblock %}"#,
     ext = "html"
 )]
 pub(super) struct NotFound {
@@ -325,4 +428,63 @@ pub(super) fn insecure(i: &Integration) -> bool {
     [&i.endpoint, &i.identity_link_url]
         .iter()
         .any(|u| u.to_ascii_lowercase().starts_with("http:"))
+}
+
+/// One resource of the resource tree editor (`admin/resource_tree.html`).
+pub(super) struct TreeRow {
+    pub(super) depth: usize,
+    pub(super) id: String,
+    pub(super) title: String,
+    pub(super) checked: bool,
+}
+
+/// The resource tree, walked in order, each resource ticked when `checked` says so.
+pub(super) fn tree_rows(state: &AppState, checked: &dyn Fn(&str) -> bool) -> Vec<TreeRow> {
+    state
+        .roles
+        .tree()
+        .walk()
+        .into_iter()
+        .map(|(depth, r)| TreeRow {
+            depth: depth.min(9),
+            checked: checked(r.id.as_str()),
+            id: r.id.as_str().to_owned(),
+            title: r.title.clone(),
+        })
+        .collect()
+}
+
+/// Magento's "Current User Identity Verification" of a form that changes permissions: the
+/// signed-in admin's password, in `current_password`. A missing or wrong one is put in
+/// `errors`; a failure to check it is the answer to send.
+pub(super) async fn check_current_password(
+    state: &AppState,
+    session: &Signed,
+    form: &Form,
+    errors: &mut std::collections::BTreeMap<String, String>,
+) -> Result<(), HttpResponse> {
+    let Some(password) = form.get("current_password").filter(|p| !p.is_empty()) else {
+        errors.insert(
+            "current_password".into(),
+            "This is a required field.".into(),
+        );
+        return Ok(());
+    };
+    match state
+        .tokens
+        .accounts()
+        .verify(
+            crate::domain::AccountKind::Admin,
+            &session.admin.login,
+            password,
+        )
+        .await
+    {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => {
+            errors.insert("current_password".into(), WRONG_CURRENT_PASSWORD.into());
+            Ok(())
+        }
+        Err(e) => Err(failure(&e)),
+    }
 }

@@ -7,7 +7,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::common::*;
-use crate::domain::AccountKind;
 use crate::domain::SetupType;
 use crate::services::ServiceError;
 use crate::services::integration::{IntegrationForm, IntegrationInput};
@@ -22,13 +21,6 @@ pub(super) struct FormValues {
     all_resources: bool,
 }
 
-pub(super) struct TreeRow {
-    depth: usize,
-    id: String,
-    title: String,
-    checked: bool,
-}
-
 #[derive(Template)]
 #[template(path = "admin/form.html")]
 pub(super) struct EditPage {
@@ -41,24 +33,8 @@ pub(super) struct EditPage {
     errors: BTreeMap<String, String>,
 }
 
-pub(super) fn tree_rows(state: &AppState, checked: &dyn Fn(&str) -> bool) -> Vec<TreeRow> {
-    state
-        .integrations
-        .authorization()
-        .tree()
-        .walk()
-        .into_iter()
-        .map(|(depth, r)| TreeRow {
-            depth: depth.min(9),
-            checked: checked(r.id.as_str()),
-            id: r.id.as_str().to_owned(),
-            title: r.title.clone(),
-        })
-        .collect()
-}
-
 pub(super) async fn new_form(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let session = or_answer!(signed_in(&req, &state).await);
+    let session = or_answer!(signed_in(&req, &state, INTEGRATIONS).await);
     let t = EditPage {
         page: page(&req, &state, &session, "integrations"),
         heading: "New Integration".into(),
@@ -76,7 +52,7 @@ pub(super) async fn edit_form(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let session = or_answer!(signed_in(&req, &state).await);
+    let session = or_answer!(signed_in(&req, &state, INTEGRATIONS).await);
     let integration = or_answer!(load(&state, &path).await);
     let grants = or_answer!(
         state
@@ -114,7 +90,7 @@ pub(super) async fn save(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let (session, form) = or_answer!(post(&req, &body, &state).await);
+    let (session, form) = or_answer!(post(&req, &body, &state, INTEGRATIONS).await);
     let id = form.get("id").and_then(|v| v.parse::<i64>().ok());
     let values = FormValues {
         name: form.get("name").unwrap_or("").trim().to_owned(),
@@ -150,28 +126,7 @@ pub(super) async fn save(
         },
         None => None,
     };
-    let password_ok = match form.get("current_password").filter(|p| !p.is_empty()) {
-        None => {
-            errors.insert(
-                "current_password".into(),
-                "This is a required field.".into(),
-            );
-            true
-        }
-        Some(pw) => match state
-            .tokens
-            .accounts()
-            .verify(AccountKind::Admin, &session.admin.login, pw)
-            .await
-        {
-            Ok(Some(_)) => true,
-            Ok(None) => false,
-            Err(e) => return failure(&e),
-        },
-    };
-    if !password_ok {
-        errors.insert("current_password".into(), WRONG_CURRENT_PASSWORD.into());
-    }
+    or_answer!(check_current_password(&state, &session, &form, &mut errors).await);
     let input_form = IntegrationForm {
         name: values.name.clone(),
         email: Some(values.email.clone()).filter(|e| !e.is_empty()),
@@ -253,7 +208,7 @@ pub(super) async fn delete_page(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let session = or_answer!(signed_in(&req, &state).await);
+    let session = or_answer!(signed_in(&req, &state, INTEGRATIONS).await);
     let i = or_answer!(load(&state, &path).await);
     if i.is_config() {
         return redirect_with(
@@ -280,7 +235,7 @@ pub(super) async fn delete(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    or_answer!(post(&req, &body, &state).await);
+    or_answer!(post(&req, &body, &state, INTEGRATIONS).await);
     let i = or_answer!(load(&state, &path).await);
     match state.integrations.delete(i.id).await {
         Ok(_) => redirect_with(

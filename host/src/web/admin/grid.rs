@@ -195,7 +195,7 @@ impl GridQuery {
 }
 
 pub(super) async fn grid(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let session = or_answer!(signed_in(&req, &state).await);
+    let session = or_answer!(signed_in(&req, &state, INTEGRATIONS).await);
     let q = GridQuery::parse(
         req.query_string(),
         state.settings.webapi.maximum_page_size.get(),

@@ -1,7 +1,8 @@
 //! The admin UI at `/admin` ([S-7]): server-rendered pages following Magento's layout handles
 //! (the integrations grid, the new and edit form, the permissions dialog, the tokens exchange
 //! with the identity-link popup and its success callback, the tokens dialog, deletion), plus
-//! a plugins page and force sign-in for accounts.
+//! a plugins page, the accounts (force sign-in, an admin's role) and the admin roles. Each
+//! page shows to the admins whose role grants its resource; the others get Magento's refusal.
 //!
 //! Only HTTP lives here: sessions and form keys are `services::admin_sessions`, every change
 //! goes through the services. Rules of the room: no state changes on GET; every POST carries the
@@ -15,6 +16,7 @@ mod common;
 mod edit;
 mod grid;
 mod plugins;
+mod roles;
 mod session;
 
 use actix_web::web;
@@ -29,7 +31,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/login", web::get().to(session::login_page))
             .route("/login", web::post().to(session::login))
             .route("/logout", web::post().to(session::logout))
-            .route("/integration", web::get().to(common::home))
+            .route("/integration", web::get().to(common::to_grid))
             .route("/integration/", web::get().to(grid::grid))
             .route("/integration/index", web::get().to(grid::grid))
             .route("/integration/new", web::get().to(edit::new_form))
@@ -56,6 +58,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/accounts/{kind}/{id}/revoke",
                 web::post().to(accounts::revoke),
             )
+            .route(
+                "/accounts/admin/{id}/role",
+                web::post().to(accounts::set_role),
+            )
+            .route("/roles", web::get().to(roles::roles_page))
+            .route("/roles/new", web::get().to(roles::new_form))
+            .route("/roles/edit/{id}", web::get().to(roles::edit_form))
+            .route("/roles/save", web::post().to(roles::save))
+            .route("/roles/delete/{id}", web::post().to(roles::delete))
             .default_service(web::to(common::not_found)),
     );
 }

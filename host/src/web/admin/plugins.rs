@@ -55,7 +55,7 @@ pub(super) struct PluginsPage {
 }
 
 pub(super) async fn plugins_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let session = or_answer!(signed_in(&req, &state).await);
+    let session = or_answer!(signed_in(&req, &state, PLUGINS).await);
     let backlogs = match crate::services::outbox::backlogs(&state.store).await {
         Ok(b) => b,
         Err(e) => return failure(&e),
@@ -143,7 +143,7 @@ pub(super) async fn plugins_reload(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    or_answer!(post(&req, &body, &state).await);
+    or_answer!(post(&req, &body, &state, PLUGINS).await);
     let report = state.plugins.reload().await;
     if let Err(e) = crate::declarative::sync_after_reload(
         &state.integrations,

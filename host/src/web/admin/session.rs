@@ -25,6 +25,7 @@ pub(super) fn login_form(state: &AppState, username: &str, messages: Vec<Message
             form_key: state.admin_sessions.form_key(&nonce),
             section: "",
             messages,
+            nav: Nav::default(),
         },
         username: username.to_owned(),
     };
@@ -34,8 +35,8 @@ pub(super) fn login_form(state: &AppState, username: &str, messages: Vec<Message
 }
 
 pub(super) async fn login_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    if signed_in(&req, &state).await.is_ok() {
-        return redirect("/admin/integration/").finish();
+    if signed_in(&req, &state, ANY).await.is_ok() {
+        return redirect("/admin/").finish();
     }
     let messages = flash(&req).into_iter().collect();
     let mut res = login_form(&state, "", messages);
@@ -78,6 +79,13 @@ pub(super) async fn login(
     {
         Ok(a) => a,
         Err(SignInError::Service(e)) => return failure(&e),
+        Err(SignInError::NoRole) => {
+            let msg = Message {
+                kind: "error",
+                text: crate::services::tokens::NO_ROLE.into(),
+            };
+            return login_form(&state, &username, vec![msg]);
+        }
         Err(SignInError::Vetoed(reason) | SignInError::Intercepted(reason)) => {
             let msg = Message {
                 kind: "error",
@@ -94,7 +102,7 @@ pub(super) async fn login(
         }
     };
     match state.admin_sessions.start(account).await {
-        Ok(session) => redirect("/admin/integration/")
+        Ok(session) => redirect("/admin/")
             .cookie(cookie(&state, SESSION_COOKIE, session.id))
             .cookie(removal(&state, LOGIN_COOKIE))
             .finish(),
@@ -107,7 +115,7 @@ pub(super) async fn logout(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let (session, _) = or_answer!(post(&req, &body, &state).await);
+    let (session, _) = or_answer!(post(&req, &body, &state, ANY).await);
     if let Err(e) = state.admin_sessions.end(&session.id).await {
         return failure(&e);
     }
