@@ -13,7 +13,7 @@ use sqlx::Row as _;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 
 use super::acl::write_integration_rules;
-use super::integrations::write_integration_token;
+use super::consumers::write_integration_token;
 use super::outbox::record_event;
 use super::{NewEvent, SealedToken, Store, StoreError, on_pool};
 use crate::clock::now;

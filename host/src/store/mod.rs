@@ -10,6 +10,7 @@ mod accounts;
 mod acl;
 mod checkpoint;
 mod codes;
+mod consumers;
 mod error;
 mod integration_search;
 mod integrations;
@@ -38,11 +39,11 @@ use sqlx::sqlite::{
 };
 
 pub use accounts::{ADMINISTRATORS, AccountRow, AdminInsert, NewAccount};
+pub use consumers::{ConsumerRow, NewConsumer, SealedToken, TokenRow};
 pub use error::StoreError;
+pub use integration_search::IntegrationPage;
 pub use integration_search::columns as integration_columns;
-pub use integrations::{
-    ConsumerRow, IntegrationFields, IntegrationRow, NewConsumer, SealedToken, TokenRow,
-};
+pub use integrations::{IntegrationFields, IntegrationRow};
 pub use jobs::JobRun;
 pub use nonces::{NonceStats, NonceWriter};
 pub use outbox::{Backlog, Claimed, NewEvent};

@@ -4,17 +4,16 @@
 //! secret). Activation either runs the token exchange with the integrator's endpoint (both the
 //! endpoint and the identity link URL set) or mints the access token here.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::ServiceError;
 use super::accounts::Email;
 use super::authorization::{AuthorizationService, Principal};
 use super::cache::{CAPACITY, TtlCache};
 use super::oauth::OauthService;
 use super::outbox::recorded;
 use super::search::{PageSizes, SearchCriteria, SearchResults};
-use super::{FieldError, ServiceError};
 use crate::acl::Grants;
 use crate::crypto;
 use crate::domain::{IntegrationStatus, SetupType};
@@ -22,143 +21,10 @@ use crate::events::{self, Dispatcher, Event, IntegrationRef, Operation};
 use crate::store::search::Direction;
 use crate::store::{IntegrationFields, IntegrationRow, NewConsumer, Store, integration_columns};
 
+mod input;
+
 pub use super::search::INTEGRATION_FIELDS as SEARCH_FIELDS;
-
-/// An integration name: 1-255 characters after trimming, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IntegrationName(String);
-
-impl IntegrationName {
-    /// ```
-    /// use integration_host::services::integration::IntegrationName;
-    /// assert_eq!(IntegrationName::parse("  Shop Sync ").unwrap().as_str(), "Shop Sync");
-    /// assert!(IntegrationName::parse(" ").is_err());
-    /// ```
-    pub fn parse(s: &str) -> Result<Self, ServiceError> {
-        let s = s.trim();
-        if s.is_empty() || s.chars().count() > 255 || s.chars().any(char::is_control) {
-            return Err(ServiceError::Invalid(
-                "an integration name is 1-255 characters".into(),
-            ));
-        }
-        Ok(Self(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// An absolute `http:` or `https:` URL with a host (endpoint or identity link).
-#[derive(Clone, PartialEq, Eq)]
-pub struct EndpointUrl(url::Url);
-
-impl EndpointUrl {
-    /// ```
-    /// use integration_host::services::integration::EndpointUrl;
-    /// assert!(EndpointUrl::parse("https://partner.example/activate").is_ok());
-    /// assert!(EndpointUrl::parse("javascript:alert(1)").is_err());
-    /// assert!(EndpointUrl::parse("/relative").is_err());
-    /// ```
-    pub fn parse(s: &str) -> Result<Self, ServiceError> {
-        let url = url::Url::parse(s.trim())
-            .map_err(|_| ServiceError::Invalid(format!("`{s}` is not an absolute URL")))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(ServiceError::Invalid(format!(
-                "`{s}` must be an http: or https: URL with a host"
-            )));
-        }
-        Ok(Self(url))
-    }
-
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-
-    pub fn url(&self) -> &url::Url {
-        &self.0
-    }
-
-    /// Whether the URL is plain `http:` (shown as "not secure").
-    pub fn is_insecure(&self) -> bool {
-        self.0.scheme() == "http"
-    }
-}
-
-impl fmt::Debug for EndpointUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.as_str())
-    }
-}
-
-/// What an integration is made of, as a client sends it (REST, CLI, a definition file).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct IntegrationForm {
-    pub name: String,
-    pub email: Option<String>,
-    pub endpoint: Option<String>,
-    pub identity_link_url: Option<String>,
-    pub all_resources: bool,
-    pub resources: Vec<String>,
-}
-
-/// What an integration is made of, checked.
-#[derive(Debug, Clone)]
-pub struct IntegrationInput {
-    pub name: IntegrationName,
-    pub email: Option<Email>,
-    pub endpoint: Option<EndpointUrl>,
-    pub identity_link_url: Option<EndpointUrl>,
-    pub setup_type: SetupType,
-    /// Grant every resource (`Magento_Backend::all`).
-    pub all_resources: bool,
-    /// Resources to grant (their ancestors are added); ignored with `all_resources`.
-    pub resources: Vec<String>,
-    /// Fingerprint of the definition of a config integration; empty for manual ones.
-    pub config_hash: String,
-}
-
-impl IntegrationInput {
-    /// Checks a form field by field; the first bad field is named. Empty optional fields
-    /// count as absent.
-    pub fn parse(form: &IntegrationForm, setup_type: SetupType) -> Result<Self, FieldError> {
-        fn url(field: &'static str, v: &Option<String>) -> Result<Option<EndpointUrl>, FieldError> {
-            match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-                None => Ok(None),
-                Some(v) => EndpointUrl::parse(v)
-                    .map(Some)
-                    .map_err(|e| FieldError::invalid(field, v, e.to_string())),
-            }
-        }
-        if form.name.trim().is_empty() {
-            return Err(FieldError::required("name"));
-        }
-        let name = IntegrationName::parse(&form.name)
-            .map_err(|e| FieldError::invalid("name", &form.name, e.to_string()))?;
-        let email = match form
-            .email
-            .as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-        {
-            None => None,
-            Some(v) => {
-                Some(Email::parse(v).map_err(|e| FieldError::invalid("email", v, e.to_string()))?)
-            }
-        };
-        Ok(Self {
-            name,
-            email,
-            endpoint: url("endpoint", &form.endpoint)?,
-            identity_link_url: url("identity_link_url", &form.identity_link_url)?,
-            setup_type,
-            all_resources: form.all_resources,
-            resources: form.resources.clone(),
-            config_hash: String::new(),
-        })
-    }
-}
+pub use input::{EndpointUrl, IntegrationForm, IntegrationInput, IntegrationName};
 
 /// An integration as the services answer it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -513,8 +379,8 @@ impl IntegrationService {
     }
 
     /// One page of the integrations the criteria find (sorted by name unless they say
-    /// otherwise), each with its grants: two queries for the page (three when it is not the
-    /// whole result: the count), whatever its size.
+    /// otherwise), each with its grants: one statement on PostgreSQL; on SQLite two for the
+    /// page (three when it is not the whole result: the count), whatever its size.
     pub async fn search(
         &self,
         criteria: &SearchCriteria,
@@ -524,10 +390,20 @@ impl IntegrationService {
             &[(integration_columns::NAME, Direction::Asc)],
             self.page_sizes,
         )?;
-        let (rows, total_count) = self.store.search_integrations(&search).await?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let mut grants = self.authorization.selected_resources_of(&ids).await?;
-        let items = rows
+        let page = self.store.search_integrations(&search).await?;
+        let mut grants = match page.rules {
+            Some(rules) => rules
+                .into_iter()
+                .map(|(id, r)| (id, Grants::from_rules(r)))
+                .collect(),
+            None => {
+                let ids: Vec<i64> = page.rows.iter().map(|r| r.id).collect();
+                self.authorization.selected_resources_of(&ids).await?
+            }
+        };
+        let total_count = page.total;
+        let items = page
+            .rows
             .into_iter()
             .map(|row| {
                 let g = grants.remove(&row.id).unwrap_or_else(Grants::none);
