@@ -85,6 +85,15 @@ impl RestError {
         }
     }
 
+    /// 400 `The request body could not be read: %reason`.
+    pub fn unreadable_body(reason: impl std::fmt::Display) -> Self {
+        Self::with_parameters(
+            StatusCode::BAD_REQUEST,
+            "The request body could not be read: %reason",
+            &[("reason", &reason.to_string())],
+        )
+    }
+
     pub fn not_found_route() -> Self {
         Self::new(StatusCode::NOT_FOUND, "Request does not match any route.")
     }
@@ -182,11 +191,7 @@ pub fn payload_error(err: actix_web::error::Error, limit: usize) -> actix_web::E
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             RestError::new(status, "The request's Content-Type is not supported here.")
         }
-        _ => RestError::with_parameters(
-            StatusCode::BAD_REQUEST,
-            "The request body could not be read: %reason",
-            &[("reason", &err.to_string())],
-        ),
+        _ => RestError::unreadable_body(err),
     };
     rest.into()
 }

@@ -170,14 +170,6 @@ async fn view(state: &AppState, i: Integration) -> Result<IntegrationView, RestE
     Ok(IntegrationView::new(i, grants))
 }
 
-fn bad_body(reason: impl std::fmt::Display) -> RestError {
-    RestError::with_parameters(
-        StatusCode::BAD_REQUEST,
-        "The request body could not be read: %reason",
-        &[("reason", &reason.to_string())],
-    )
-}
-
 /// Reads the create/update body: JSON, or `application/x-www-form-urlencoded`.
 fn read_form(req: &HttpRequest, body: &[u8]) -> Result<IntegrationForm, RestError> {
     read_body(req, body).map(IntegrationForm::from)
@@ -195,7 +187,7 @@ fn read_body(req: &HttpRequest, body: &[u8]) -> Result<IntegrationBody, RestErro
         .trim()
         .to_ascii_lowercase();
     match content_type.as_str() {
-        "application/json" => serde_json::from_slice(body).map_err(bad_body),
+        "application/json" => serde_json::from_slice(body).map_err(RestError::unreadable_body),
         "application/x-www-form-urlencoded" => {
             let mut form = IntegrationBody::default();
             for (k, v) in form_urlencoded::parse(body) {
@@ -220,7 +212,11 @@ fn read_body(req: &HttpRequest, body: &[u8]) -> Result<IntegrationBody, RestErro
                     "resources" | "resources[]" => form.resources.push(v),
                     // OAuth protocol parameters may travel in a form body.
                     k if k.starts_with("oauth_") => {}
-                    other => return Err(bad_body(format!("unknown field `{other}`"))),
+                    other => {
+                        return Err(RestError::unreadable_body(format!(
+                            "unknown field `{other}`"
+                        )));
+                    }
                 }
             }
             Ok(form)

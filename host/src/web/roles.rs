@@ -87,13 +87,6 @@ fn read_json<T: for<'de> Deserialize<'de>>(req: &HttpRequest, body: &[u8]) -> Re
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let unreadable = |reason: &str| {
-        RestError::with_parameters(
-            StatusCode::BAD_REQUEST,
-            "The request body could not be read: %reason",
-            &[("reason", reason)],
-        )
-    };
     if !content_type
         .split(';')
         .next()
@@ -101,9 +94,9 @@ fn read_json<T: for<'de> Deserialize<'de>>(req: &HttpRequest, body: &[u8]) -> Re
         .trim()
         .eq_ignore_ascii_case("application/json")
     {
-        return Err(unreadable("send it as application/json"));
+        return Err(RestError::unreadable_body("send it as application/json"));
     }
-    serde_json::from_slice(body).map_err(|e| unreadable(&e.to_string()))
+    serde_json::from_slice(body).map_err(RestError::unreadable_body)
 }
 
 fn input(body: RoleBody, current: Option<&Role>) -> RoleInput {
@@ -300,13 +293,8 @@ pub async fn set_admin_role(
     if value.get("role_id").is_none() {
         return Err(ServiceError::from(FieldError::required("role_id")).into());
     }
-    let wanted: AdminRoleBody = serde_json::from_value(value).map_err(|e| {
-        RestError::with_parameters(
-            StatusCode::BAD_REQUEST,
-            "The request body could not be read: %reason",
-            &[("reason", &e.to_string())],
-        )
-    })?;
+    let wanted: AdminRoleBody =
+        serde_json::from_value(value).map_err(RestError::unreadable_body)?;
     if matches!(&*caller, Principal::Admin { id: own, .. } if *own == id) {
         return Err(RestError::new(
             StatusCode::BAD_REQUEST,

@@ -18,13 +18,8 @@ fn credentials(body: &[u8]) -> Result<(Option<String>, Option<String>), RestErro
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok((None, None));
     }
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        RestError::with_parameters(
-            StatusCode::BAD_REQUEST,
-            "The request body could not be read: %reason",
-            &[("reason", &e.to_string())],
-        )
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(RestError::unreadable_body)?;
     let field = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_owned);
     Ok((field("username"), field("password")))
 }
