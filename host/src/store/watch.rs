@@ -9,10 +9,11 @@
 //!   another connection committed. Reading it takes a read transaction (a few microseconds,
 //!   mostly the file's shared-memory locks), so it is read at most once every [`INTERVAL`], by
 //!   whichever thread asks for the generation first after the interval ran out: a change made
-//!   elsewhere is seen within that interval. SQLite cannot tell this process's own writers (the
-//!   nonce writer commits every few milliseconds under load) from the others, so under load the
-//!   caches start over about once an interval: a handful of reads, where each request would
-//!   otherwise take its own.
+//!   elsewhere is seen within that interval. Most commits touch nothing the caches hold (the
+//!   nonce writer commits every few milliseconds under load, the cleanup jobs batch after
+//!   batch), so when `data_version` moved the watch also reads `cache_epoch`, which triggers on
+//!   the cached tables move in the writing transaction (migration 0013, the counterpart of
+//!   PostgreSQL's notify triggers): the caches start over only when it moved.
 //! - **PostgreSQL** ([`Listener`]): triggers on the tables the caches read announce every
 //!   committed change on the channel [`CHANNEL`] (migration 0005), and a listener task of each
 //!   server process moves the generation when a notice arrives (milliseconds after the commit).
@@ -42,9 +43,9 @@ pub(super) struct Watch {
     origin: Instant,
     /// When the next check is due, in nanoseconds since `origin`.
     due: AtomicU64,
-    /// The watching connection and the last `data_version` it read; `None` until the first
-    /// check, after a failed one, and once closed (then `closed` is set).
-    conn: Mutex<Option<(rusqlite::Connection, i64)>>,
+    /// The watching connection and what it last read; `None` until the first check, after a
+    /// failed one, and once closed (then `closed` is set).
+    conn: Mutex<Option<(rusqlite::Connection, Seen)>>,
     closed: std::sync::atomic::AtomicBool,
 }
 
@@ -87,11 +88,16 @@ impl Watch {
         }
     }
 
-    fn check(&self, slot: &mut Option<(rusqlite::Connection, i64)>) -> rusqlite::Result<bool> {
+    fn check(&self, slot: &mut Option<(rusqlite::Connection, Seen)>) -> rusqlite::Result<bool> {
         if let Some((conn, seen)) = slot.as_mut() {
-            let now: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
-            let changed = now != *seen;
-            *seen = now;
+            let version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+            if version == seen.version {
+                return Ok(false);
+            }
+            // Something committed: a change only if it touched what the caches read.
+            let epoch = cache_epoch(conn)?;
+            let changed = epoch != seen.epoch;
+            *seen = Seen { version, epoch };
             return Ok(changed);
         }
         let conn = rusqlite::Connection::open_with_flags(
@@ -99,8 +105,9 @@ impl Watch {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(self.busy)?;
-        let seen: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
-        *slot = Some((conn, seen));
+        let version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        let epoch = cache_epoch(&conn)?;
+        *slot = Some((conn, Seen { version, epoch }));
         // Nothing cached can predate this connection's first value by more than the time since
         // the last check, but the first check of all (or the one after a failure) cannot say
         // what happened before it.
@@ -112,6 +119,23 @@ impl Watch {
         self.closed.store(true, Ordering::Release);
         self.conn.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
+}
+
+/// What the SQLite watch last read.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    /// `PRAGMA data_version`: moves with every commit by another connection.
+    version: i64,
+    /// `cache_epoch.n`: moves with every change to a table the caches read (SQLite migration
+    /// 0013's triggers).
+    epoch: i64,
+}
+
+/// The epoch of the tables the caches read. Before migration 0013 the table is missing: an
+/// error, which the watch answers as a change.
+fn cache_epoch(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT n FROM cache_epoch WHERE id = 1")?
+        .query_row([], |r| r.get(0))
 }
 
 /// The PostgreSQL channel the change triggers notify.
@@ -247,12 +271,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_commit_by_another_connection_is_seen_within_the_interval() {
+    fn a_commit_to_the_cached_tables_by_another_connection_is_seen_within_the_interval() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.sqlite");
         let writer = rusqlite::Connection::open(&path).unwrap();
         writer
-            .execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x);")
+            .execute_batch(
+                "PRAGMA journal_mode=WAL; CREATE TABLE t(x);
+                 CREATE TABLE cache_epoch (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+                 INSERT INTO cache_epoch VALUES (1, 0);",
+            )
             .unwrap();
         let watch = Watch::new(path, Duration::from_secs(1));
         assert!(watch.poll(), "the first check cannot tell what came before");
@@ -260,6 +288,14 @@ mod tests {
         std::thread::sleep(INTERVAL);
         assert!(!watch.poll(), "nothing committed");
         writer.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        std::thread::sleep(INTERVAL);
+        assert!(
+            !watch.poll(),
+            "a commit that leaves the cached tables alone is no change"
+        );
+        writer
+            .execute("UPDATE cache_epoch SET n = n + 1", [])
+            .unwrap();
         assert!(!watch.poll(), "not due yet");
         std::thread::sleep(INTERVAL);
         assert!(watch.poll(), "the commit is seen");
@@ -267,7 +303,86 @@ mod tests {
         assert!(!watch.poll(), "and only once");
         watch.close();
         std::thread::sleep(INTERVAL);
-        writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        writer
+            .execute("UPDATE cache_epoch SET n = n + 1", [])
+            .unwrap();
         assert!(!watch.poll(), "closed");
+    }
+}
+
+#[cfg(test)]
+mod epoch_tests {
+    use crate::config::{DatabaseSettings, DatabaseUrl};
+    use crate::store::Store;
+
+    /// The migrated schema moves `cache_epoch` with every change to a table the caches read,
+    /// and leaves it alone for the nonce log (the busiest writer).
+    #[tokio::test]
+    async fn the_cached_tables_move_the_epoch_and_the_nonce_log_does_not() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("db.sqlite");
+        let store = Store::connect(
+            &DatabaseUrl::Sqlite(path.clone()),
+            &DatabaseSettings::default(),
+        )
+        .await
+        .expect("the store opens");
+        store.migrate().await.expect("migrated");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let epoch = || super::cache_epoch(&conn).unwrap();
+        let triggers: Vec<(String, i64)> = conn
+            .prepare(
+                "SELECT tbl_name, count(*) FROM sqlite_master
+                 WHERE type = 'trigger' AND name LIKE '%cache_epoch%' GROUP BY tbl_name ORDER BY tbl_name",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let expected: Vec<(String, i64)> = [
+            "admin_user",
+            "authorization_role",
+            "authorization_rule",
+            "customer",
+            "integration",
+            "jwt_auth_revoked",
+            "oauth_consumer",
+            "oauth_token",
+        ]
+        .iter()
+        .map(|t| (t.to_string(), 3))
+        .collect();
+        assert_eq!(
+            triggers, expected,
+            "insert, update and delete of each cached table"
+        );
+
+        let start = epoch();
+        conn.execute(
+            "INSERT INTO oauth_nonce (nonce, timestamp, consumer_id) VALUES ('n', 1, 1)",
+            [],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM oauth_nonce", []).unwrap();
+        assert_eq!(epoch(), start, "the nonce log is not cached");
+        conn.execute(
+            "INSERT INTO authorization_role (parent_id, role_type, user_id, user_type, role_name)
+             VALUES (NULL, 'G', NULL, NULL, 'Watchers')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(epoch(), start + 1);
+        conn.execute(
+            "UPDATE authorization_role SET role_name = 'Lookouts' WHERE role_name = 'Watchers'",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "DELETE FROM authorization_role WHERE role_name = 'Lookouts'",
+            [],
+        )
+        .unwrap();
+        assert_eq!(epoch(), start + 3);
     }
 }
