@@ -14,11 +14,11 @@ use crate::store::BeginWrite as _;
 
 /// Rows one cleanup statement deletes at most; the jobs repeat until fewer are left. Small
 /// enough that a batch holds SQLite's write lock for a few milliseconds.
-pub const CLEANUP_BATCH: i64 = 500;
+pub const CLEANUP_BATCH: i64 = 1_000;
 
 /// How long a cleanup rests between batches, as a multiple of the time the batch took: the
-/// deletion uses at most a fifth of one core and of the database's write lock.
-const CLEANUP_REST: u32 = 4;
+/// deletion uses at most a third of one core and of the database's write lock.
+const CLEANUP_REST: u32 = 2;
 
 /// Revokes every token of an account inside the open transaction `$tx`: stored tokens are
 /// deleted, bearer tokens issued up to `$t` are refused, and an admin's UI sessions end.
@@ -220,9 +220,8 @@ impl Store {
                 return Ok(total);
             }
             // A cleanup is never urgent: between batches it leaves the database's write lock
-            // and the CPU to requests for four times as long as the batch took, so that
-            // deleting ten million rows slows requests down little (it takes five times as
-            // long: still tens of thousands of rows a second).
+            // and the CPU to requests for twice as long as the batch took, so that deleting
+            // ten million rows slows requests down little (it takes three times as long).
             tokio::time::sleep(
                 (started.elapsed() * CLEANUP_REST).min(std::time::Duration::from_secs(1)),
             )
