@@ -8,7 +8,7 @@
 //! plain statements (its planner would run a per-row subquery for every match before the sort).
 
 use super::integrations::integration_columns;
-use super::search::{Column, ColumnKind, Operand, Search};
+use super::search::{Column, ColumnKind, Search, bind_operands};
 use super::{IntegrationRow, Store, StoreError, read};
 
 /// The columns of `integration` a search may filter and sort on.
@@ -91,13 +91,10 @@ impl Store {
                 sql.filter,
                 sql.order
             );
-            let mut q = sqlx::query_as::<_, PageRow>(sqlx::AssertSqlSafe(statement));
-            for b in &sql.binds {
-                q = match b {
-                    Operand::Int(i) => q.bind(*i),
-                    Operand::Text(t) => q.bind(t.clone()),
-                };
-            }
+            let q = bind_operands!(
+                sqlx::query_as::<_, PageRow>(sqlx::AssertSqlSafe(statement)),
+                &sql.binds
+            );
             let found = q.fetch_all(pool).await?;
             let total = match found.first() {
                 Some(r) => u64::try_from(r.total).unwrap_or(0),
@@ -134,13 +131,7 @@ impl Store {
                 .query_map(rusqlite::params_from_iter(&sql.binds), IntegrationRow::read)?
                 .collect::<rusqlite::Result<Vec<_>>>(),
             pool: |p| {
-                let mut q = sqlx::query_as::<_, IntegrationRow>(sqlx::AssertSqlSafe(page_sql.clone()));
-                for b in &sql.binds {
-                    q = match b {
-                        Operand::Int(i) => q.bind(*i),
-                        Operand::Text(t) => q.bind(t.clone()),
-                    };
-                }
+                let q = bind_operands!(sqlx::query_as::<_, IntegrationRow>(sqlx::AssertSqlSafe(page_sql.clone())), &sql.binds);
                 q.fetch_all(p).await?
             },
         )?;
@@ -165,13 +156,7 @@ impl Store {
                 .prepare_cached(&count_sql)?
                 .query_row(rusqlite::params_from_iter(&sql.filter_binds), |r| r.get(0)),
             pool: |p| {
-                let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql.clone()));
-                for b in &sql.filter_binds {
-                    q = match b {
-                        Operand::Int(i) => q.bind(*i),
-                        Operand::Text(t) => q.bind(t.clone()),
-                    };
-                }
+                let q = bind_operands!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql.clone())), &sql.filter_binds);
                 q.fetch_one(p).await?
             },
         )?;

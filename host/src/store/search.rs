@@ -33,6 +33,22 @@ pub enum Operand {
     Text(String),
 }
 
+/// Binds `$binds` (a slice of [`Operand`]) to the sqlx query `$q`, in order; any kind of query
+/// (`query`, `query_as`, `query_scalar`) on either backend.
+macro_rules! bind_operands {
+    ($q:expr, $binds:expr) => {{
+        let mut q = $q;
+        for b in $binds {
+            q = match b {
+                $crate::store::search::Operand::Int(i) => q.bind(*i),
+                $crate::store::search::Operand::Text(t) => q.bind(t.clone()),
+            };
+        }
+        q
+    }};
+}
+pub(crate) use bind_operands;
+
 impl rusqlite::ToSql for Operand {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         Ok(match self {
