@@ -40,6 +40,8 @@ pub struct Application {
     migrations: MigrationReport,
     /// The outbox's delivery to async observers.
     deliverer: tokio::task::JoinHandle<()>,
+    /// SIGTERM and SIGINT, listened for from before the server says it listens.
+    signals: Signals,
 }
 
 impl std::fmt::Debug for Application {
@@ -221,6 +223,9 @@ impl Application {
         .shutdown_timeout(settings.server.shutdown_timeout_seconds)
         .listen(listener)?;
         let server = server.run();
+        // Before the line that tells a supervisor the server is up: a SIGTERM right after it
+        // would otherwise end the process at once, without draining.
+        let signals = Signals::install()?;
         tracing::info!(address = %addr, port, "listening on http://{addr}");
         let metrics = match metrics_listener {
             Some(listener) => {
@@ -243,6 +248,7 @@ impl Application {
             server,
             metrics,
             deliverer,
+            signals,
             state,
             bootstrap_admin,
             bootstrap_password_file,
@@ -311,8 +317,9 @@ impl Application {
         let handle = self.server.handle();
         let draining = self.state.draining.clone();
         let drain = Duration::from_secs(self.state.settings.server.drain_seconds);
+        let signals = self.signals;
         let stopper = tokio::spawn(async move {
-            wait_for_signal().await;
+            signals.wait().await;
             draining.store(true, Ordering::SeqCst);
             tracing::info!(
                 drain_seconds = drain.as_secs(),
@@ -390,13 +397,27 @@ fn write_password_file(path: &std::path::Path, password: &str) -> std::io::Resul
     written
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// The signals that stop the server, received from the moment they are installed.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for the first of them.
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }
 

@@ -112,16 +112,7 @@ impl Job {
             }
             Job::EventOutbox => {
                 let keep = (settings.events.retention_hours as i64).saturating_mul(3600);
-                let mut total = 0;
-                loop {
-                    let n = store
-                        .delete_settled_events(t - keep, crate::store::CLEANUP_BATCH)
-                        .await?;
-                    total += n;
-                    if n < crate::store::CLEANUP_BATCH as u64 {
-                        return Ok(total);
-                    }
-                }
+                store.delete_settled_events(t - keep).await
             }
         }
     }

@@ -11,11 +11,19 @@
 //! `oauth.credential_cache_seconds`).
 //! Misses are not cached, so unknown keys cannot fill memory; the map is cleared when it grows
 //! past its capacity.
+//!
+//! A key missing at one moment is read once ([`TtlCache::get_or_fill`]): when a write moves
+//! the generation, every request in flight misses at once, and each reading the same
+//! credentials for itself made a queue of hundreds of reads (under a cleanup job's batches,
+//! twenty times a second).
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+
+/// Whose turn it is to read a key that is missing.
+type Gate = Arc<tokio::sync::Mutex<()>>;
 
 /// Entries a credential cache holds before it starts over.
 pub(crate) const CAPACITY: usize = 100_000;
@@ -23,17 +31,51 @@ pub(crate) const CAPACITY: usize = 100_000;
 #[derive(Debug)]
 pub(crate) struct TtlCache<K, V> {
     map: RwLock<HashMap<K, (u64, Instant, V)>>,
+    /// The keys being read now, each with the gate its readers take turns at.
+    filling: Mutex<HashMap<K, Gate>>,
     ttl: Duration,
     capacity: usize,
 }
 
-impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
+impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
             map: RwLock::new(HashMap::new()),
+            filling: Mutex::new(HashMap::new()),
             ttl,
             capacity,
         }
+    }
+
+    /// The value for `key` at the current `generation()`: cached, or read by `fill` and kept.
+    /// Callers missing the same key at once take turns: the first reads, the others find what
+    /// it read (a value not found is not kept, so each of them reads again).
+    pub(crate) async fn get_or_fill<E, Fut>(
+        &self,
+        key: K,
+        generation: impl Fn() -> u64,
+        fill: impl FnOnce() -> Fut,
+    ) -> Result<Option<V>, E>
+    where
+        Fut: Future<Output = Result<Option<V>, E>>,
+    {
+        if let Some(v) = self.get(&key, generation()) {
+            return Ok(Some(v));
+        }
+        if self.ttl.is_zero() {
+            return fill().await;
+        }
+        let turn = Turn::take(self, key);
+        let _mine = turn.gate.lock().await;
+        let at = generation();
+        if let Some(v) = self.get(&turn.key, at) {
+            return Ok(Some(v));
+        }
+        let value = fill().await?;
+        if let Some(v) = &value {
+            self.put(turn.key.clone(), at, v.clone());
+        }
+        Ok(value)
     }
 
     /// The value for `key` if it was filled at `generation` and is not older than the TTL.
@@ -67,6 +109,36 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     }
 }
 
+/// A caller's place at a key's gate; the last to leave removes the gate.
+struct Turn<'a, K: Eq + Hash, V> {
+    cache: &'a TtlCache<K, V>,
+    key: K,
+    gate: Gate,
+}
+
+impl<'a, K: Eq + Hash + Clone, V> Turn<'a, K, V> {
+    fn take(cache: &'a TtlCache<K, V>, key: K) -> Self {
+        let gate = cache
+            .filling
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        Self { cache, key, gate }
+    }
+}
+
+impl<K: Eq + Hash, V> Drop for Turn<'_, K, V> {
+    fn drop(&mut self) {
+        let mut filling = self.cache.filling.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's and this one's: nobody else is waiting (others join under this lock).
+        if Arc::strong_count(&self.gate) == 2 {
+            filling.remove(&self.key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +159,54 @@ mod tests {
         let off = TtlCache::new(Duration::ZERO, 2);
         off.put("a".to_owned(), 1, 1);
         assert_eq!(off.get("a", 1), None);
+    }
+
+    /// Fifty callers missing one key at once read it once; a key not found is read by each.
+    #[tokio::test]
+    async fn callers_missing_one_key_at_once_read_it_once() {
+        let cache = Arc::new(TtlCache::new(Duration::from_secs(60), 10));
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let callers = (0..50).map(|_| {
+            let (cache, reads) = (cache.clone(), reads.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_fill(
+                        "k".to_owned(),
+                        || 7,
+                        || async {
+                            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            Ok::<_, ()>(Some(42))
+                        },
+                    )
+                    .await
+            })
+        });
+        for caller in futures_util::future::join_all(callers).await {
+            assert_eq!(caller.unwrap(), Ok(Some(42)));
+        }
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(cache.filling.lock().unwrap().is_empty(), "the gate is gone");
+        // Another generation reads again; a value not found is read by every caller.
+        assert_eq!(
+            cache
+                .get_or_fill("k".to_owned(), || 8, || async { Ok::<_, ()>(Some(43)) })
+                .await,
+            Ok(Some(43))
+        );
+        for _ in 0..2 {
+            let missing = cache
+                .get_or_fill(
+                    "gone".to_owned(),
+                    || 8,
+                    || async {
+                        reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        Ok::<Option<i32>, ()>(None)
+                    },
+                )
+                .await;
+            assert_eq!(missing, Ok(None));
+        }
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 }

@@ -521,61 +521,60 @@ impl TokenService {
             return Ok(None);
         }
         let hash = self.keys.lookup.hash(USER_TOKEN_LOOKUP, value);
-        let generation = self.store.generation();
-        if let Some(t) = self.opaque.get(&hash, generation) {
-            return Ok(Some(t));
-        }
-        let Some(row) = self.store.token_by_hash(&hash).await? else {
-            return Ok(None);
+        let read = || async {
+            let Some(row) = self.store.token_by_hash(&hash).await? else {
+                return Ok(None);
+            };
+            let found = match (row.user_type, row.admin_id, row.customer_id) {
+                (Some(UserType::Admin), Some(id), _) => (AccountKind::Admin, id),
+                (Some(UserType::Customer), _, Some(id)) => (AccountKind::Customer, id),
+                _ => return Ok(None),
+            };
+            if row.kind != TokenKind::Access || row.revoked {
+                return Ok(None);
+            }
+            Ok(Some(CachedOpaque {
+                kind: found.0,
+                user_id: found.1,
+                created_at: row.created_at,
+            }))
         };
-        let found = match (row.user_type, row.admin_id, row.customer_id) {
-            (Some(UserType::Admin), Some(id), _) => (AccountKind::Admin, id),
-            (Some(UserType::Customer), _, Some(id)) => (AccountKind::Customer, id),
-            _ => return Ok(None),
-        };
-        if row.kind != TokenKind::Access || row.revoked {
-            return Ok(None);
-        }
-        let token = CachedOpaque {
-            kind: found.0,
-            user_id: found.1,
-            created_at: row.created_at,
-        };
-        self.opaque.put(hash, generation, token);
-        Ok(Some(token))
+        self.opaque
+            .get_or_fill(hash.clone(), || self.store.generation(), read)
+            .await
     }
 
     /// An account and its revocation, through the cache.
     async fn user(&self, kind: AccountKind, id: i64) -> Result<Arc<CachedUser>, ServiceError> {
-        let key = (kind, id);
-        let generation = self.store.generation();
-        if let Some(u) = self.users.get(&key, generation) {
-            return Ok(u);
-        }
-        let account = self.store.account_by_id(kind, id).await?;
-        let revoke_before = self.store.revoked_before(kind, id).await?;
-        let principal = match account.filter(|a| a.is_active) {
-            None => None,
-            Some(a) => Some(Arc::new(match kind {
-                AccountKind::Admin => Principal::Admin {
-                    id,
-                    username: a.login,
-                    // Read with the account, so a role change (which moves the generation)
-                    // applies at the next request.
-                    grants: match self.store.admin_role(id).await? {
-                        Some(role) => Grants::from_rules(role.rules),
-                        None => Grants::none(),
+        let read = || async {
+            let account = self.store.account_by_id(kind, id).await?;
+            let revoke_before = self.store.revoked_before(kind, id).await?;
+            let principal = match account.filter(|a| a.is_active) {
+                None => None,
+                Some(a) => Some(Arc::new(match kind {
+                    AccountKind::Admin => Principal::Admin {
+                        id,
+                        username: a.login,
+                        // Read with the account, so a role change (which moves the generation)
+                        // applies at the next request.
+                        grants: match self.store.admin_role(id).await? {
+                            Some(role) => Grants::from_rules(role.rules),
+                            None => Grants::none(),
+                        },
                     },
-                },
-                AccountKind::Customer => Principal::Customer { id, email: a.email },
-            })),
+                    AccountKind::Customer => Principal::Customer { id, email: a.email },
+                })),
+            };
+            Ok::<_, ServiceError>(Some(Arc::new(CachedUser {
+                principal,
+                revoke_before,
+            })))
         };
-        let user = Arc::new(CachedUser {
-            principal,
-            revoke_before,
-        });
-        self.users.put(key, generation, user.clone());
-        Ok(user)
+        let user = self
+            .users
+            .get_or_fill((kind, id), || self.store.generation(), read)
+            .await?;
+        Ok(user.expect("an account's entry is always read"))
     }
 
     /// An active admin with what their role grants now (through the cache), for the admin

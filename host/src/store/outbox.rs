@@ -330,10 +330,16 @@ impl Store {
             .collect())
     }
 
-    /// The cleanup: forgets observers no server had since `cutoff`, then deletes up to
-    /// `limit` events: those every cursor is past with no delivery left, and those older than
-    /// `cutoff` with none pending (their given-up deliveries go with them). Answers how many.
-    pub async fn delete_settled_events(&self, cutoff: i64, limit: i64) -> Result<u64, StoreError> {
+    /// The cleanup: forgets observers no server had since `cutoff`, then deletes, in batches,
+    /// the events every cursor is past with no delivery left, and those older than `cutoff`
+    /// with none pending (their given-up deliveries go with them). Answers how many.
+    pub async fn delete_settled_events(&self, cutoff: i64) -> Result<u64, StoreError> {
+        self.in_batches(|limit| self.delete_settled_batch(cutoff, limit))
+            .await
+    }
+
+    /// One batch of [`Self::delete_settled_events`]: up to `limit` events.
+    async fn delete_settled_batch(&self, cutoff: i64, limit: i64) -> Result<u64, StoreError> {
         super::on_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
             sqlx::query("DELETE FROM event_cursor WHERE seen_at < $1")

@@ -21,6 +21,9 @@ use super::error::StoreError;
 /// workers, the CLI), and closed when they are given back beyond this.
 const IDLE: usize = 16;
 
+/// A read that takes longer than this is logged (at debug level).
+const SLOW: Duration = Duration::from_millis(2);
+
 /// Direct read connections on one SQLite file.
 #[derive(Debug)]
 pub(super) struct Reader {
@@ -71,7 +74,12 @@ impl Reader {
             Some(c) => c,
             None => self.open()?,
         };
+        let started = std::time::Instant::now();
         let result = f(&conn);
+        let took = started.elapsed();
+        if took > SLOW {
+            tracing::debug!(took_us = took.as_micros() as u64, "slow SQLite read");
+        }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(list) = idle.as_mut()
             && list.len() < IDLE

@@ -12,13 +12,47 @@ use crate::clock::now;
 use crate::domain::AccountKind;
 use crate::store::BeginWrite as _;
 
-/// Rows one cleanup statement deletes at most; the jobs repeat until fewer are left. Small
-/// enough that a batch holds SQLite's write lock for a few milliseconds.
+/// Rows one cleanup statement deletes at most; the jobs repeat until fewer are left.
 pub const CLEANUP_BATCH: i64 = 1_000;
+
+/// Rows one cleanup statement deletes at least (unless fewer are left).
+const CLEANUP_BATCH_MIN: i64 = 16;
+
+/// How long one cleanup statement should hold the database (SQLite's write lock, which every
+/// signed request's nonce write waits for). A nonce's row goes in about a microsecond; a
+/// token's takes ten or more, one random page of its lookup index each: a batch of a thousand
+/// tokens held the lock for 11 ms (median) to 105 ms, and every signed request waited.
+const CLEANUP_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// How long a cleanup rests between batches, as a multiple of the time the batch took: the
 /// deletion uses at most a third of one core and of the database's write lock.
 const CLEANUP_REST: u32 = 2;
+
+/// The size of a cleanup's next batch, found as it goes: halved after a batch that took longer
+/// than [`CLEANUP_BATCH_TIME`], doubled after one that took less than a third of it, between
+/// [`CLEANUP_BATCH_MIN`] and [`CLEANUP_BATCH`] rows.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BatchSize(i64);
+
+impl BatchSize {
+    /// A first batch of a tenth of the most: a cold cache makes the first the slowest.
+    pub(super) fn new() -> Self {
+        Self(CLEANUP_BATCH / 10)
+    }
+
+    pub(super) fn rows(self) -> i64 {
+        self.0
+    }
+
+    /// Adjusts the size to the time the last full batch took.
+    pub(super) fn took(&mut self, elapsed: std::time::Duration) {
+        if elapsed > CLEANUP_BATCH_TIME {
+            self.0 = (self.0 / 2).max(CLEANUP_BATCH_MIN);
+        } else if elapsed * 3 < CLEANUP_BATCH_TIME {
+            self.0 = (self.0 * 2).min(CLEANUP_BATCH);
+        }
+    }
+}
 
 /// Revokes every token of an account inside the open transaction `$tx`: stored tokens are
 /// deleted, bearer tokens issued up to `$t` are refused, and an admin's UI sessions end.
@@ -206,26 +240,41 @@ impl Store {
             super::Backend::Sqlite => sql.sqlite,
             super::Backend::Postgres => sql.postgres,
         };
+        self.in_batches(|limit| async move {
+            Ok(on_pool!(self, |p| sqlx::query(sql)
+                .bind(cutoff)
+                .bind(limit)
+                .execute(p)
+                .await?
+                .rows_affected()))
+        })
+        .await
+    }
+
+    /// Calls `batch` with a number of rows to delete until it deletes fewer: each batch within
+    /// about [`CLEANUP_BATCH_TIME`] ([`BatchSize`]), each followed by a rest. Returns the rows
+    /// deleted.
+    pub(super) async fn in_batches<F, Fut>(&self, mut batch: F) -> Result<u64, StoreError>
+    where
+        F: FnMut(i64) -> Fut,
+        Fut: std::future::Future<Output = Result<u64, StoreError>>,
+    {
+        let mut size = BatchSize::new();
         let mut total = 0;
         loop {
             let started = std::time::Instant::now();
-            let n = on_pool!(self, |p| sqlx::query(sql)
-                .bind(cutoff)
-                .bind(CLEANUP_BATCH)
-                .execute(p)
-                .await?
-                .rows_affected());
+            let n = batch(size.rows()).await?;
+            let took = started.elapsed();
             total += n;
-            if n < CLEANUP_BATCH as u64 {
+            tracing::debug!(rows = n, took_us = took.as_micros() as u64, "cleanup batch");
+            if n < size.rows() as u64 {
                 return Ok(total);
             }
+            size.took(took);
             // A cleanup is never urgent: between batches it leaves the database's write lock
             // and the CPU to requests for twice as long as the batch took, so that deleting
             // ten million rows slows requests down little (it takes three times as long).
-            tokio::time::sleep(
-                (started.elapsed() * CLEANUP_REST).min(std::time::Duration::from_secs(1)),
-            )
-            .await;
+            tokio::time::sleep((took * CLEANUP_REST).min(std::time::Duration::from_secs(1))).await;
         }
     }
 
@@ -301,5 +350,30 @@ fn throttle_code(kind: AccountKind) -> i64 {
     match kind {
         AccountKind::Admin => 3,
         AccountKind::Customer => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_batch_shrinks_when_slow_and_grows_when_fast_within_its_bounds() {
+        let mut size = BatchSize::new();
+        assert_eq!(size.rows(), CLEANUP_BATCH / 10);
+        size.took(CLEANUP_BATCH_TIME * 5);
+        assert_eq!(size.rows(), CLEANUP_BATCH / 20);
+        size.took(CLEANUP_BATCH_TIME / 2);
+        assert_eq!(size.rows(), CLEANUP_BATCH / 20, "within the time: kept");
+        for _ in 0..20 {
+            size.took(Duration::ZERO);
+        }
+        assert_eq!(size.rows(), CLEANUP_BATCH);
+        for _ in 0..20 {
+            size.took(Duration::from_secs(1));
+        }
+        assert_eq!(size.rows(), CLEANUP_BATCH_MIN);
     }
 }

@@ -328,18 +328,18 @@ impl IntegrationService {
     /// written: the profile of reading one by id showed two thirds of SQLite's time in taking
     /// and dropping the file's shared-memory locks of a read transaction).
     pub async fn get_with_grants(&self, id: i64) -> Result<(Integration, Grants), ServiceError> {
-        let generation = self.store.generation();
-        if let Some(found) = self.details.get(&id, generation) {
-            return Ok((*found).clone());
-        }
-        let (row, rules) = self
-            .store
-            .integration_with_rules(id)
+        let read = || async {
+            let found = self.store.integration_with_rules(id).await?;
+            Ok::<_, ServiceError>(
+                found.map(|(row, rules)| Arc::new((row.into(), Grants::from_rules(rules)))),
+            )
+        };
+        let found = self
+            .details
+            .get_or_fill(id, || self.store.generation(), read)
             .await?
             .ok_or_else(|| not_found(id))?;
-        let found = (row.into(), Grants::from_rules(rules));
-        self.details.put(id, generation, Arc::new(found.clone()));
-        Ok(found)
+        Ok((*found).clone())
     }
 
     pub async fn find_by_name(&self, name: &str) -> Result<Option<Integration>, ServiceError> {
@@ -462,22 +462,24 @@ impl IntegrationService {
     ///
     /// Read through the credential cache (see `services::cache`).
     pub async fn principal(&self, consumer_id: i64) -> Result<Arc<Principal>, ServiceError> {
-        let generation = self.store.generation();
-        if let Some(p) = self.principals.get(&consumer_id, generation) {
-            return Ok(p);
-        }
-        let principal = Arc::new(match self.find_active_by_consumer_id(consumer_id).await? {
-            Some(i) => Principal::Integration {
-                grants: self.authorization.selected_resources(i.id).await?,
-                id: i.id,
-                name: i.name,
-                consumer_id,
-            },
-            None => Principal::Guest,
-        });
-        self.principals
-            .put(consumer_id, generation, principal.clone());
-        Ok(principal)
+        let read = || async {
+            Ok::<_, ServiceError>(Some(Arc::new(
+                match self.find_active_by_consumer_id(consumer_id).await? {
+                    Some(i) => Principal::Integration {
+                        grants: self.authorization.selected_resources(i.id).await?,
+                        id: i.id,
+                        name: i.name,
+                        consumer_id,
+                    },
+                    None => Principal::Guest,
+                },
+            )))
+        };
+        let principal = self
+            .principals
+            .get_or_fill(consumer_id, || self.store.generation(), read)
+            .await?;
+        Ok(principal.expect("a principal is always read"))
     }
 
     /// The resources an integration was granted.

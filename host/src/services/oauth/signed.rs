@@ -176,38 +176,32 @@ impl OauthService {
     /// A token by value, through the credential cache.
     async fn cached_token(&self, value: &str) -> Result<Option<Arc<CachedToken>>, ServiceError> {
         let hash = self.keys.lookup.hash(TOKEN_LOOKUP, value);
-        let generation = self.store.generation();
-        if let Some(t) = self.tokens.get(&hash, generation) {
-            return Ok(Some(t));
-        }
-        let Some(row) = self.store.token_by_hash(&hash).await? else {
-            return Ok(None);
+        let read = || async {
+            let Some(row) = self.store.token_by_hash(&hash).await? else {
+                return Ok(None);
+            };
+            Ok(Some(Arc::new(CachedToken {
+                secret: self
+                    .keys
+                    .secret_box
+                    .open_string(TOKEN_SECRET, &row.secret)?,
+                consumer_id: row.consumer_id,
+                kind: row.kind,
+                revoked: row.revoked,
+                user_type: row.user_type,
+            })))
         };
-        let token = Arc::new(CachedToken {
-            secret: self
-                .keys
-                .secret_box
-                .open_string(TOKEN_SECRET, &row.secret)?,
-            consumer_id: row.consumer_id,
-            kind: row.kind,
-            revoked: row.revoked,
-            user_type: row.user_type,
-        });
-        self.tokens.put(hash, generation, token.clone());
-        Ok(Some(token))
+        self.tokens
+            .get_or_fill(hash.clone(), || self.store.generation(), read)
+            .await
     }
 
     /// A consumer by key, through the credential cache.
     async fn cached_consumer(&self, key: &str) -> Result<Option<Arc<Consumer>>, ServiceError> {
-        let generation = self.store.generation();
-        if let Some(c) = self.consumers.get(key, generation) {
-            return Ok(Some(c));
-        }
-        let consumer = self.load_consumer_by_key(key).await?.map(Arc::new);
-        if let Some(c) = &consumer {
-            self.consumers.put(key.to_owned(), generation, c.clone());
-        }
-        Ok(consumer)
+        let read = || async { Ok(self.load_consumer_by_key(key).await?.map(Arc::new)) };
+        self.consumers
+            .get_or_fill(key.to_owned(), || self.store.generation(), read)
+            .await
     }
 
     /// The nonce writer's counters (batches committed, nonces written), for the metrics.

@@ -329,13 +329,32 @@ pub(super) fn decide_sqlite(
 ) -> rusqlite::Result<Vec<bool>> {
     // Statements prepared once per connection, the transaction's own included: parsing
     // `BEGIN` and `COMMIT` again cost as much as a few rows.
+    let started = std::time::Instant::now();
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let locked = started.elapsed();
     recent.expire(crate::clock::now());
     recent.catch_up(conn)?;
+    let caught_up = started.elapsed();
     let fresh = append_new(conn, recent, batch)?;
+    let appended = started.elapsed();
     conn.prepare_cached("COMMIT")?.execute([])?;
+    let took = started.elapsed();
+    if took > SLOW_BATCH {
+        let us = |d: std::time::Duration| d.as_micros() as u64;
+        tracing::debug!(
+            nonces = batch.len(),
+            lock_us = us(locked),
+            catch_up_us = us(caught_up - locked),
+            append_us = us(appended - caught_up),
+            commit_us = us(took - appended),
+            "slow nonce batch"
+        );
+    }
     Ok(fresh)
 }
+
+/// A batch that takes longer than this is logged (at debug level), with where its time went.
+const SLOW_BATCH: Duration = Duration::from_millis(5);
 
 /// Appends the batch's new nonces to the log. Whether each consumer still exists is read
 /// once (the transaction holds the write lock, so none is deleted meanwhile).
