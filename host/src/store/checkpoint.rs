@@ -68,8 +68,8 @@ fn run(path: &PathBuf, stopped: &Receiver<()>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{DatabaseSettings, DatabaseUrl};
-    use crate::store::Store;
+    use crate::config::DatabaseSettings;
+    use crate::store::sqlite_test_store;
 
     /// Commits never checkpoint (the pool's and the nonce writer's connections have
     /// `wal_autocheckpoint = 0`), yet what they wrote reaches the database file within moments.
@@ -77,12 +77,7 @@ mod tests {
     async fn the_log_reaches_the_file_without_a_commit_copying_it() {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = dir.path().join("db.sqlite");
-        let store = Store::connect(
-            &DatabaseUrl::Sqlite(path.clone()),
-            &DatabaseSettings::default(),
-        )
-        .await
-        .expect("the store opens");
+        let store = sqlite_test_store(&path, &DatabaseSettings::default()).await;
         let crate::store::Pool::Sqlite(pool) = &store.pool else {
             unreachable!("an SQLite store")
         };
@@ -130,12 +125,7 @@ mod tests {
             pool_size: 1,
             ..Default::default()
         };
-        let store = Store::connect(
-            &DatabaseUrl::Sqlite(dir.path().join("db.sqlite")),
-            &settings,
-        )
-        .await
-        .expect("the store opens");
+        let store = sqlite_test_store(&dir.path().join("db.sqlite"), &settings).await;
         let crate::store::Pool::Sqlite(pool) = &store.pool else {
             unreachable!("an SQLite store")
         };

@@ -441,3 +441,14 @@ impl Store {
         }
     }
 }
+
+/// A store on the SQLite file at `path` (made when missing), for the store's own tests.
+#[cfg(test)]
+pub(crate) async fn sqlite_test_store(
+    path: &std::path::Path,
+    settings: &DatabaseSettings,
+) -> Store {
+    Store::connect(&DatabaseUrl::Sqlite(path.to_owned()), settings)
+        .await
+        .expect("the store opens")
+}

@@ -312,8 +312,8 @@ mod tests {
 
 #[cfg(test)]
 mod epoch_tests {
-    use crate::config::{DatabaseSettings, DatabaseUrl};
-    use crate::store::Store;
+    use crate::config::DatabaseSettings;
+    use crate::store::sqlite_test_store;
 
     /// The migrated schema moves `cache_epoch` with every change to a table the caches read,
     /// and leaves it alone for the nonce log (the busiest writer).
@@ -321,12 +321,7 @@ mod epoch_tests {
     async fn the_cached_tables_move_the_epoch_and_the_nonce_log_does_not() {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = dir.path().join("db.sqlite");
-        let store = Store::connect(
-            &DatabaseUrl::Sqlite(path.clone()),
-            &DatabaseSettings::default(),
-        )
-        .await
-        .expect("the store opens");
+        let store = sqlite_test_store(&path, &DatabaseSettings::default()).await;
         store.migrate().await.expect("migrated");
         let conn = rusqlite::Connection::open(&path).unwrap();
         let epoch = || super::cache_epoch(&conn).unwrap();

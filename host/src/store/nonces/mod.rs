@@ -114,17 +114,14 @@ mod tests {
 
     use super::*;
 
-    use crate::config::{DatabaseSettings, DatabaseUrl};
+    use crate::config::DatabaseSettings;
 
     async fn sqlite_store(dir: &Path) -> Store {
         sqlite_store_with(dir, &DatabaseSettings::default()).await
     }
 
     async fn sqlite_store_with(dir: &Path, settings: &DatabaseSettings) -> Store {
-        let url = DatabaseUrl::Sqlite(dir.join("nonces.sqlite"));
-        let store = Store::connect(&url, settings)
-            .await
-            .expect("the database opens");
+        let store = crate::store::sqlite_test_store(&dir.join("nonces.sqlite"), settings).await;
         store.migrate().await.expect("migrations run");
         store
     }
