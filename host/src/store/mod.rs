@@ -139,6 +139,8 @@ pub(super) struct SqliteFile {
     pub(super) busy_timeout: Duration,
     /// How long the nonce writer lets nonces gather under load.
     pub(super) nonce_commit_delay: Duration,
+    /// Raised by the checkpointer for the nonce writer (see [`checkpoint`]).
+    pub(super) log_tail: std::sync::Arc<checkpoint::LogTail>,
 }
 
 /// The database: a connection pool and every query the server runs.
@@ -315,8 +317,9 @@ impl Store {
                     .await?;
                 drop(guard);
                 let meta = std::fs::metadata(path).map_err(sqlx::Error::Io)?;
-                let checkpointer =
-                    checkpoint::Checkpointer::start(path.clone()).map_err(sqlx::Error::Io)?;
+                let log_tail = std::sync::Arc::new(checkpoint::LogTail::default());
+                let checkpointer = checkpoint::Checkpointer::start(path.clone(), log_tail.clone())
+                    .map_err(sqlx::Error::Io)?;
                 use std::os::unix::fs::MetadataExt as _;
                 Ok(Self {
                     pool: Pool::Sqlite(pool),
@@ -328,6 +331,7 @@ impl Store {
                     sqlite_file: Some(SqliteFile {
                         busy_timeout: Duration::from_millis(settings.sqlite_busy_timeout_ms),
                         nonce_commit_delay: Duration::from_micros(settings.nonce_commit_delay_us),
+                        log_tail,
                         path: path.clone(),
                         dev: meta.dev(),
                         ino: meta.ino(),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::batch::{MAX_BATCH, NonceStats, Pending, fail, keep_seconds};
-use crate::store::{SqliteFile, StoreError};
+use crate::store::{SqliteFile, StoreError, checkpoint};
 
 thread_local! {
     /// The SQLite writer thread's busy timeout, and when its current wait for the lock began.
@@ -54,8 +54,11 @@ pub(super) fn open_sqlite(
     // The insert checks its consumer itself (in the same transaction); deletions, which
     // cascade to nonces, run on the pool's connections.
     conn.pragma_update(None, "foreign_keys", "OFF")?;
-    // Its commits never copy the log into the file (see `store::checkpoint`).
+    // Its commits never copy the log into the file (see `store::checkpoint`), save the tail
+    // the checkpointer leaves it: it notes the log's length after each commit for that (the
+    // hook replaces SQLite's own automatic checkpoint, so it comes after turning that off).
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    checkpoint::count_frames(&conn);
     Ok(conn)
 }
 
@@ -283,8 +286,16 @@ pub(super) fn writer(
     rx: std::sync::mpsc::Receiver<Pending>,
     stats: &NonceStats,
 ) {
-    let mut state: Option<(rusqlite::Connection, Recent)> = None;
+    let open = || {
+        open_sqlite(&file.path, file.busy_timeout)
+            .and_then(|conn| Recent::load(&conn, window).map(|recent| (conn, recent)))
+    };
+    // The log is read at once, not when the first signed request waits for it (with a few
+    // million recent nonces that takes a second); a failure here is tried again, and reported,
+    // with the first batch.
+    let mut state: Option<(rusqlite::Connection, Recent)> = open().ok();
     let mut last_batch = 0;
+    let mut tail_copies = checkpoint::TailCopies::default();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         take_waiting(&rx, &mut batch);
@@ -294,9 +305,7 @@ pub(super) fn writer(
         }
         last_batch = batch.len();
         if state.is_none() {
-            let opened = open_sqlite(&file.path, file.busy_timeout)
-                .and_then(|conn| Recent::load(&conn, window).map(|recent| (conn, recent)));
-            match opened {
+            match open() {
                 Ok(s) => state = Some(s),
                 Err(e) => {
                     fail(batch, StoreError::Direct(e));
@@ -311,6 +320,7 @@ pub(super) fn writer(
                 for (p, new) in batch.into_iter().zip(fresh) {
                     let _ = p.reply.send(Ok(new));
                 }
+                tail_copies.after_batch(&file.log_tail, conn);
             }
             Err(e) => {
                 state = None;
