@@ -139,7 +139,8 @@ pub(super) struct SqliteFile {
     pub(super) busy_timeout: Duration,
     /// How long the nonce writer lets nonces gather under load.
     pub(super) nonce_commit_delay: Duration,
-    /// Raised by the checkpointer for the nonce writer (see [`checkpoint`]).
+    /// How far the checkpointer last caught up with the log, for the nonce writer (see
+    /// [`checkpoint`]).
     pub(super) log_tail: std::sync::Arc<checkpoint::LogTail>,
 }
 
