@@ -208,6 +208,8 @@ impl Application {
         };
         let per_worker = connections.per_worker(workers);
         let server = HttpServer::new(move || {
+            // Called on each worker thread, within its runtime.
+            crate::store::NonceWriter::mailbox_on_this_thread();
             App::new()
                 .wrap(from_fn(web::observe))
                 .configure(web::configure(app_state.clone()))

@@ -3,6 +3,7 @@
 //! derived from the handlers' own annotations and the types they answer.
 
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, ResponseError as _, web};
+use futures_util::future::LocalBoxFuture;
 use utoipa::OpenApi;
 
 use super::AppState;
@@ -11,10 +12,13 @@ use super::error::{ErrorBody, RestError};
 use super::integrations::{
     self, ActivationView, Credentials, IntegrationBody, IntegrationList, IntegrationView, SelfView,
 };
-use super::respond::RestPath;
+use super::respond::{Body, RestPath};
 use crate::webapi::RouteTable;
 
-/// Runs the handler a built-in route table entry names.
+/// Runs the handler a built-in route table entry names. Each handler's future is boxed on its
+/// own: a `match` over the handlers' futures is as large as the largest (about 19 KB in a
+/// release build, the write handlers' plugin calls), and actix moved that whole state into its
+/// box for every request, a signed `GET` of 2.5 KB included (about 0.5 µs of copying a request).
 async fn run(
     name: &str,
     req: HttpRequest,
@@ -22,33 +26,37 @@ async fn run(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RestError> {
     use super::{plugins, roles, tokens};
-    match name {
-        "integrations.me" => integrations::me(req, body, state).await,
-        "integrations.list" => integrations::list(req, body, state).await,
-        "integrations.create" => integrations::create(req, body, state).await,
-        "integrations.get" => integrations::get(req, body, state).await,
-        "integrations.update" => integrations::update(req, body, state).await,
-        "integrations.delete" => integrations::delete(req, body, state).await,
-        "integrations.activate" => integrations::activate(req, body, state).await,
-        "integrations.reauthorize" => integrations::reauthorize(req, body, state).await,
-        "tokens.admin" => tokens::admin_token(req, body, state).await,
-        "tokens.customer" => tokens::customer_token(req, body, state).await,
-        "tokens.revoke_self" => tokens::revoke_self(req, body, state).await,
-        "tokens.revoke_admin" => tokens::revoke_admin(req, body, state).await,
-        "tokens.revoke_customer" => tokens::revoke_customer(req, body, state).await,
-        "plugins.list" => plugins::list(req, body, state).await,
-        "plugins.reload" => plugins::reload(req, body, state).await,
-        "roles.list" => roles::list(req, body, state).await,
-        "roles.create" => roles::create(req, body, state).await,
-        "roles.get" => roles::get(req, body, state).await,
-        "roles.update" => roles::update(req, body, state).await,
-        "roles.delete" => roles::delete(req, body, state).await,
-        "roles.admin_role" => roles::admin_role(req, body, state).await,
-        "roles.set_admin_role" => roles::set_admin_role(req, body, state).await,
-        other => Err(RestError::Unexpected(anyhow::anyhow!(
-            "the built-in route table names an unknown handler `{other}`"
-        ))),
-    }
+    type Answer = LocalBoxFuture<'static, Result<HttpResponse, RestError>>;
+    let handler: Answer = match name {
+        "integrations.me" => Box::pin(integrations::me(req, body, state)),
+        "integrations.list" => Box::pin(integrations::list(req, body, state)),
+        "integrations.create" => Box::pin(integrations::create(req, body, state)),
+        "integrations.get" => Box::pin(integrations::get(req, body, state)),
+        "integrations.update" => Box::pin(integrations::update(req, body, state)),
+        "integrations.delete" => Box::pin(integrations::delete(req, body, state)),
+        "integrations.activate" => Box::pin(integrations::activate(req, body, state)),
+        "integrations.reauthorize" => Box::pin(integrations::reauthorize(req, body, state)),
+        "tokens.admin" => Box::pin(tokens::admin_token(req, body, state)),
+        "tokens.customer" => Box::pin(tokens::customer_token(req, body, state)),
+        "tokens.revoke_self" => Box::pin(tokens::revoke_self(req, body, state)),
+        "tokens.revoke_admin" => Box::pin(tokens::revoke_admin(req, body, state)),
+        "tokens.revoke_customer" => Box::pin(tokens::revoke_customer(req, body, state)),
+        "plugins.list" => Box::pin(plugins::list(req, body, state)),
+        "plugins.reload" => Box::pin(plugins::reload(req, body, state)),
+        "roles.list" => Box::pin(roles::list(req, body, state)),
+        "roles.create" => Box::pin(roles::create(req, body, state)),
+        "roles.get" => Box::pin(roles::get(req, body, state)),
+        "roles.update" => Box::pin(roles::update(req, body, state)),
+        "roles.delete" => Box::pin(roles::delete(req, body, state)),
+        "roles.admin_role" => Box::pin(roles::admin_role(req, body, state)),
+        "roles.set_admin_role" => Box::pin(roles::set_admin_role(req, body, state)),
+        other => {
+            return Err(RestError::Unexpected(anyhow::anyhow!(
+                "the built-in route table names an unknown handler `{other}`"
+            )));
+        }
+    };
+    handler.await
 }
 
 /// Whether the built-in table names only handlers [`run`] knows (checked at start and by a
@@ -102,7 +110,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, table: &RouteTable) {
 
 /// Answers a request below `/rest`: the OpenAPI document at `[/<store>]/schema`, a route of the
 /// table at `[/<store>]/V1/…`; another method on a known path 405, anything else 404.
-async fn dispatch(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+async fn dispatch(req: HttpRequest, Body(body): Body, state: web::Data<AppState>) -> HttpResponse {
     let below = req.path().strip_prefix("/rest").unwrap_or_default();
     let first = below
         .strip_prefix('/')
@@ -274,5 +282,26 @@ mod tests {
         assert_eq!(check_handlers(&table), Ok(()));
         assert!(table.knows_own_path("/V1/integrations/7"));
         assert!(!table.knows_own_path("/V1/integrations/7/nothing"));
+    }
+
+    /// The size of the future an async handler function returns.
+    fn future_size<F, A, B, C, Fut>(_: &F) -> usize
+    where
+        F: Fn(A, B, C) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// The dispatcher's future holds a box of the handler's, not the largest handler's state:
+    /// actix moves it whole into its own box for every request.
+    #[test]
+    fn the_dispatchers_future_stays_small() {
+        let dispatcher = future_size(&dispatch);
+        let largest = future_size(&super::super::plugins::reload);
+        assert!(dispatcher <= 1024, "{dispatcher} bytes");
+        assert!(
+            largest > 2 * dispatcher,
+            "{largest} against {dispatcher} bytes"
+        );
     }
 }

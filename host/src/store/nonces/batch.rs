@@ -5,8 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::oneshot;
-
+use super::answer::{Answers, Reply};
 use crate::store::StoreError;
 
 /// Largest number of nonces written in one batch.
@@ -17,7 +16,7 @@ pub(super) struct Pending {
     pub(super) consumer_id: i64,
     pub(super) nonce: String,
     pub(super) timestamp: i64,
-    pub(super) reply: oneshot::Sender<Result<bool, Arc<StoreError>>>,
+    pub(super) reply: Reply,
 }
 
 impl std::fmt::Debug for Pending {
@@ -53,24 +52,26 @@ impl NonceStats {
     }
 }
 
-/// Splits off the copies of a nonce repeated within a batch (answered "used" at once).
-pub(super) fn dedupe(batch: Vec<Pending>) -> Vec<Pending> {
+/// Splits off the copies of a nonce repeated within a batch (answered "used").
+pub(super) fn dedupe(batch: Vec<Pending>, answers: &mut Answers) -> Vec<Pending> {
     let mut seen = HashSet::with_capacity(batch.len());
     let mut unique = Vec::with_capacity(batch.len());
     for p in batch {
         if seen.insert((p.consumer_id, p.nonce.clone())) {
             unique.push(p);
         } else {
-            let _ = p.reply.send(Ok(false));
+            answers.send(p.reply, Ok(false));
         }
     }
     unique
 }
 
+/// Answers every nonce of a batch with its error.
 pub(super) fn fail(batch: Vec<Pending>, error: StoreError) {
     let error = Arc::new(error);
+    let mut answers = Answers::default();
     for p in batch {
-        let _ = p.reply.send(Err(error.clone()));
+        answers.send(p.reply, Err(error.clone()));
     }
 }
 

@@ -22,13 +22,12 @@
 //! direct connection (`rusqlite`, on the same SQLite library as the pool): a batch is a few
 //! in-process calls, with no hop through an async runtime or a driver's worker thread, which
 
+mod answer;
 mod batch;
 mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
-
-use tokio::sync::oneshot;
 
 pub use batch::NonceStats;
 use batch::{Pending, keep_seconds};
@@ -77,6 +76,13 @@ impl NonceWriter {
         Self { queue, stats }
     }
 
+    /// Gives the calling thread a mailbox for the writer's answers (see `answer`): the
+    /// requests waiting there are woken once per batch, not each from the writer's thread. Call
+    /// it on each server worker thread, from within its runtime.
+    pub fn mailbox_on_this_thread() {
+        answer::on_this_thread();
+    }
+
     /// The writer's counters.
     pub fn stats(&self) -> Arc<NonceStats> {
         self.stats.clone()
@@ -89,7 +95,7 @@ impl NonceWriter {
         nonce: &str,
         timestamp: i64,
     ) -> Result<bool, StoreError> {
-        let (reply, answer) = oneshot::channel();
+        let (reply, answer) = answer::channel();
         let pending = Pending {
             consumer_id,
             nonce: nonce.to_owned(),
@@ -101,7 +107,7 @@ impl NonceWriter {
             Queue::Thread(tx) => tx.send(pending).map_err(|_| gone())?,
             Queue::Task(tx) => tx.send(pending).map_err(|_| gone())?,
         }
-        answer.await.map_err(|_| gone())?.map_err(StoreError::Batch)
+        answer.await.ok_or_else(gone)?.map_err(StoreError::Batch)
     }
 }
 

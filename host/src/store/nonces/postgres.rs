@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use sqlx::Connection as _;
 
+use super::answer::Answers;
 use super::batch::{MAX_BATCH, NonceStats, Pending, dedupe, fail};
 use crate::store::Store;
 
@@ -20,7 +21,8 @@ pub(super) async fn writer(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut conn: Option<sqlx::PgConnection> = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut unique = dedupe(std::mem::take(&mut batch));
+        let mut answers = Answers::default();
+        let mut unique = dedupe(std::mem::take(&mut batch), &mut answers);
         // In key order, so that two processes inserting overlapping batches take the rows'
         // locks in one order and cannot deadlock.
         unique.sort_unstable_by(|a, b| (a.consumer_id, &a.nonce).cmp(&(b.consumer_id, &b.nonce)));
@@ -61,7 +63,7 @@ pub(super) async fn writer(
                 let inserted: HashSet<(i64, String)> = inserted.into_iter().collect();
                 for p in unique {
                     let fresh = inserted.contains(&(p.consumer_id, p.nonce));
-                    let _ = p.reply.send(Ok(fresh));
+                    answers.send(p.reply, Ok(fresh));
                 }
             }
             Err(e) => fail(unique, e.into()),

@@ -7,6 +7,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::answer::Answers;
 use super::batch::{MAX_BATCH, NonceStats, Pending, fail, keep_seconds};
 use crate::store::{SqliteFile, StoreError, checkpoint};
 
@@ -317,9 +318,11 @@ pub(super) fn writer(
         match decide_sqlite(conn, recent, &batch) {
             Ok(fresh) => {
                 stats.committed(fresh.iter().filter(|f| **f).count());
+                let mut answers = Answers::default();
                 for (p, new) in batch.into_iter().zip(fresh) {
-                    let _ = p.reply.send(Ok(new));
+                    answers.send(p.reply, Ok(new));
                 }
+                drop(answers);
                 tail_copies.after_batch(&file.log_tail, conn);
             }
             Err(e) => {
