@@ -185,14 +185,8 @@ impl Future for Answer {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::runtime;
     use super::*;
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime")
-    }
 
     /// Requests waiting on a thread with a mailbox are answered through it, from another
     /// thread, each with its own outcome; a request on a thread without one is woken directly;

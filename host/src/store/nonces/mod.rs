@@ -20,7 +20,9 @@
 //! adjacent pages, where a key on (consumer, nonce) takes one page per nonce (a client's nonce
 //! is random), which is what bounded signed requests on SQLite. The writer is a thread with a
 //! direct connection (`rusqlite`, on the same SQLite library as the pool): a batch is a few
-//! in-process calls, with no hop through an async runtime or a driver's worker thread, which
+//! in-process calls, with no hop through an async runtime or a driver's worker thread.
+//!
+//! The answers go back through `answer`: one wake-up per worker thread per batch.
 
 mod answer;
 mod batch;
@@ -132,7 +134,8 @@ mod tests {
         store
     }
 
-    fn runtime() -> tokio::runtime::Runtime {
+    /// A current-thread runtime for a test (also `answer`'s tests').
+    pub(super) fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
