@@ -18,6 +18,11 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.server.workers = 2;
     s.database.url = Some(db.url.clone());
     s.database.pool_size = 4;
+    // The suite runs dozens of servers and plugin builds at once on two cores: opening a fresh
+    // database (its migrations) took more than the default 5 s to hand out a connection twice
+    // in `roles::role_refusals_are_clear_and_change_nothing`. A server that truly cannot get
+    // one still fails, later.
+    s.database.acquire_timeout_seconds = 30;
     s.crypto.secret_keys = vec![KeySpec::generate("k1")];
     s.crypto.lookup_key = Some(KeySpec::generate("lookup"));
     s.tokens.signing_keys = vec![KeySpec::generate("t1")];
