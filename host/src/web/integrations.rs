@@ -22,10 +22,10 @@ use crate::services::integration::{Activation, Integration, IntegrationForm, Int
 use crate::services::search::{Filter, FilterGroup, SearchCriteria};
 
 /// `(all_resources, resources)` as the API shows grants.
-fn split_grants(grants: Grants) -> (bool, Vec<String>) {
+fn split_grants(grants: &Grants) -> (bool, Vec<&str>) {
     match grants {
         Grants::All => (true, Vec::new()),
-        Grants::Some(set) => (false, set.into_iter().map(|r| r.to_string()).collect()),
+        Grants::Some(set) => (false, set.iter().map(|r| r.as_str()).collect()),
     }
 }
 
@@ -42,48 +42,48 @@ pub struct SelfView<'a> {
     pub resources: Vec<&'a str>,
 }
 
-/// An integration as the API answers it.
+/// An integration as the API answers it (borrowed from the integration and its grants: a read
+/// by id answers them from the cache without copying them).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct IntegrationView {
+pub struct IntegrationView<'a> {
     pub id: i64,
-    pub name: String,
-    pub email: String,
-    pub endpoint: String,
-    pub identity_link_url: String,
+    pub name: &'a str,
+    pub email: &'a str,
+    pub endpoint: &'a str,
+    pub identity_link_url: &'a str,
     /// 0 inactive, 1 active, 2 reset (its configuration file changed: approve it again).
     pub status: i64,
     /// `Inactive`, `Active` or `Reset`.
-    pub status_label: String,
+    pub status_label: &'static str,
     /// `manual` (created by an admin or this API) or `config` (read-only, from a file).
-    pub setup_type: String,
+    pub setup_type: &'static str,
     pub consumer_id: i64,
     /// Whether it holds every resource (`Magento_Backend::all`).
     pub all_resources: bool,
     /// The granted resources, ancestors included (empty with `all_resources`).
-    pub resources: Vec<String>,
+    pub resources: Vec<&'a str>,
     /// Whether the endpoint or identity link uses plain `http:`.
     pub not_secure: bool,
     pub created_at: String,
     pub updated_at: String,
 }
 
-impl IntegrationView {
-    fn new(i: Integration, grants: Grants) -> Self {
+impl<'a> IntegrationView<'a> {
+    fn new(i: &'a Integration, grants: &'a Grants) -> Self {
         let (all_resources, resources) = split_grants(grants);
         Self {
             not_secure: i.endpoint.starts_with("http:") || i.identity_link_url.starts_with("http:"),
             id: i.id,
-            name: i.name,
-            email: i.email,
-            endpoint: i.endpoint,
-            identity_link_url: i.identity_link_url,
+            name: &i.name,
+            email: &i.email,
+            endpoint: &i.endpoint,
+            identity_link_url: &i.identity_link_url,
             status: i.status.code(),
-            status_label: i.status.label().to_owned(),
+            status_label: i.status.label(),
             setup_type: match i.setup_type {
                 SetupType::Manual => "manual",
                 SetupType::Config => "config",
-            }
-            .to_owned(),
+            },
             consumer_id: i.consumer_id,
             all_resources,
             resources,
@@ -95,8 +95,8 @@ impl IntegrationView {
 
 /// A page of integrations, in Magento's search-result shape.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct IntegrationList {
-    pub items: Vec<IntegrationView>,
+pub struct IntegrationList<'a> {
+    pub items: Vec<IntegrationView<'a>>,
     /// The criteria as applied: the filter groups (the `name` and `status` parameters as groups
     /// of their own), the sort orders asked for, the page size and page used.
     pub search_criteria: SearchCriteria,
@@ -108,13 +108,13 @@ pub struct IntegrationList {
 /// the merchant to `identity_link_url`) or `minted` (the access token was created here; the
 /// credentials are shown once).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ActivationView {
+pub struct ActivationView<'a> {
     pub activation: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_link_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Credentials>,
-    pub integration: IntegrationView,
+    pub integration: IntegrationView<'a>,
 }
 
 /// The consumer and access-token credentials, shown once.
@@ -165,9 +165,10 @@ impl From<IntegrationBody> for IntegrationForm {
     }
 }
 
-async fn view(state: &AppState, i: Integration) -> Result<IntegrationView, RestError> {
+/// An integration with its grants, for an [`IntegrationView`].
+async fn with_grants(state: &AppState, i: Integration) -> Result<(Integration, Grants), RestError> {
     let grants = state.integrations.selected_resources(i.id).await?;
-    Ok(IntegrationView::new(i, grants))
+    Ok((i, grants))
 }
 
 /// Reads the create/update body: JSON, or `application/x-www-form-urlencoded`.
@@ -341,7 +342,7 @@ pub async fn list(
         &IntegrationList {
             items: found
                 .items
-                .into_iter()
+                .iter()
                 .map(|(i, grants)| IntegrationView::new(i, grants))
                 .collect(),
             search_criteria: found.search_criteria,
@@ -371,8 +372,8 @@ pub async fn create(
     let form = read_form(&req, &body)?;
     let input =
         IntegrationInput::parse(&form, SetupType::Manual).map_err(|e| service_error(e.into()))?;
-    let created = state.integrations.create(input).await?;
-    Ok(json(StatusCode::OK, &view(&state, created).await?))
+    let (i, grants) = with_grants(&state, state.integrations.create(input).await?).await?;
+    Ok(json(StatusCode::OK, &IntegrationView::new(&i, &grants)))
 }
 
 /// Get one integration.
@@ -392,7 +393,8 @@ pub async fn get(
 ) -> Result<HttpResponse, RestError> {
     authorize(&req, &body, &state).await?;
     let id = path_id(&req)?;
-    let (i, grants) = state.integrations.get_with_grants(id).await?;
+    let found = state.integrations.get_with_grants(id).await?;
+    let (i, grants) = &*found;
     Ok(json(StatusCode::OK, &IntegrationView::new(i, grants)))
 }
 
@@ -419,8 +421,8 @@ pub async fn update(
     let form = read_form(&req, &body)?;
     let input =
         IntegrationInput::parse(&form, SetupType::Manual).map_err(|e| service_error(e.into()))?;
-    let changed = state.integrations.update(id, input).await?;
-    Ok(json(StatusCode::OK, &view(&state, changed).await?))
+    let (i, grants) = with_grants(&state, state.integrations.update(id, input).await?).await?;
+    Ok(json(StatusCode::OK, &IntegrationView::new(&i, &grants)))
 }
 
 /// Delete an integration with its consumer, tokens and permissions.
@@ -443,7 +445,10 @@ pub async fn delete(
     let id = path_id(&req)?;
     let grants = state.integrations.selected_resources(id).await?;
     let deleted = state.integrations.delete(id).await?;
-    Ok(json(StatusCode::OK, &IntegrationView::new(deleted, grants)))
+    Ok(json(
+        StatusCode::OK,
+        &IntegrationView::new(&deleted, &grants),
+    ))
 }
 
 async fn run_activation(
@@ -455,13 +460,13 @@ async fn run_activation(
     authorize(&req, &body, &state).await?;
     let id = path_id(&req)?;
     let activation = state.integrations.activate(id, reauthorize).await?;
-    let integration = state.integrations.get(id).await?;
+    let (integration, grants) = with_grants(&state, state.integrations.get(id).await?).await?;
     let answer = match activation {
         Activation::IdentityLink(link) => ActivationView {
             activation: "identity_link".into(),
             identity_link_url: Some(link),
             credentials: None,
-            integration: view(&state, integration).await?,
+            integration: IntegrationView::new(&integration, &grants),
         },
         Activation::Minted => {
             let consumer = state.oauth.load_consumer(integration.consumer_id).await?;
@@ -481,7 +486,7 @@ async fn run_activation(
                     access_token: token.token,
                     access_token_secret: token.secret,
                 }),
-                integration: view(&state, integration).await?,
+                integration: IntegrationView::new(&integration, &grants),
             }
         }
     };

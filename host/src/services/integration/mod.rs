@@ -326,8 +326,12 @@ impl IntegrationService {
 
     /// An integration with what it was granted, read together (and kept while nothing was
     /// written: the profile of reading one by id showed two thirds of SQLite's time in taking
-    /// and dropping the file's shared-memory locks of a read transaction).
-    pub async fn get_with_grants(&self, id: i64) -> Result<(Integration, Grants), ServiceError> {
+    /// and dropping the file's shared-memory locks of a read transaction). Shared with the
+    /// cache, not copied.
+    pub async fn get_with_grants(
+        &self,
+        id: i64,
+    ) -> Result<Arc<(Integration, Grants)>, ServiceError> {
         let read = || async {
             let found = self.store.integration_with_rules(id).await?;
             Ok::<_, ServiceError>(
@@ -339,7 +343,7 @@ impl IntegrationService {
             .get_or_fill(id, || self.store.generation(), read)
             .await?
             .ok_or_else(|| not_found(id))?;
-        Ok((*found).clone())
+        Ok(found)
     }
 
     pub async fn find_by_name(&self, name: &str) -> Result<Option<Integration>, ServiceError> {
