@@ -17,6 +17,14 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Current time as UTC unix microseconds (the SQLite nonce log's sequence numbers).
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
 /// UTC unix seconds as ISO 8601 in UTC, to the second.
 ///
 /// ```

@@ -37,12 +37,15 @@ if kind == "sqlite":
         FROM c""",
         (tokens, filler, now),
     )
-    # The nonce log is in arrival order: the oldest first.
+    # The nonce log is in arrival order, the oldest first, numbered as the server numbers it
+    # (store/nonces/sqlite.rs `next_seq`): by the microsecond of arrival, here the timestamp's
+    # second and the row's place within the load.
     db.execute(
-        """WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?)
-        INSERT INTO oauth_nonce (nonce, timestamp, consumer_id)
-        SELECT lower(hex(randomblob(16))), ? - 108000 + (x * 100800 / ?), ?
-        FROM c""",
+        """WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?),
+        t(x, ts) AS (SELECT x, ? - 108000 + (x * 100800 / ?) FROM c)
+        INSERT INTO oauth_nonce (seq, nonce, timestamp, consumer_id)
+        SELECT ts * 1000000 + x, lower(hex(randomblob(16))), ts, ?
+        FROM t""",
         (nonces, now, nonces, consumer),
     )
     db.execute("COMMIT")

@@ -286,14 +286,18 @@ impl Store {
 
     /// Nonces whose timestamp is before `cutoff`.
     pub async fn delete_nonces_before(&self, cutoff: i64) -> Result<u64, StoreError> {
-        // On SQLite the nonces are a log keyed by `seq`, whose newest row stays: a new row's
-        // `seq` is the largest plus one, and must never be one a process has read already
+        // On SQLite the nonces are a log keyed by `seq`, a row's arrival or timestamp in
+        // microseconds (whichever is later, see `nonces::sqlite::next_seq`): every row with a
+        // timestamp before the cutoff and not ahead of the clock is in the range of `seq`
+        // below it, read by the table's own key (the log has no index on its timestamp). The
+        // newest row stays: a new row's `seq` must never be one a process has read already
         // (migration 0006). PostgreSQL goes by row address.
         let sql = Batched {
             sqlite: batched_delete!(
                 "oauth_nonce",
                 "seq",
-                "timestamp < $1 AND seq < (SELECT MAX(seq) FROM oauth_nonce)"
+                "seq < $1 * 1000000 AND timestamp < $1 \
+                 AND seq < (SELECT MAX(seq) FROM oauth_nonce)"
             )
             .sqlite,
             postgres: batched_delete!("oauth_nonce", "seq", "timestamp < $1").postgres,

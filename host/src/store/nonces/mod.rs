@@ -283,8 +283,8 @@ mod tests {
             .expect("read")
     }
 
-    /// Many nonces at once go into the log in multi-row inserts of every size, numbered one
-    /// after another in the order they were decided; copies within them are refused.
+    /// Many nonces at once go into the log in multi-row inserts of every size, numbered in the
+    /// order they were decided; copies within them are refused.
     #[test]
     fn a_large_batch_is_appended_in_order() {
         let dir = tempfile::tempdir().expect("a temporary folder");
@@ -292,6 +292,7 @@ mod tests {
             let consumer = store_consumer(dir.path(), "c").await;
             let writer = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
             let now = crate::clock::now();
+            let started_us = crate::clock::now_us();
             let nonces: Vec<String> = (0..300).map(|i| format!("n{}", i % 255)).collect();
             let answers = record_at_once(&writer, consumer, &nonces, now).await;
             let new: Vec<&String> = nonces
@@ -309,10 +310,13 @@ mod tests {
             assert!(answers[..255].iter().all(|new| *new));
             let rows = log_rows(dir.path());
             assert_eq!(rows.len(), 255);
-            for (i, ((seq, nonce), expected)) in rows.iter().zip(&new).enumerate() {
-                assert_eq!(*seq, i as i64 + 1);
+            for ((_, nonce), expected) in rows.iter().zip(&new) {
                 assert_eq!(nonce, *expected);
             }
+            // Numbered by time: from when the first was appended, one after another within a
+            // commit (each commit reads the clock once).
+            assert!(rows[0].0 >= started_us, "{} < {started_us}", rows[0].0);
+            assert!(rows[254].0 <= crate::clock::now_us() + 255);
             // Another process reads them all from the log.
             let other = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
             for nonce in &new {
@@ -340,18 +344,122 @@ mod tests {
                         .expect("recorded")
                 );
             }
-            assert_eq!(store.delete_nonces_before(now).await.expect("cleaned"), 4);
-            assert_eq!(log_rows(dir.path()), [(5, "a4".to_owned())]);
+            let before = log_rows(dir.path());
+            // Cleaned up to a minute from now: every row but the newest.
+            assert_eq!(
+                store.delete_nonces_before(now + 60).await.expect("cleaned"),
+                4
+            );
+            assert_eq!(log_rows(dir.path()), before[4..]);
             assert!(b.record(consumer, "b0", now).await.expect("recorded"));
-            assert_eq!(log_rows(dir.path())[1], (6, "b0".to_owned()));
+            let rows = log_rows(dir.path());
+            assert!(rows[1].0 > before[4].0 && rows[1].1 == "b0", "{rows:?}");
             assert!(!a.record(consumer, "b0", now).await.expect("recorded"));
 
             raw_delete_all(dir.path());
             assert!(b.record(consumer, "b1", now).await.expect("recorded"));
-            assert_eq!(log_rows(dir.path()), [(1, "b1".to_owned())]);
+            assert_eq!(log_rows(dir.path()).len(), 1);
             assert!(!a.record(consumer, "b1", now).await.expect("recorded"));
             assert!(a.record(consumer, "a5", now).await.expect("recorded"));
             assert!(!b.record(consumer, "a5", now).await.expect("recorded"));
+        });
+    }
+
+    /// A row's number is its arrival in microseconds, or its timestamp's if that is later (a
+    /// client clock ahead), and always above the one before; the cleanup deletes a row once
+    /// both are before its cutoff.
+    #[test]
+    fn rows_are_numbered_by_time() {
+        use sqlite::next_seq;
+        let (now, now_us) = (1_700_000_000, 1_700_000_000_250_000);
+        assert_eq!(next_seq(0, now_us, now - 5), now_us);
+        assert_eq!(next_seq(now_us, now_us, now), now_us + 1);
+        assert_eq!(next_seq(0, now_us, now + 30), (now + 30) * 1_000_000);
+        assert_eq!(next_seq(i64::MAX - 1, now_us, i64::MAX), i64::MAX);
+
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        runtime().block_on(async {
+            let store = sqlite_store(dir.path()).await;
+            let consumer = store_consumer(dir.path(), "c").await;
+            let writer = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
+            let now = crate::clock::now();
+            assert!(
+                writer
+                    .record(consumer, "past", now - 700)
+                    .await
+                    .expect("recorded")
+            );
+            assert!(
+                writer
+                    .record(consumer, "ahead", now + 500)
+                    .await
+                    .expect("recorded")
+            );
+            assert!(
+                writer
+                    .record(consumer, "last", now - 700)
+                    .await
+                    .expect("recorded")
+            );
+            let rows = log_rows(dir.path());
+            assert!(rows[0].0 >= (now - 1) * 1_000_000 && rows[0].0 < (now + 60) * 1_000_000);
+            assert_eq!(rows[1].0, (now + 500) * 1_000_000);
+            assert_eq!(rows[2].0, (now + 500) * 1_000_000 + 1);
+            // Up to now + 400 s: the first row only ("ahead" is not out of the window, and
+            // "last", numbered after it, waits for it).
+            assert_eq!(
+                store
+                    .delete_nonces_before(now + 400)
+                    .await
+                    .expect("cleaned"),
+                1
+            );
+            assert_eq!(log_rows(dir.path()), rows[1..]);
+        });
+    }
+
+    /// The rows numbered before migration 0015 (1, 2, 3 ...) are read at start-up as before,
+    /// with the timed rows of the window, and none out of it; the cleanup deletes the old ones
+    /// by their timestamp, and the numbers go on by time after them.
+    #[test]
+    fn rows_numbered_before_time_are_still_read_and_cleaned() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        runtime().block_on(async {
+            let store = sqlite_store(dir.path()).await;
+            let consumer = store_consumer(dir.path(), "c").await;
+            let now = crate::clock::now();
+            let timed = (now - 5000) * 1_000_000;
+            rusqlite::Connection::open(dir.path().join("nonces.sqlite"))
+                .expect("the file opens")
+                .execute(
+                    "INSERT INTO oauth_nonce (seq, nonce, timestamp, consumer_id) VALUES
+                         (1, 'old-out', ?1 - 5000, ?2), (2, 'old-in', ?1 - 10, ?2),
+                         (?3, 'timed-out', ?1 - 5000, ?2),
+                         (?3 + 4990000000, 'timed-in', ?1 - 10, ?2)",
+                    (now, consumer, timed),
+                )
+                .expect("rows");
+            let writer = NonceWriter::spawn(sqlite_store(dir.path()).await, 600);
+            for (nonce, new) in [
+                ("old-out", true),
+                ("old-in", false),
+                ("timed-out", true),
+                ("timed-in", false),
+            ] {
+                let answer = writer.record(consumer, nonce, now).await.expect("recorded");
+                assert_eq!(answer, new, "{nonce}");
+            }
+            let newest = log_rows(dir.path()).last().expect("rows").0;
+            assert!(newest >= now * 1_000_000, "{newest}");
+            assert_eq!(
+                store
+                    .delete_nonces_before(now - 660)
+                    .await
+                    .expect("cleaned"),
+                2
+            );
+            let left: Vec<String> = log_rows(dir.path()).into_iter().map(|r| r.1).collect();
+            assert_eq!(left, ["old-in", "timed-in", "old-out", "timed-out"]);
         });
     }
 
@@ -404,6 +512,19 @@ mod tests {
             assert!(!schema.contains(gone), "{schema}");
         }
         assert!(schema.contains("oauth_nonce_timestamp"), "{schema}");
+        // Which migration 0015 drops: the log's own key is all it has.
+        conn.execute_batch(include_str!(
+            "../migrations/sqlite/0015_nonce_log_timed.sql"
+        ))
+        .expect("migration 0015");
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'oauth_nonce' AND type = 'index'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("counted");
+        assert_eq!(indexes, 0);
     }
 
     fn raw_delete_all(dir: &Path) {

@@ -195,13 +195,19 @@ impl Recent {
         self.seq = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM oauth_nonce", [], |r| {
             r.get(0)
         })?;
+        // Two ranges of the table's own key: the rows numbered before migration 0015 (all of
+        // them: their numbers say nothing of their time), and the timed rows from the cutoff
+        // on (one below it has a timestamp before it, see [`next_seq`]).
         let mut rows = conn.prepare(
             "SELECT consumer_id, nonce, timestamp FROM oauth_nonce
-             WHERE timestamp >= ?1 AND seq <= ?2 ORDER BY timestamp",
+             WHERE seq >= ?1 AND seq <= ?2 AND timestamp >= ?3",
         )?;
-        let mut rows = rows.query((self.cutoff, self.seq))?;
-        while let Some(row) = rows.next()? {
-            self.add_row(row)?;
+        let timed = self.cutoff.saturating_mul(MICROS).max(TIMED_FROM);
+        for (from, to) in [(0, TIMED_FROM - 1), (timed, self.seq)] {
+            let mut rows = rows.query((from, to.min(self.seq), self.cutoff))?;
+            while let Some(row) = rows.next()? {
+                self.add_row(row)?;
+            }
         }
         Ok(())
     }
@@ -403,11 +409,33 @@ pub(super) fn append_new(
         fresh.push(live);
     }
     if !new.is_empty() {
-        insert_rows(conn, &new)?;
-        // The rows of one transaction holding the write lock are numbered one after another.
-        recent.seq = conn.last_insert_rowid();
+        // Under the write lock and level with the log, `recent.seq` is the log's largest.
+        recent.seq = insert_rows(conn, &new, recent.seq, crate::clock::now_us())?;
     }
     Ok(fresh)
+}
+
+/// Microseconds in a second.
+const MICROS: i64 = 1_000_000;
+
+/// Every `seq` [`next_seq`] gives is above this (2001-09-09, in microseconds); the rows below
+/// it were numbered one after another from 1, before migration 0015, and the nonce cleanup
+/// removes them like any other once they are out of the window.
+pub(in crate::store) const TIMED_FROM: i64 = 1_000_000_000_000_000;
+
+/// The `seq` of the first row of a commit appended after `last` at `now_us`, whose rows'
+/// timestamps (seconds) are at most `timestamp`: the microsecond of its arrival or of the
+/// latest timestamp, whichever is later, and above `last`; the commit's other rows follow it
+/// one by one. So a row whose `seq` is below a time in microseconds has a timestamp before
+/// that time: the nonce cleanup and the start-up read find their rows by a range of the
+/// table's own key, and the log needs no index on the timestamp (which cost every commit a
+/// B-tree of random pages, and signed requests about 5% of their throughput). A client's
+/// timestamp ahead of the clock (by up to the window) moves the numbers ahead for as long:
+/// the rows then wait up to a window longer for the cleanup, which only keeps them longer.
+pub(super) fn next_seq(last: i64, now_us: i64, timestamp: i64) -> i64 {
+    last.saturating_add(1)
+        .max(now_us)
+        .max(timestamp.saturating_mul(MICROS))
 }
 
 /// Rows per `INSERT` statement at most (a power of two).
@@ -417,29 +445,40 @@ pub(super) const INSERT_ROWS: usize = 64;
 pub(super) static INSERTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
     std::iter::successors(Some(1_usize), |n| (*n < INSERT_ROWS).then_some(n * 2))
         .map(|n| {
-            let rows = vec!["(?, ?, ?)"; n].join(", ");
-            format!("INSERT INTO oauth_nonce (nonce, timestamp, consumer_id) VALUES {rows}")
+            let rows = vec!["(?, ?, ?, ?)"; n].join(", ");
+            format!("INSERT INTO oauth_nonce (seq, nonce, timestamp, consumer_id) VALUES {rows}")
         })
         .collect()
 });
 
-/// Appends rows in a few multi-row statements (the largest that fit, by powers of two): each
-/// statement run costs about as much as a row inserted.
-pub(super) fn insert_rows(conn: &rusqlite::Connection, rows: &[&Pending]) -> rusqlite::Result<()> {
+/// Appends rows after `last` in a few multi-row statements (the largest that fit, by powers of
+/// two: each statement run costs about as much as a row inserted), numbered from
+/// [`next_seq`] on. Returns the last row's `seq`.
+pub(super) fn insert_rows(
+    conn: &rusqlite::Connection,
+    rows: &[&Pending],
+    last: i64,
+    now_us: i64,
+) -> rusqlite::Result<i64> {
+    let latest = rows.iter().map(|p| p.timestamp).max().unwrap_or(0);
+    // The first row's number is given; the others' are left to SQLite (NULL: the largest plus
+    // one), which appends them without first looking each number up.
+    let mut first = Some(next_seq(last, now_us, latest));
     let mut rest = rows;
     while !rest.is_empty() {
         let log2 = rest.len().min(INSERT_ROWS).ilog2();
         let n = 1_usize << log2;
         let mut insert = conn.prepare_cached(&INSERTS[log2 as usize])?;
         for (i, p) in rest[..n].iter().enumerate() {
-            insert.raw_bind_parameter(3 * i + 1, p.nonce.as_str())?;
-            insert.raw_bind_parameter(3 * i + 2, p.timestamp)?;
-            insert.raw_bind_parameter(3 * i + 3, p.consumer_id)?;
+            insert.raw_bind_parameter(4 * i + 1, first.take())?;
+            insert.raw_bind_parameter(4 * i + 2, p.nonce.as_str())?;
+            insert.raw_bind_parameter(4 * i + 3, p.timestamp)?;
+            insert.raw_bind_parameter(4 * i + 4, p.consumer_id)?;
         }
         insert.raw_execute()?;
         rest = &rest[n..];
     }
-    Ok(())
+    Ok(conn.last_insert_rowid())
 }
 
 #[cfg(test)]
