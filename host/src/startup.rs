@@ -200,6 +200,8 @@ impl Application {
                 connections.clone(),
             ),
             draining: Arc::new(AtomicBool::new(false)),
+            integration_answers: Default::default(),
+            self_answers: Default::default(),
         });
         let app_state = state.clone();
         let workers = match settings.server.workers {

@@ -243,29 +243,36 @@ pub async fn me(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RestError> {
-    match &*authorize(&req, &body, &state).await? {
-        Principal::Integration {
-            id,
-            name,
-            consumer_id,
-            grants,
-        } => Ok(json(
-            StatusCode::OK,
-            &SelfView {
+    let principal = authorize(&req, &body, &state).await?;
+    let Principal::Integration { consumer_id, .. } = &*principal else {
+        return Err(super::auth::refusal(
+            StatusCode::UNAUTHORIZED,
+            &[crate::acl::SELF.to_owned()],
+        ));
+    };
+    state.self_answers.answer(*consumer_id, &principal, |p| {
+        serde_json::to_vec(&SelfView::of(p))
+    })
+}
+
+impl<'a> SelfView<'a> {
+    /// The view of an integration's principal (`None` for anyone else: refused before).
+    fn of(principal: &'a Principal) -> Option<Self> {
+        match principal {
+            Principal::Integration {
+                id,
+                name,
+                consumer_id,
+                grants,
+            } => Some(SelfView {
                 id: *id,
                 name,
                 consumer_id: *consumer_id,
                 all_resources: matches!(grants, Grants::All),
-                resources: match grants {
-                    Grants::All => Vec::new(),
-                    Grants::Some(set) => set.iter().map(|r| r.as_str()).collect(),
-                },
-            },
-        )),
-        _ => Err(super::auth::refusal(
-            StatusCode::UNAUTHORIZED,
-            &[crate::acl::SELF.to_owned()],
-        )),
+                resources: split_grants(grants).1,
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -394,8 +401,9 @@ pub async fn get(
     authorize(&req, &body, &state).await?;
     let id = path_id(&req)?;
     let found = state.integrations.get_with_grants(id).await?;
-    let (i, grants) = &*found;
-    Ok(json(StatusCode::OK, &IntegrationView::new(i, grants)))
+    state.integration_answers.answer(id, &found, |(i, grants)| {
+        serde_json::to_vec(&IntegrationView::new(i, grants))
+    })
 }
 
 /// Replace an integration's fields and permissions. Config integrations are read-only.

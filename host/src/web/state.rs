@@ -29,4 +29,11 @@ pub struct AppState {
     pub proxy: reqwest::Client,
     /// Set once shutdown began: `/readyz` answers 503 from then on.
     pub draining: Arc<AtomicBool>,
+    /// The JSON of integrations read by id, kept with their cached reads.
+    pub integration_answers: super::respond::JsonMemo<(
+        crate::services::integration::Integration,
+        crate::acl::Grants,
+    )>,
+    /// The JSON of `/integrations/me`, kept with each caller's cached principal.
+    pub self_answers: super::respond::JsonMemo<crate::services::authorization::Principal>,
 }
