@@ -421,7 +421,7 @@ const MICROS: i64 = 1_000_000;
 /// Every `seq` [`next_seq`] gives is above this (2001-09-09, in microseconds); the rows below
 /// it were numbered one after another from 1, before migration 0015, and the nonce cleanup
 /// removes them like any other once they are out of the window.
-pub(in crate::store) const TIMED_FROM: i64 = 1_000_000_000_000_000;
+const TIMED_FROM: i64 = 1_000_000_000_000_000;
 
 /// The `seq` of the first row of a commit appended after `last` at `now_us`, whose rows'
 /// timestamps (seconds) are at most `timestamp`: the microsecond of its arrival or of the
@@ -429,7 +429,7 @@ pub(in crate::store) const TIMED_FROM: i64 = 1_000_000_000_000_000;
 /// one by one. So a row whose `seq` is below a time in microseconds has a timestamp before
 /// that time: the nonce cleanup and the start-up read find their rows by a range of the
 /// table's own key, and the log needs no index on the timestamp (which cost every commit a
-/// B-tree of random pages, and signed requests about 5% of their throughput). A client's
+/// B-tree of random pages, and signed requests a few per cent of their throughput). A client's
 /// timestamp ahead of the clock (by up to the window) moves the numbers ahead for as long:
 /// the rows then wait up to a window longer for the cleanup, which only keeps them longer.
 pub(super) fn next_seq(last: i64, now_us: i64, timestamp: i64) -> i64 {
