@@ -287,10 +287,11 @@ impl Store {
     /// Nonces whose timestamp is before `cutoff`.
     pub async fn delete_nonces_before(&self, cutoff: i64) -> Result<u64, StoreError> {
         // On SQLite the nonces are a log keyed by `seq`, a row's arrival or timestamp in
-        // microseconds (whichever is later, see `nonces::sqlite::next_seq`): every row with a
-        // timestamp before the cutoff and not ahead of the clock is in the range of `seq`
-        // below it, read by the table's own key (the log has no index on its timestamp). The
-        // newest row stays: a new row's `seq` must never be one a process has read already
+        // microseconds (whichever is later, see `nonces::sqlite::next_seq`): a row whose `seq`
+        // is below the cutoff has a timestamp before it, so the rows to delete are a range of
+        // the table's own key (the log has no index on its timestamp); the timestamp test
+        // covers the rows numbered 1, 2, 3 ... before migration 0015, and a row that arrived
+        // after the cutoff waits for a later cleanup. The newest row stays: a new row's `seq` must never be one a process has read already
         // (migration 0006). PostgreSQL goes by row address.
         let sql = Batched {
             sqlite: batched_delete!(

@@ -11,9 +11,14 @@ use super::error::RestError;
 
 /// A JSON answer that no cache keeps.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(value)
+    uncached(status).json(value)
+}
+
+/// An answer that no cache keeps (JSON with the API's data, and often a credential).
+fn uncached(status: StatusCode) -> actix_web::HttpResponseBuilder {
+    let mut answer = HttpResponse::build(status);
+    answer.insert_header((header::CACHE_CONTROL, "no-store"));
+    answer
 }
 
 /// JSON answers kept with the shared value they were written from: while a cache hands out
@@ -66,8 +71,7 @@ impl<T> JsonMemo<T> {
                 body
             }
         };
-        Ok(HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
+        Ok(uncached(StatusCode::OK)
             .content_type("application/json")
             .body(body))
     }
